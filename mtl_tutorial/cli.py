@@ -1,0 +1,127 @@
+"""The command line: `mtl-tutorial train | evaluate | predict | data` (or `python -m mtl_tutorial`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from .data import SPLITS, TWEETEVAL_TASKS, DataError, download_tweeteval, load_task, write_tsv_folder
+from .sampling import SAMPLERS
+from .train import TrainConfig, evaluate_run, fit, predict_run
+
+DEV_CURVES_FILE = "dev_curves.png"
+
+
+def results_table(results: dict) -> pd.DataFrame:
+    """One row per task: its official metric, best epoch, dev and test scores, and the majority baseline."""
+    rows = [{"task": task, "metric": result["official_metric"], "best epoch": result["best_epoch"],
+             "dev": result["dev"]["official"], "test": result["test"]["official"],
+             "test accuracy": result["test"]["accuracy"], "majority baseline (test)": result["test_majority_baseline"]["official"]}
+            for task, result in results.items()]
+    return pd.DataFrame(rows).set_index("task")
+
+
+def train_command(args) -> None:
+    from . import plots  # matplotlib only for the commands that draw
+
+    config = TrainConfig(
+        tasks=args.tasks, model=args.model, pooling=args.pooling, sampler=args.sampler, temperature=args.temperature,
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, max_length=args.max_length,
+        seed=args.seed, max_train_examples=args.max_train_examples, mixed_precision=args.mixed_precision,
+        data_dir=args.data_dir, cache_dir=args.cache_dir, base_url=args.base_url,
+    )
+    run = fit(config, args.out, resume=args.resume)
+    if run.history.empty:
+        return
+    figure = plots.dev_curves(run.history, title=f"{' + '.join(config.tasks)} ({args.out})")
+    figure.savefig(Path(args.out) / DEV_CURVES_FILE, dpi=120)
+    print(run.history.to_string(index=False, float_format="%.4f"))
+    print()
+    print(results_table(run.results).to_string(float_format="%.4f"))
+    print(f"\nRun saved in {args.out} (history.csv, results.json, best/<task>/, {DEV_CURVES_FILE})")
+
+
+def evaluate_command(args) -> None:
+    print(evaluate_run(args.run, args.split).to_string(index=False, float_format="%.4f"))
+
+
+def predict_command(args) -> None:
+    texts = args.texts or [line.rstrip("\n") for line in sys.stdin]
+    table = predict_run(args.run, texts, args.task, args.max_length)
+    print(table.to_string(index=False, float_format="%.3f", na_rep=""))
+
+
+def data_command(args) -> None:
+    where = {"data_dir": args.data_dir, "cache_dir": args.cache_dir, "base_url": args.base_url}
+    if args.action == "download":
+        for task in args.tasks:
+            root = download_tweeteval(task, args.cache_dir, args.base_url)
+            print(f"{task}: {load_task(task, cache_dir=args.cache_dir, base_url=args.base_url).sizes()} in {root}")
+    else:
+        for task in args.tasks:
+            loaded = load_task(task, **where)
+            folder = write_tsv_folder(loaded, Path(args.out) / loaded.name)
+            print(f"{task}: wrote {folder} ({loaded.sizes()})")
+
+
+def add_data_options(parser) -> None:
+    parser.add_argument("--data-dir", help="an existing copy of TweetEval's datasets/ folder (or set MTL_TUTORIAL_DATA_DIR)")
+    parser.add_argument("--cache-dir", help="where downloads go (default ~/.cache/mtl_tutorial, or MTL_TUTORIAL_CACHE)")
+    parser.add_argument("--base-url", help="a mirror of TweetEval's datasets/ folder, e.g. file:///path/to/datasets")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mtl-tutorial", description="Multi-task fine-tuning of one encoder on tweet tasks.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    defaults = TrainConfig()
+
+    train = commands.add_parser("train", help="train one encoder on one or more tasks")
+    train.add_argument("--tasks", nargs="+", default=defaults.tasks, help=f"TweetEval names ({', '.join(TWEETEVAL_TASKS)}) or folders")
+    train.add_argument("--model", help="hub id (roberta-base) or folder; default: the packaged MiniLM (offline)")
+    train.add_argument("--pooling", choices=("mean", "cls", "pooler"), default=defaults.pooling)
+    train.add_argument("--sampler", choices=SAMPLERS, default=defaults.sampler)
+    train.add_argument("--temperature", type=float, default=defaults.temperature)
+    train.add_argument("--epochs", type=int, default=defaults.epochs)
+    train.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    train.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    train.add_argument("--max-length", type=int, default=defaults.max_length)
+    train.add_argument("--seed", type=int, default=defaults.seed)
+    train.add_argument("--max-train-examples", type=int, help="cap on training tweets per task (a random sample)")
+    train.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default=defaults.mixed_precision)
+    train.add_argument("--out", required=True, help="the run folder, e.g. runs/quick")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
+    add_data_options(train)
+    train.set_defaults(handler=train_command)
+
+    evaluate = commands.add_parser("evaluate", help="score a run's best checkpoints on a split")
+    evaluate.add_argument("run")
+    evaluate.add_argument("--split", choices=SPLITS, default="test")
+    evaluate.set_defaults(handler=evaluate_command)
+
+    predict = commands.add_parser("predict", help="label tweets with a run (every head, or --task)")
+    predict.add_argument("run", help="a run folder or a saved model folder")
+    predict.add_argument("texts", nargs="*", help="tweets to label (default: one per line on standard input)")
+    predict.add_argument("--task")
+    predict.add_argument("--max-length", type=int, default=defaults.max_length)
+    predict.set_defaults(handler=predict_command)
+
+    data = commands.add_parser("data", help="download TweetEval tasks, or convert them to the course's TSV format")
+    data.add_argument("action", choices=("download", "convert"))
+    data.add_argument("tasks", nargs="+")
+    data.add_argument("--out", default="data", help="for convert: the folder to write <task>/ into")
+    add_data_options(data)
+    data.set_defaults(handler=data_command)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except (DataError, ValueError, KeyError, OSError) as error:
+        print(f"mtl-tutorial {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,59 @@
+"""Writing files so that nothing is ever half-written: write beside the target, then rename.
+
+A rename within one folder is atomic, so a reader (or a crash) sees the old file or the new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+
+def write_atomically(path: Path, writer) -> None:
+    """Call `writer(temporary_path)`, then move the finished file to `path`."""
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    os.close(handle)
+    try:
+        writer(Path(temporary))
+        os.chmod(temporary, 0o644)  # mkstemp makes files private; results are for everyone to read
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def write_json_atomically(data, path: Path) -> None:
+    write_atomically(path, lambda temporary: temporary.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8"))
+
+
+@contextlib.contextmanager
+def staged_folder(folder: Path):
+    """Yield an empty folder to fill; on success it replaces `folder`, on error it is removed."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".partial"))
+    try:
+        yield staging
+        staging.chmod(0o755)
+        for path in staging.iterdir():
+            path.chmod(0o644)
+        replace_folder(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def replace_folder(new: Path, old: Path) -> None:
+    """Put folder `new` where `old` is; `old`, if any, is moved aside first and then deleted."""
+    if old.exists():
+        trash = old.with_name(f".{old.name}.old")
+        shutil.rmtree(trash, ignore_errors=True)
+        os.replace(old, trash)
+        os.replace(new, old)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(new, old)

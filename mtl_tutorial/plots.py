@@ -1,0 +1,113 @@
+"""Pictures for the lessons; every function returns a matplotlib Figure (nothing is shown or saved).
+
+Dev curves per epoch, label distributions, tweet lengths, sampling probabilities and schedules,
+and confusion matrices.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.figure import Figure
+
+from .metrics import official_metric_name
+from .sampling import task_probabilities, task_schedule
+
+
+def dev_curves(history: pd.DataFrame, title: str = "") -> Figure:
+    """Per-epoch curves of every task: official dev score (best epoch starred), train and dev loss."""
+    figure, (score_axes, loss_axes) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    for index, (task, rows) in enumerate(history.groupby("task", sort=False)):
+        colour = f"C{index}"
+        score_axes.plot(rows["epoch"], rows["dev_official"], "o-", color=colour, label=f"{task} ({official_metric_name(task)})")
+        best = rows.loc[rows["dev_official"].idxmax()]
+        score_axes.plot(best["epoch"], best["dev_official"], "*", color=colour, markersize=16)
+        loss_axes.plot(rows["epoch"], rows["train_loss"], "o--", color=colour, label=f"{task} train")
+        loss_axes.plot(rows["epoch"], rows["dev_loss"], "o-", color=colour, label=f"{task} dev")
+    score_axes.set(xlabel="epoch", ylabel="official dev score", title="Dev score per task (★ = best epoch)")
+    loss_axes.set(xlabel="epoch", ylabel="cross-entropy loss", title="Training and dev loss")
+    for axes in (score_axes, loss_axes):
+        axes.xaxis.get_major_locator().set_params(integer=True)
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize="small")
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def label_distribution(tasks: dict, split: str = "train") -> Figure:
+    """One bar chart per task: how many `split` examples carry each label."""
+    figure, axes_list = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.5), squeeze=False, constrained_layout=True)
+    for axes, task in zip(axes_list[0], tasks.values()):
+        counts = task.splits[split]["label"].value_counts().reindex(range(task.num_labels), fill_value=0)
+        axes.bar(task.label_names, counts.values, color="C0")
+        axes.set(title=f"{task.name}: {split} labels (n={counts.sum()})", ylabel="tweets")
+        axes.tick_params(axis="x", rotation=45)
+    return figure
+
+
+def token_lengths(lengths: dict[str, list[int]], max_length: int = 64) -> Figure:
+    """Histogram of tweet lengths in tokens, per task, with the truncation length marked."""
+    figure, axes = plt.subplots(figsize=(7, 3.5), constrained_layout=True)
+    for task, values in lengths.items():
+        axes.hist(values, bins=range(0, max_length + 2, 2), alpha=0.5, label=task)
+    axes.axvline(max_length, color="black", linestyle="--", label=f"max_length = {max_length}")
+    axes.set(xlabel="tokens per tweet (after truncation)", ylabel="tweets", title="Tweet lengths")
+    axes.legend()
+    return figure
+
+
+def sampling_probabilities(sizes: dict[str, int], samplers=("proportional", "temperature", "uniform"),
+                           temperature: float = 2.0) -> Figure:
+    """Bars of each task's sampling probability under each sampler."""
+    figure, axes = plt.subplots(figsize=(7, 3.5), constrained_layout=True)
+    width = 0.8 / len(sizes)
+    for index, task in enumerate(sizes):
+        values = [task_probabilities(sizes, sampler, temperature)[task] for sampler in samplers]
+        axes.bar([x + index * width for x in range(len(samplers))], values, width, label=f"{task} (n={sizes[task]})")
+    axes.set_xticks([x + width * (len(sizes) - 1) / 2 for x in range(len(samplers))], samplers)
+    axes.set(ylabel="probability of the task at a step", ylim=(0, 1), title="Task sampling probabilities")
+    axes.legend()
+    return figure
+
+
+def annealed_probabilities(sizes: dict[str, int], num_epochs: int = 5) -> Figure:
+    """How the annealed sampler moves from proportional (epoch 1) towards uniform (last epoch)."""
+    figure, axes = plt.subplots(figsize=(7, 3.5), constrained_layout=True)
+    epochs = list(range(1, num_epochs + 1))
+    for task in sizes:
+        axes.plot(epochs, [task_probabilities(sizes, "annealed", epoch=e, num_epochs=num_epochs)[task] for e in epochs], "o-", label=task)
+    axes.set(xlabel="epoch", ylabel="probability", ylim=(0, 1), title="Annealed sampling over epochs")
+    axes.xaxis.get_major_locator().set_params(integer=True)
+    axes.legend()
+    return figure
+
+
+def schedule_counts(sizes: dict[str, int], steps: int, samplers=("proportional", "temperature", "uniform", "round_robin"),
+                    seed: int = 77, temperature: float = 2.0) -> Figure:
+    """The realised schedule: cumulative steps given to each task during one epoch, per sampler."""
+    figure, axes_list = plt.subplots(1, len(samplers), figsize=(3.6 * len(samplers), 3.2), sharey=True, squeeze=False,
+                                     constrained_layout=True)
+    for axes, sampler in zip(axes_list[0], samplers):
+        schedule = pd.Series(task_schedule(sizes, steps, sampler, seed, temperature))
+        for task in sizes:
+            axes.plot(range(1, steps + 1), (schedule == task).cumsum().values, label=task)
+        axes.set(title=sampler, xlabel="step")
+    axes_list[0][0].set_ylabel("steps given to the task so far")
+    axes_list[0][0].legend()
+    return figure
+
+
+def confusion_matrix(table: pd.DataFrame, title: str = "") -> Figure:
+    """Draw a confusion table (rows = true label, columns = prediction) with its counts."""
+    figure, axes = plt.subplots(figsize=(1.1 * len(table) + 2.5, 1.0 * len(table) + 1.5), constrained_layout=True)
+    image = axes.imshow(table.values, cmap="Blues")
+    axes.set_xticks(range(len(table.columns)), table.columns, rotation=45)
+    axes.set_yticks(range(len(table.index)), table.index)
+    axes.set(xlabel="predicted label", ylabel="true label", title=title)
+    for row in range(len(table.index)):
+        for column in range(len(table.columns)):
+            value = table.values[row, column]
+            axes.text(column, row, value, ha="center", va="center", color="white" if value > table.values.max() / 2 else "black")
+    figure.colorbar(image, ax=axes)
+    return figure

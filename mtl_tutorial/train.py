@@ -1,0 +1,287 @@
+"""Lesson step 4, training: one loop for multi-task and single-task runs (one task = a baseline).
+
+At each step the sampler picks a task, that task's next batch goes through the shared encoder and
+its own head; loss, backward, clip, step, schedule. After each epoch every task is scored on its
+dev set, the history is written, the best checkpoint of each task is kept, and the run can resume.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.utils import DistributedDataParallelKwargs, set_seed
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from .data import BatchStream, EncodedSplit, Task, batches_per_pass, encode, encode_task, evaluation_batches, load_tasks, pad_batch
+from .metrics import majority_baseline, official_metric_name, scores
+from .files import staged_folder, write_atomically, write_json_atomically
+from .model import MultiTaskModel, build_model, load_model, predict, restore_weights, save_model
+from .sampling import SAMPLERS, task_schedule
+
+CONFIG_FILE, HISTORY_JSON, HISTORY_CSV, RESULTS_FILE = "config.json", "history.json", "history.csv", "results.json"
+STATE_FILE = "training_state.pt"
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run. The defaults are the original tutorial's recipe."""
+
+    tasks: list[str] = field(default_factory=lambda: ["emotion", "sentiment"])
+    model: str | None = None  # hub id or folder; None = the packaged MiniLM (offline)
+    pooling: str = "mean"  # "mean", "cls" or "pooler" (the tutorial's)
+    sampler: str = "proportional"
+    temperature: float = 2.0  # only for sampler="temperature"
+    epochs: int = 5
+    batch_size: int = 32
+    eval_batch_size: int = 128
+    learning_rate: float = 2e-5
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    max_length: int = 64
+    seed: int = 77
+    max_train_examples: int | None = None  # per task; None = all
+    group_by_length: bool = True  # shuffled length buckets: same data and task mix, less padding
+    mixed_precision: str = "no"  # "no", "bf16" or "fp16"
+    data_dir: str | None = None  # an existing copy of TweetEval's datasets/ folder
+    cache_dir: str | None = None
+    base_url: str | None = None
+
+    def __post_init__(self):
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {self.sampler!r}: choose one of {', '.join(SAMPLERS)}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be at least 1, got {self.epochs} and {self.batch_size}")
+
+    def data_location(self) -> dict:
+        return {"data_dir": self.data_dir, "cache_dir": self.cache_dir, "base_url": self.base_url}
+
+
+@dataclass
+class TrainingRun:
+    """What `fit` returns: the run's folder, its per-epoch history and its final results."""
+
+    folder: Path
+    history: pd.DataFrame
+    results: dict
+
+
+def load_history(folder: str | Path) -> pd.DataFrame:
+    """A run's history: one row per (epoch, task) with train loss, dev scores and speed."""
+    return pd.DataFrame(json.loads((Path(folder) / HISTORY_JSON).read_text(encoding="utf-8")))
+
+
+def load_config(folder: str | Path) -> TrainConfig:
+    path = Path(folder) / CONFIG_FILE
+    try:
+        return TrainConfig(**json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{folder} is not a training run: {CONFIG_FILE} is missing") from None
+
+
+@torch.inference_mode()
+def evaluate(model: MultiTaskModel, split: EncodedSplit, task: str, num_labels: int, pad_id: int,
+             batch_size: int = 128, accelerator: Accelerator | None = None) -> tuple[dict, list[int]]:
+    """Score one task on one encoded split: mean loss, accuracy, macro-F1/recall, official score.
+
+    Returns (scores, predictions in the split's order). Under several processes each scores its
+    share of the batches and the results are gathered.
+    """
+    model.eval()
+    device = accelerator.device if accelerator else next(model.parameters()).device
+    rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
+    found, loss_sum = [], 0.0
+    for indices in evaluation_batches(split, batch_size)[rank::world]:
+        batch = pad_batch([split.input_ids[i] for i in indices], pad_id, [split.labels[i] for i in indices])
+        batch = {key: value.to(device) for key, value in batch.items()}
+        logits = model(batch["input_ids"], batch["attention_mask"], task).float()
+        loss_sum += F.cross_entropy(logits, batch["labels"], reduction="sum").item()
+        found.extend(zip(indices, logits.argmax(-1).tolist()))
+    if accelerator and world > 1:
+        found = accelerator.gather_object(found)
+        loss_sum = sum(accelerator.gather_object([loss_sum]))
+    predictions = [0] * len(split)
+    for index, label in found:
+        predictions[index] = label
+    result = {"loss": loss_sum / len(split), **scores(task, split.labels, predictions, num_labels)}
+    return result, predictions
+
+
+def make_accelerator(mixed_precision: str = "no") -> Accelerator:
+    """Accelerate picks the device (GPU if any) and, under torchrun or `accelerate launch`, the process."""
+    # Each step trains one head only, so under DDP the other heads get no gradient that step.
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    return Accelerator(mixed_precision=mixed_precision, kwargs_handlers=[ddp])
+
+
+def prepare_folder(folder: Path, config: TrainConfig, resume: bool) -> bool:
+    """Check the run folder; return True when there is a finished epoch to resume from."""
+    saved = folder / CONFIG_FILE
+    if saved.exists():
+        if load_config(folder) != config:
+            raise ValueError(f"{folder} already holds a different run (see its {CONFIG_FILE}); choose another folder")
+        if not resume:
+            raise ValueError(f"{folder} already holds this run: pass resume=True (--resume) to continue it")
+        return (folder / "last" / STATE_FILE).exists()
+    return False
+
+
+def fit(config: TrainConfig, folder: str | Path, resume: bool = False, on_epoch_end=None,
+        progress: bool = True, accelerator: Accelerator | None = None) -> TrainingRun:
+    """Train one shared encoder on `config.tasks`, scoring every task on dev after every epoch.
+
+    Writes to `folder`: config.json, history.json/csv (after every epoch), best/<task>/ (the best
+    checkpoint of each task by its official dev score), last/ (to resume from) and results.json
+    (each task's test score from its own best checkpoint). `on_epoch_end(history)` is called
+    with the history so far, e.g. to redraw a plot.
+    """
+    folder = Path(folder)
+    accelerator = accelerator or make_accelerator(config.mixed_precision)
+    can_resume = prepare_folder(folder, config, resume)
+    accelerator.wait_for_everyone()  # every process has checked the folder before it is written
+    if accelerator.is_main_process:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json_atomically(dataclasses.asdict(config), folder / CONFIG_FILE)
+
+    set_seed(config.seed)
+    tasks = {name: task.capped(config.max_train_examples, config.seed)
+             for name, task in load_tasks(config.tasks, **config.data_location()).items()}
+    model, tokenizer = build_model({name: task.label_names for name, task in tasks.items()}, config.model, config.pooling)
+    encoded = {name: encode_task(tokenizer, task, config.max_length) for name, task in tasks.items()}
+    rank, world = accelerator.process_index, accelerator.num_processes
+    streams = {name: BatchStream(encoded[name]["train"], config.batch_size, tokenizer.pad_token_id, config.seed,
+                                 config.group_by_length, rank, world) for name in tasks}
+    sizes = {name: len(encoded[name]["train"]) for name in tasks}
+    steps_per_epoch = sum(batches_per_pass(size, config.batch_size * world) for size in sizes.values())
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    total_steps = steps_per_epoch * config.epochs
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+    history, best, start_epoch = [], {}, 1
+    if can_resume:
+        restore_weights(model, folder / "last")
+        state = torch.load(folder / "last" / STATE_FILE, weights_only=True)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        for name, stream in streams.items():
+            stream.load_state_dict(state["streams"][name])
+        history, best, start_epoch = load_history(folder).to_dict("records"), state["best"], state["epoch"] + 1
+    model, optimizer = accelerator.prepare(model, optimizer)
+
+    for epoch in range(start_epoch, config.epochs + 1):
+        torch.manual_seed(config.seed + epoch)  # dropout: a resumed epoch draws the same masks
+        model.train()
+        schedule = task_schedule(sizes, steps_per_epoch, config.sampler, config.seed, config.temperature, epoch, config.epochs)
+        loss_sum = {name: torch.zeros((), device=accelerator.device) for name in tasks}
+        examples = {name: 0 for name in tasks}
+        tokens, padded_tokens = 0, 0
+        started = time.perf_counter()
+        for task in tqdm(schedule, desc=f"epoch {epoch}/{config.epochs}", disable=not (progress and accelerator.is_main_process)):
+            batch = {key: value.to(accelerator.device) for key, value in next(streams[task]).items()}
+            logits = model(batch["input_ids"], batch["attention_mask"], task)
+            loss = F.cross_entropy(logits.float(), batch["labels"])
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)  # before the step, so it counts
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            size = len(batch["labels"])
+            loss_sum[task] += loss.detach() * size  # stays on the device: no host sync per step
+            examples[task] += size
+            tokens += int(batch["attention_mask"].numel())
+            padded_tokens += int(batch["attention_mask"].numel()) - int(batch["attention_mask"].sum())
+        seconds = time.perf_counter() - started
+        total = accelerator.reduce(torch.tensor([sum(examples.values()), tokens, padded_tokens], device=accelerator.device), "sum")
+        for name, task in tasks.items():
+            train_loss = accelerator.reduce(loss_sum[name], "sum").item()
+            train_examples = int(accelerator.reduce(torch.tensor(examples[name], device=accelerator.device), "sum"))
+            dev, _ = evaluate(model, encoded[name]["dev"], name, task.num_labels, tokenizer.pad_token_id,
+                              config.eval_batch_size, accelerator)
+            improved = dev["official"] > best.get(name, {}).get("official", -1.0)
+            if improved:
+                best[name] = {"epoch": epoch, **dev}
+                if accelerator.is_main_process:
+                    save_model(accelerator.unwrap_model(model), tokenizer, folder / "best" / name, {"epoch": epoch, "dev": dev})
+            history.append({
+                "epoch": epoch, "task": name, "train_loss": train_loss / max(train_examples, 1), "train_examples": train_examples,
+                **{f"dev_{key}": value for key, value in dev.items()}, "best_so_far": improved,
+                "seconds": seconds, "examples_per_second": int(total[0]) / seconds, "pad_fraction": int(total[2]) / max(int(total[1]), 1),
+            })
+        if accelerator.is_main_process:
+            save_checkpoint(folder, accelerator.unwrap_model(model), tokenizer, optimizer, scheduler, streams, best, epoch)
+            save_history(folder, history)
+        accelerator.wait_for_everyone()
+        if on_epoch_end and accelerator.is_main_process:
+            on_epoch_end(pd.DataFrame(history))
+
+    results = test_best_checkpoints(folder, accelerator.unwrap_model(model), tasks, encoded, best, tokenizer.pad_token_id,
+                                    config.eval_batch_size, accelerator)
+    if accelerator.is_main_process:
+        write_json_atomically(results, folder / RESULTS_FILE)
+    accelerator.wait_for_everyone()
+    return TrainingRun(folder, pd.DataFrame(history), results)
+
+
+def save_history(folder: Path, history: list[dict]) -> None:
+    write_json_atomically(history, folder / HISTORY_JSON)
+    write_atomically(folder / HISTORY_CSV, lambda temporary: pd.DataFrame(history).to_csv(temporary, index=False))
+
+
+def save_checkpoint(folder: Path, model, tokenizer, optimizer, scheduler, streams, best, epoch) -> None:
+    """Everything needed to continue after `epoch`: weights, optimizer, schedule, data positions."""
+    state = {"epoch": epoch, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+             "streams": {name: stream.state_dict() for name, stream in streams.items()}, "best": best}
+    with staged_folder(folder / "last") as staging:
+        save_model(model, tokenizer, staging)
+        torch.save(state, staging / STATE_FILE)
+
+
+def test_best_checkpoints(folder: Path, model: MultiTaskModel, tasks: dict[str, Task], encoded, best: dict, pad_id: int,
+                          batch_size: int, accelerator: Accelerator | None = None) -> dict:
+    """Score each task on test with its OWN best checkpoint (the epoch with its best dev score)."""
+    results = {}
+    for name, task in tasks.items():
+        restore_weights(model, folder / "best" / name)
+        test, _ = evaluate(model, encoded[name]["test"], name, task.num_labels, pad_id, batch_size, accelerator)
+        majority = majority_baseline(name, encoded[name]["train"].labels, encoded[name]["test"].labels, task.num_labels)
+        results[name] = {"official_metric": official_metric_name(name), "best_epoch": best[name]["epoch"],
+                         "dev": best[name], "test": test, "test_majority_baseline": majority}
+    return results
+
+
+def evaluate_run(folder: str | Path, split: str = "test") -> pd.DataFrame:
+    """Score every task of a run on `split`, each with its own best checkpoint: one row per task."""
+    config = load_config(folder)
+    tasks = load_tasks(config.tasks, **config.data_location())
+    rows = []
+    for name, task in tasks.items():
+        model, tokenizer = load_model(Path(folder) / "best" / name)
+        split_data = encode(tokenizer, task.splits[split], config.max_length)
+        result, _ = evaluate(model, split_data, name, task.num_labels, tokenizer.pad_token_id, config.eval_batch_size)
+        rows.append({"task": name, "split": split, "official_metric": official_metric_name(name), **result})
+    return pd.DataFrame(rows)
+
+
+def predict_run(folder: str | Path, texts: list[str], task: str | None = None, max_length: int = 64) -> pd.DataFrame:
+    """Label texts with a run's best checkpoint of each task (or with a saved model folder)."""
+    folder = Path(folder)
+    if not (folder / "best").is_dir():
+        model, tokenizer = load_model(folder)
+        return predict(model, tokenizer, texts, task, max_length)
+    names = [task] if task else load_config(folder).tasks
+    frames = []
+    for name in names:
+        if not (folder / "best" / name).is_dir():
+            raise KeyError(f"run {folder} has no task {name!r}")
+        model, tokenizer = load_model(folder / "best" / name)
+        frames.append(predict(model, tokenizer, texts, name, max_length))
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,71 @@
+"""The command line end to end, with a tiny random encoder so that it runs in seconds."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from mtl_tutorial.cli import main
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, tiny_encoder_dir, tweeteval_dir):
+    folder = tmp_path_factory.mktemp("runs") / "tiny"
+    command = [sys.executable, "-m", "mtl_tutorial", "train", "--tasks", "emotion", "irony", "--model", str(tiny_encoder_dir),
+               "--epochs", "2", "--max-train-examples", "64", "--max-length", "32", "--data-dir", str(tweeteval_dir),
+               "--out", str(folder)]
+    finished = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    return folder, finished.stdout
+
+
+def test_train_writes_a_complete_run(trained_run):
+    folder, stdout = trained_run
+    names = {p.name for p in folder.iterdir()}
+    assert {"config.json", "history.json", "history.csv", "results.json", "dev_curves.png", "best", "last"} <= names
+    assert not [name for name in names if name.startswith(".")]  # no temporary leftovers
+    history = pd.read_csv(folder / "history.csv")
+    assert list(history[["epoch", "task"]].itertuples(index=False, name=None)) == [(1, "emotion"), (1, "irony"), (2, "emotion"), (2, "irony")]
+    assert (history["train_examples"] > 0).all() and (history["dev_loss"] > 0).all()
+    results = json.loads((folder / "results.json").read_text())
+    assert results["irony"]["official_metric"] == "F1 of irony"
+    for task, rows in history.groupby("task"):  # each task's best epoch is its first epoch with the top dev score
+        assert results[task]["best_epoch"] == rows.loc[rows["dev_official"].idxmax(), "epoch"]
+    assert "majority baseline (test)" in stdout and "emotion" in stdout
+
+
+def test_evaluate_reproduces_the_recorded_test_scores(trained_run, capsys):
+    folder, _ = trained_run
+    assert main(["evaluate", str(folder), "--split", "test"]) == 0
+    printed = capsys.readouterr().out
+    results = json.loads((folder / "results.json").read_text())
+    for task in ("emotion", "irony"):
+        assert f"{results[task]['test']['official']:.4f}" in printed
+
+
+def test_predict_labels_text_with_every_head_or_one(trained_run, capsys):
+    folder, _ = trained_run
+    assert main(["predict", str(folder), "I love this", "so sad today"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("emotion") == 2 and printed.count("irony") >= 2
+    assert main(["predict", str(folder), "--task", "irony", "yeah, great, another Monday"]) == 0
+    assert "emotion" not in capsys.readouterr().out
+
+
+def test_data_download_and_convert(tweeteval_dir, tmp_path, capsys):
+    cache = tmp_path / "cache"
+    assert main(["data", "download", "irony", "--cache-dir", str(cache), "--base-url", tweeteval_dir.as_uri()]) == 0
+    assert "'train': 2862" in capsys.readouterr().out
+    assert main(["data", "convert", "irony", "--data-dir", str(tweeteval_dir), "--out", str(tmp_path / "tsv")]) == 0
+    header = (tmp_path / "tsv" / "irony" / "train.tsv").read_text(encoding="utf-8").splitlines()[0]
+    assert header == "content\tlabel"
+
+
+def test_errors_are_one_clear_line(tmp_path, tweeteval_dir, capsys):
+    assert main(["train", "--tasks", "emotion", "feelings", "--data-dir", str(tweeteval_dir), "--out", str(tmp_path / "r")]) == 2
+    assert "unknown task 'feelings'" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path), "hello"]) == 2
+    assert "is not a saved multi-task model" in capsys.readouterr().err
