@@ -30,7 +30,7 @@ def train_command(args) -> None:
     config = TrainConfig(
         tasks=args.tasks, model=args.model, pooling=args.pooling, sampler=args.sampler, temperature=args.temperature,
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, max_length=args.max_length,
-        seed=args.seed, max_train_examples=args.max_train_examples, mixed_precision=args.mixed_precision,
+        seed=args.seed, max_train_examples=args.max_train_examples, max_eval_examples=args.max_eval_examples, mixed_precision=args.mixed_precision,
         data_dir=args.data_dir, cache_dir=args.cache_dir, base_url=args.base_url,
     )
     run = fit(config, args.out, resume=args.resume)
@@ -90,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-length", type=int, default=defaults.max_length)
     train.add_argument("--seed", type=int, default=defaults.seed)
     train.add_argument("--max-train-examples", type=int, help="cap on training tweets per task (a random sample)")
+    train.add_argument("--max-eval-examples", type=int, help="cap on dev and test tweets per task (quick demos only)")
     train.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default=defaults.mixed_precision)
     train.add_argument("--out", required=True, help="the run folder, e.g. runs/quick")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")

@@ -62,15 +62,18 @@ class Task:
         """Number of examples in each split."""
         return {split: len(frame) for split, frame in self.splits.items()}
 
-    def capped(self, max_train_examples: int | None, seed: int = 77) -> "Task":
-        """The same task with a random sample of at most `max_train_examples` training tweets."""
-        train = self.splits["train"]
-        if max_train_examples is None or max_train_examples >= len(train):
-            return self
-        if max_train_examples < 1:
-            raise DataError(f"max_train_examples must be at least 1, got {max_train_examples}")
-        sample = train.sample(n=max_train_examples, random_state=seed).reset_index(drop=True)
-        return Task(self.name, self.label_names, {**self.splits, "train": sample}, self.source)
+    def capped(self, max_train_examples: int | None = None, max_eval_examples: int | None = None, seed: int = 77) -> "Task":
+        """The same task with at most `max_train_examples` training tweets and `max_eval_examples`
+        dev and test tweets, each a random sample fixed by `seed` (None keeps a split whole)."""
+        limits = {"train": max_train_examples, "dev": max_eval_examples, "test": max_eval_examples}
+        splits = {}
+        for split, frame in self.splits.items():
+            limit = limits.get(split)
+            if limit is not None and limit < 1:
+                raise DataError(f"a cap on examples must be at least 1, got {limit} for {split}")
+            too_many = limit is not None and limit < len(frame)
+            splits[split] = frame.sample(n=limit, random_state=seed).reset_index(drop=True) if too_many else frame
+        return Task(self.name, self.label_names, splits, self.source)
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{split} {size}" for split, size in self.sizes().items())

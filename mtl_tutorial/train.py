@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, set_seed
+from accelerate.utils import DistributedDataParallelKwargs, gather_object, set_seed
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
@@ -50,6 +51,7 @@ class TrainConfig:
     max_length: int = 64
     seed: int = 77
     max_train_examples: int | None = None  # per task; None = all
+    max_eval_examples: int | None = None  # per task, dev and test; only for quick demos (scores become estimates)
     group_by_length: bool = True  # shuffled length buckets: same data and task mix, less padding
     mixed_precision: str = "no"  # "no", "bf16" or "fp16"
     data_dir: str | None = None  # an existing copy of TweetEval's datasets/ folder
@@ -73,6 +75,12 @@ class TrainingRun:
     folder: Path
     history: pd.DataFrame
     results: dict
+
+
+def load_run_tasks(config: TrainConfig) -> dict[str, Task]:
+    """The run's tasks, with its caps on training and evaluation examples applied."""
+    return {name: task.capped(config.max_train_examples, config.max_eval_examples, config.seed)
+            for name, task in load_tasks(config.tasks, **config.data_location()).items()}
 
 
 def load_history(folder: str | Path) -> pd.DataFrame:
@@ -107,8 +115,8 @@ def evaluate(model: MultiTaskModel, split: EncodedSplit, task: str, num_labels: 
         loss_sum += F.cross_entropy(logits, batch["labels"], reduction="sum").item()
         found.extend(zip(indices, logits.argmax(-1).tolist()))
     if accelerator and world > 1:
-        found = accelerator.gather_object(found)
-        loss_sum = sum(accelerator.gather_object([loss_sum]))
+        found = gather_object(found)
+        loss_sum = sum(gather_object([loss_sum]))
     predictions = [0] * len(split)
     for index, label in found:
         predictions[index] = label
@@ -120,7 +128,10 @@ def make_accelerator(mixed_precision: str = "no") -> Accelerator:
     """Accelerate picks the device (GPU if any) and, under torchrun or `accelerate launch`, the process."""
     # Each step trains one head only, so under DDP the other heads get no gradient that step.
     ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
-    return Accelerator(mixed_precision=mixed_precision, kwargs_handlers=[ddp])
+    # Accelerate starts CPU processes (gloo) only when told cpu=True: without it, two processes that
+    # torchrun started on a machine without a GPU would each train alone and overwrite each other's files.
+    several_cpu_processes = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.accelerator.is_available()
+    return Accelerator(mixed_precision=mixed_precision, cpu=several_cpu_processes, kwargs_handlers=[ddp])
 
 
 def prepare_folder(folder: Path, config: TrainConfig, resume: bool) -> bool:
@@ -153,8 +164,7 @@ def fit(config: TrainConfig, folder: str | Path, resume: bool = False, on_epoch_
         write_json_atomically(dataclasses.asdict(config), folder / CONFIG_FILE)
 
     set_seed(config.seed)
-    tasks = {name: task.capped(config.max_train_examples, config.seed)
-             for name, task in load_tasks(config.tasks, **config.data_location()).items()}
+    tasks = load_run_tasks(config)
     model, tokenizer = build_model({name: task.label_names for name, task in tasks.items()}, config.model, config.pooling)
     encoded = {name: encode_task(tokenizer, task, config.max_length) for name, task in tasks.items()}
     rank, world = accelerator.process_index, accelerator.num_processes
@@ -254,14 +264,15 @@ def test_best_checkpoints(folder: Path, model: MultiTaskModel, tasks: dict[str, 
         test, _ = evaluate(model, encoded[name]["test"], name, task.num_labels, pad_id, batch_size, accelerator)
         majority = majority_baseline(name, encoded[name]["train"].labels, encoded[name]["test"].labels, task.num_labels)
         results[name] = {"official_metric": official_metric_name(name), "best_epoch": best[name]["epoch"],
-                         "dev": best[name], "test": test, "test_majority_baseline": majority}
+                         "dev": best[name], "test": test, "test_examples": len(encoded[name]["test"]),
+                         "test_majority_baseline": majority}
     return results
 
 
 def evaluate_run(folder: str | Path, split: str = "test") -> pd.DataFrame:
     """Score every task of a run on `split`, each with its own best checkpoint: one row per task."""
     config = load_config(folder)
-    tasks = load_tasks(config.tasks, **config.data_location())
+    tasks = load_run_tasks(config)
     rows = []
     for name, task in tasks.items():
         model, tokenizer = load_model(Path(folder) / "best" / name)

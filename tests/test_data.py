@@ -136,6 +136,9 @@ def test_capped_training_set_is_a_seeded_sample(tweeteval_dir):
     assert small.sizes() == {"train": 100, "dev": 374, "test": 1421}
     assert small.splits["train"].equals(task.capped(100, seed=1).splits["train"])
     assert not small.splits["train"].equals(task.capped(100, seed=2).splits["train"])
+    assert task.capped(None, 50).sizes() == {"train": 3257, "dev": 50, "test": 50}
+    with pytest.raises(DataError, match="at least 1, got 0"):
+        task.capped(0)
 
 
 @pytest.fixture(scope="module")

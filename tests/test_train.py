@@ -1,0 +1,55 @@
+"""The training loop on real TweetEval data: it learns, scores each task on dev, keeps its best."""
+
+import pytest
+
+from mtl_tutorial.sampling import task_schedule
+from mtl_tutorial.train import TrainConfig, evaluate_run, fit, load_history
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory, tweeteval_dir):
+    """The packaged pre-trained MiniLM on emotion + sentiment, 400 training tweets each, two epochs of batches of 16 (~2 min)."""
+    config = TrainConfig(tasks=["emotion", "sentiment"], epochs=2, batch_size=16, learning_rate=1e-4, max_train_examples=400,
+                         max_eval_examples=300, data_dir=str(tweeteval_dir))
+    return fit(config, tmp_path_factory.mktemp("runs") / "real", progress=False)
+
+
+def test_a_short_real_run_beats_the_majority_baseline(real_run):
+    for task, result in real_run.results.items():
+        majority = result["test_majority_baseline"]["official"]
+        assert result["dev"]["official"] > majority + 0.1, (task, result["dev"], majority)
+        assert result["test"]["official"] > majority + 0.1, (task, result["test"], majority)
+        assert result["test_examples"] == 300
+
+
+def test_history_records_real_losses_and_speed(real_run):
+    history = real_run.history
+    assert list(history["task"]) == ["emotion", "sentiment"] * 2
+    assert history["train_examples"].sum() == 1600  # two passes over both capped training sets
+    assert (history["train_loss"] > 0).all() and (history["dev_loss"] > 0).all()  # both were really summed
+    assert (history["examples_per_second"] > 0).all() and (history["pad_fraction"] < 0.2).all()
+    assert load_history(real_run.folder).equals(history)
+
+
+def test_test_scores_come_from_each_tasks_best_checkpoint(real_run):
+    again = evaluate_run(real_run.folder, "test").set_index("task")
+    for task, result in real_run.results.items():
+        assert again.loc[task, "official"] == pytest.approx(result["test"]["official"])
+
+
+@pytest.mark.parametrize("sampler", ["round_robin", "uniform"])
+def test_the_sampler_decides_how_much_each_task_trains(tmp_path, tiny_encoder_dir, tweeteval_dir, sampler):
+    config = TrainConfig(tasks=["emotion", "irony"], model=str(tiny_encoder_dir), sampler=sampler, epochs=1,
+                         max_train_examples=320, max_eval_examples=50, batch_size=32, data_dir=str(tweeteval_dir))
+    run = fit(config, tmp_path / sampler, progress=False)
+    steps = task_schedule({"emotion": 320, "irony": 320}, 20, sampler, seed=config.seed, epoch=1, num_epochs=1)
+    expected = {task: 32 * steps.count(task) for task in ("emotion", "irony")}  # every batch is full: 320 = 10 x 32
+    assert dict(zip(run.history["task"], run.history["train_examples"])) == expected
+
+
+def test_a_single_task_run_is_the_same_loop(tmp_path, tiny_encoder_dir, tweeteval_dir):
+    config = TrainConfig(tasks=["irony"], model=str(tiny_encoder_dir), epochs=2, max_train_examples=64,
+                         max_eval_examples=50, data_dir=str(tweeteval_dir))
+    run = fit(config, tmp_path / "single", progress=False)
+    assert list(run.history["task"]) == ["irony", "irony"] and list(run.results) == ["irony"]
+    assert (tmp_path / "single" / "best" / "irony" / "heads.safetensors").exists()
