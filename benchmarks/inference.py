@@ -1,0 +1,81 @@
+"""Inference speed: the package's `evaluate` and `predict` against the original tutorial's evaluation.
+
+The original tokenised each tweet on access, padded it to 64 and ran a DataLoader with 2 workers;
+ours tokenises once, sorts by length, pads per batch and runs under `torch.inference_mode`. Same
+model, same tweets, batch 128. Run by hand; results go to benchmarks/RESULTS.md.
+
+    python benchmarks/inference.py --data-dir ../shared/data/tweeteval
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from mtl_tutorial.data import encode, load_task
+from mtl_tutorial.model import build_model, predict
+from mtl_tutorial.train import evaluate
+
+from throughput import PaddedTo64
+
+
+def original_evaluation(model, tokenizer, frame, task: str, batch_size: int, max_length: int) -> list[int]:
+    """The tutorial's evaluation: per-item tokenising, padding to 64, a DataLoader, torch.no_grad."""
+    loader = torch.utils.data.DataLoader(PaddedTo64(frame, tokenizer, max_length), batch_size=batch_size, num_workers=2)
+    predictions = []
+    model.eval()
+    with torch.no_grad():
+        for batch in loader:
+            predictions += model(batch["ids"], batch["mask"], task).argmax(-1).tolist()
+    return predictions
+
+
+def timed(function) -> tuple[float, object]:
+    started = time.perf_counter()
+    result = function()
+    return time.perf_counter() - started, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir")
+    parser.add_argument("--model", help="encoder (default: the packaged MiniLM)")
+    parser.add_argument("--task", default="sentiment")
+    parser.add_argument("--examples", type=int, default=2000, help="dev tweets to score")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--output", type=Path)
+    args = parser.parse_args()
+
+    task = load_task(args.task, data_dir=args.data_dir).capped(max_eval_examples=args.examples)
+    frame = task.splits["dev"]
+    model, tokenizer = build_model({task.name: task.label_names}, args.model)
+    original_seconds, original = timed(lambda: original_evaluation(model, tokenizer, frame, task.name, args.batch_size, args.max_length))
+
+    def ours():
+        split = encode(tokenizer, frame, args.max_length)
+        return evaluate(model, split, task.name, task.num_labels, tokenizer.pad_token_id, args.batch_size)[1]
+
+    ours_seconds, predictions = timed(ours)
+    predict_seconds, _ = timed(lambda: predict(model, tokenizer, frame["text"].tolist(), task.name, args.max_length, args.batch_size))
+    agreement = sum(a == b for a, b in zip(original, predictions)) / len(frame)
+    summary = {
+        "task": task.name, "examples": len(frame), "batch_size": args.batch_size,
+        "original_evaluation_examples_per_second": len(frame) / original_seconds,
+        "package_evaluate_examples_per_second": len(frame) / ours_seconds,
+        "package_predict_examples_per_second": len(frame) / predict_seconds,
+        "speed_up": original_seconds / ours_seconds,
+        "same_predictions": agreement,  # padding must not change what the model predicts
+    }
+    text = json.dumps(summary, indent=1)
+    if args.output:
+        args.output.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""Training throughput: the package's loop against a faithful copy of the original tutorial's loop.
+
+Both train the SAME model (encoder + heads) on the SAME capped TweetEval data, batch size, seed and
+number of steps. Each loop runs in its own process (so each has its own peak memory), alternately,
+`--rounds` times, and the medians are reported. Run by hand; results go to benchmarks/RESULTS.md.
+
+    python benchmarks/throughput.py --data-dir ../shared/data/tweeteval --rounds 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import get_linear_schedule_with_warmup
+
+from mtl_tutorial.data import batches_per_pass
+from mtl_tutorial.model import build_model
+from mtl_tutorial.train import TrainConfig, fit, load_run_tasks
+
+
+def matmul_peak_gflops(dtype=torch.float32, size: int = 1024, seconds: float = 2.0) -> float:
+    """The machine's practical peak: GFLOP/s of repeated square matrix products."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    a @ b
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        a @ b
+        done += 1
+    return 2 * size**3 * done / (time.perf_counter() - started) / 1e9
+
+
+def encoder_flops_per_token(model) -> int:
+    """6 x non-embedding parameters: the forward + backward cost of one real token (Kaplan et al. 2020)."""
+    embeddings = sum(p.numel() for p in model.encoder.embeddings.parameters())
+    return 6 * (sum(p.numel() for p in model.parameters()) - embeddings)
+
+
+class PaddedTo64:
+    """The original Dataset: tokenises the tweet on every access and pads it to max_length."""
+
+    def __init__(self, frame, tokenizer, max_length):
+        self.texts, self.labels, self.tokenizer, self.max_length = frame["text"].tolist(), frame["label"].tolist(), tokenizer, max_length
+
+    def __len__(self):
+        return len(self.texts)
+
+    def __getitem__(self, index):
+        encoded = self.tokenizer(self.texts[index], padding="max_length", truncation=True, max_length=self.max_length,
+                                 return_tensors="pt")
+        return {"ids": encoded["input_ids"][0], "mask": encoded["attention_mask"][0], "target": torch.tensor(self.labels[index])}
+
+
+def original_loop(config: TrainConfig, steps: int) -> dict:
+    """The tutorial's loop, defects kept: per-item tokenising, pad to 64, itertools.cycle, clip after step."""
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    tasks = load_run_tasks(config)
+    model, tokenizer = build_model({name: task.label_names for name, task in tasks.items()}, config.model, config.pooling)
+    loaders = {name: torch.utils.data.DataLoader(PaddedTo64(task.splits["train"], tokenizer, config.max_length),
+                                                 batch_size=config.batch_size, shuffle=True, num_workers=2)
+               for name, task in tasks.items()}
+    cycles = {name: itertools.cycle(iter(loader)) for name, loader in loaders.items()}
+    sizes = np.array([len(task.splits["train"]) for task in tasks.values()], dtype=float)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(0.1 * steps), steps)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device).train()
+    examples = tokens = real_tokens = 0
+    started = time.perf_counter()
+    for _ in range(steps):
+        task = np.random.choice(list(tasks), p=sizes / sizes.sum())
+        batch = next(cycles[task])
+        ids, mask, target = batch["ids"].to(device), batch["mask"].to(device), batch["target"].to(device)
+        loss = F.cross_entropy(model(ids, mask, task), target)
+        loss.backward()
+        optimizer.step()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)  # after the step: no effect
+        scheduler.step()
+        optimizer.zero_grad()
+        if device == "cuda":
+            torch.cuda.empty_cache()  # what the tutorial meant to do at every step
+        examples, tokens, real_tokens = examples + len(target), tokens + mask.numel(), real_tokens + int(mask.sum())
+    seconds = time.perf_counter() - started
+    return {"examples_per_second": examples / seconds, "tokens_per_second": real_tokens / seconds,
+            "pad_fraction": 1 - real_tokens / tokens, "seconds": seconds}
+
+
+def package_loop(config: TrainConfig) -> dict:
+    """`mtl_tutorial.fit` itself, for one epoch: its history records speed and padding."""
+    with tempfile.TemporaryDirectory() as folder:
+        row = fit(config, Path(folder) / "run", progress=False).history.iloc[0]
+    return {key: float(row[key]) for key in ("examples_per_second", "tokens_per_second", "pad_fraction", "seconds")}
+
+
+def measure(loop: str, config: TrainConfig) -> dict:
+    """One loop's speed and peak memory, measured in this process."""
+    steps = sum(batches_per_pass(len(task.splits["train"]), config.batch_size) for task in load_run_tasks(config).values())
+    result = original_loop(config, steps) if loop == "original" else package_loop(config)
+    result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if torch.cuda.is_available():
+        result["peak_cuda_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    return {"loop": loop, "steps": steps, **result}
+
+
+def summarise(runs: list[dict], config: TrainConfig) -> dict:
+    """Medians per loop, the package's speed-up, and model FLOPs utilisation against the matmul peak."""
+    model, _ = build_model({"task": ["a", "b"]}, config.model, config.pooling)
+    flops_per_token = encoder_flops_per_token(model)
+    peaks = {"fp32": matmul_peak_gflops(torch.float32), "bf16": matmul_peak_gflops(torch.bfloat16)}
+    peak = peaks["bf16" if config.mixed_precision == "bf16" else "fp32"]  # the package's loop is judged at its precision
+    summary = {"flops_per_token": flops_per_token, "matmul_peak_gflops": peaks}
+    for loop in ("original", "package"):
+        mine = [run for run in runs if run["loop"] == loop]
+        median = {key: statistics.median(run[key] for run in mine) for key in ("examples_per_second", "tokens_per_second", "pad_fraction")}
+        median["peak_rss_mib"] = max(run["peak_rss_mib"] for run in mine)
+        median["model_flops_utilisation"] = flops_per_token * median["tokens_per_second"] / (peak * 1e9)
+        summary[loop] = {**median, "runs": mine}
+    summary["speed_up"] = summary["package"]["examples_per_second"] / summary["original"]["examples_per_second"]
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir")
+    parser.add_argument("--model", help="encoder (default: the packaged MiniLM)")
+    parser.add_argument("--max-train-examples", type=int, default=1024, help="per task; steps = their batches")
+    parser.add_argument("--mixed-precision", default="no", choices=("no", "bf16", "fp16"), help="for the package's loop")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--output", type=Path, help="write the summary as JSON here")
+    parser.add_argument("--loop", choices=("original", "package"), help=argparse.SUPPRESS)  # one measurement, in a child
+    args = parser.parse_args()
+    config = TrainConfig(model=args.model, epochs=1, max_train_examples=args.max_train_examples, max_eval_examples=64,
+                         mixed_precision=args.mixed_precision, data_dir=args.data_dir)
+    if args.loop:
+        print(json.dumps(measure(args.loop, config)))
+        return
+    child = [sys.executable, __file__, "--max-train-examples", str(args.max_train_examples), "--mixed-precision", args.mixed_precision]
+    child += [flag for name, flag in (("data_dir", "--data-dir"), ("model", "--model")) if getattr(args, name) for flag in (flag, getattr(args, name))]
+    runs = []
+    for _ in range(args.rounds):
+        for loop in ("original", "package"):
+            finished = subprocess.run(child + ["--loop", loop], capture_output=True, text=True, check=True)
+            runs.append(json.loads(finished.stdout.strip().splitlines()[-1]))
+            print(f"{loop}: {runs[-1]['examples_per_second']:.1f} examples/s", file=sys.stderr)
+    summary = summarise(runs, config)
+    text = json.dumps(summary, indent=1)
+    if args.output:
+        args.output.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
