@@ -7,8 +7,10 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+from accelerate import PartialState
 
 from .data import SPLITS, TWEETEVAL_TASKS, DataError, download_tweeteval, load_task, write_tsv_folder
+from .files import write_atomically
 from .sampling import SAMPLERS
 from .train import TrainConfig, evaluate_run, fit, predict_run
 
@@ -34,10 +36,10 @@ def train_command(args) -> None:
         data_dir=args.data_dir, cache_dir=args.cache_dir, base_url=args.base_url,
     )
     run = fit(config, args.out, resume=args.resume)
-    if run.history.empty:
+    if run.history.empty or not PartialState().is_main_process:  # under torchrun, one process reports
         return
     figure = plots.dev_curves(run.history, title=f"{' + '.join(config.tasks)} ({args.out})")
-    figure.savefig(Path(args.out) / DEV_CURVES_FILE, dpi=120)
+    write_atomically(Path(args.out) / DEV_CURVES_FILE, lambda temporary: figure.savefig(temporary, dpi=120, format="png"))
     print(run.history.to_string(index=False, float_format="%.4f"))
     print()
     print(results_table(run.results).to_string(float_format="%.4f"))
@@ -119,7 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "predict" and not any(word.startswith("-") for word in extra):
+        args.texts += extra  # tweets written after an option: `predict RUN --task emotion "a tweet"`
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         args.handler(args)
     except (DataError, ValueError, KeyError, OSError) as error:

@@ -7,12 +7,14 @@ Batches are padded to their own longest tweet, and each task's batches reshuffle
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import re
 import tempfile
 import urllib.error
 import urllib.request
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,7 +136,7 @@ def download_file(url: str, destination: Path, sha256: str) -> Path:
             )
         os.chmod(partial, 0o644)
         os.replace(partial, destination)
-    except (urllib.error.URLError, OSError) as error:
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as error:  # HTTPException: a connection cut mid-file
         raise DataError(f"could not download {url}: {error}") from error
     finally:
         if os.path.exists(partial):
@@ -259,7 +261,8 @@ def read_tsv_folder(folder: Path, name: str) -> Task:
         label2ind = json.loads(mapping_path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as error:
         raise DataError(f"{mapping_path} is not valid JSON: {error}") from None
-    if not isinstance(label2ind, dict) or sorted(label2ind.values()) != list(range(len(label2ind))):
+    if (not isinstance(label2ind, dict) or not all(type(index) is int for index in label2ind.values())
+            or sorted(label2ind.values()) != list(range(len(label2ind)))):
         raise DataError(f"{mapping_path} must map each label name to a distinct index 0..n-1, got {label2ind}")
     label_names = sorted(label2ind, key=label2ind.get)
     splits = {split: read_tsv_split(folder / f"{split}.tsv", label2ind) for split in SPLITS}
@@ -325,10 +328,11 @@ def write_tsv_folder(task: Task, folder: str | Path) -> Path:
         raise DataError(f"{folder} already exists and is not empty")
     with staged_folder(folder) as staging:
         for split, frame in task.splits.items():
-            bad = frame["text"].str.contains("[\t\n]", regex=True)
-            if bad.any():
-                raise DataError(f"task {task.name!r}, {split} row {int(bad.idxmax())}: a tab or newline cannot go in a TSV")
-            rows = [f"{text}\t{task.label_names[label]}\n" for text, label in zip(frame["text"], frame["label"])]
+            texts = frame["text"].str.replace("[\t\n]", " ", regex=True)  # TSV without quoting has no room for tabs
+            changed = int((texts != frame["text"]).sum())
+            if changed:
+                warnings.warn(f"task {task.name!r}, {split}: a tab or newline in {changed} tweet(s) became a space")
+            rows = [f"{text}\t{task.label_names[label]}\n" for text, label in zip(texts, frame["label"])]
             (staging / f"{split}.tsv").write_text("content\tlabel\n" + "".join(rows), encoding="utf-8")
         label2ind = {name: index for index, name in enumerate(task.label_names)}
         (staging / "label2ind.json").write_text(json.dumps(label2ind, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -356,7 +360,11 @@ class EncodedSplit:
 
 def encode(tokenizer, frame: pd.DataFrame, max_length: int = 64) -> EncodedSplit:
     """Tokenise every text of a split in one call; truncate, but do not pad."""
-    ids = tokenizer(frame["text"].tolist(), truncation=True, max_length=max_length)["input_ids"]
+    texts = frame["text"].tolist()
+    for row, text in enumerate(texts):
+        if not isinstance(text, str):  # e.g. NaN where pandas read an empty cell or "NA"
+            raise DataError(f"row {row}: text {text!r} is not a string (read files with keep_default_na=False)")
+    ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
     return EncodedSplit(ids, frame["label"].tolist())
 
 

@@ -57,3 +57,19 @@ def replace_folder(new: Path, old: Path) -> None:
         shutil.rmtree(trash, ignore_errors=True)
     else:
         os.replace(new, old)
+
+
+def recover_interrupted_writes(folder: Path) -> None:
+    """Tidy `folder` after a crash: put back a folder that `replace_folder` had moved aside but not
+    yet replaced, and delete the unfinished temporary files and folders of the functions above."""
+    for moved_aside in Path(folder).glob(".*.old"):
+        original = moved_aside.with_name(moved_aside.name[1:].removesuffix(".old"))
+        if original.exists():
+            shutil.rmtree(moved_aside, ignore_errors=True)
+        else:
+            os.replace(moved_aside, original)
+    for partial in Path(folder).glob(".*.partial"):
+        if partial.is_dir():
+            shutil.rmtree(partial, ignore_errors=True)
+        else:
+            partial.unlink(missing_ok=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.resources
 import json
+import pickle
 from pathlib import Path
 
 import pandas as pd
@@ -106,7 +107,7 @@ def load_encoder(name_or_path: str | None = None):
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
         encoder = AutoModel.from_pretrained(source)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, pickle.UnpicklingError) as error:  # the last: a .bin that is not plain weights
         raise OSError(
             f"cannot load encoder {name_or_path!r}: it is neither a model folder nor a model id "
             f"that could be downloaded ({error.__class__.__name__}: {str(error).splitlines()[0]})"
@@ -149,11 +150,16 @@ def read_model_description(folder: str | Path) -> dict:
 def restore_weights(model: MultiTaskModel, folder: str | Path) -> MultiTaskModel:
     """Copy the weights saved in `folder` into `model` in place (same encoder type and tasks)."""
     folder = Path(folder)
-    weights = {}
-    for file in sorted(folder.glob("model*.safetensors")):
-        weights.update(load_file(file))
-    model.encoder.load_state_dict(weights)
-    model.heads.load_state_dict(load_file(folder / HEADS_FILE))
+    try:
+        weights = {}
+        for file in sorted(folder.glob("model*.safetensors")):
+            weights.update(load_file(file))
+        model.encoder.load_state_dict(weights)
+        model.heads.load_state_dict(load_file(folder / HEADS_FILE))
+    except Exception as error:  # safetensors and torch each raise their own kinds
+        reason = (str(error).splitlines() or [""])[0][:300]
+        raise OSError(f"cannot restore weights from {folder}: it is truncated or holds another model "
+                      f"({error.__class__.__name__}: {reason})") from error
     return model
 
 

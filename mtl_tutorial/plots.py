@@ -1,7 +1,7 @@
 """Pictures for the lessons; every function returns a matplotlib Figure (nothing is shown or saved).
 
-Dev curves per epoch, label distributions, tweet lengths, sampling probabilities and schedules,
-and confusion matrices.
+Dev curves per epoch, label distributions, tweet lengths, pad-token shares, similarity maps, sampling
+probabilities, schedules and temperatures, confusion matrices, head probabilities, multi- vs single-task.
 """
 
 from __future__ import annotations
@@ -110,4 +110,85 @@ def confusion_matrix(table: pd.DataFrame, title: str = "") -> Figure:
             value = table.values[row, column]
             axes.text(column, row, value, ha="center", va="center", color="white" if value > table.values.max() / 2 else "black")
     figure.colorbar(image, ax=axes)
+    return figure
+
+
+def pad_fractions(waste: dict[str, dict[str, float]]) -> Figure:
+    """Horizontal bars: the share of pad tokens per task under each way of padding (from `recipes.padding_waste`)."""
+    table = pd.DataFrame(waste)  # rows: ways of padding, columns: tasks
+    figure, axes = plt.subplots(figsize=(8, 1.0 + 0.9 * len(table)), constrained_layout=True)
+    table.iloc[::-1].plot.barh(ax=axes, width=0.8)
+    for container in axes.containers:
+        axes.bar_label(container, fmt="{:.0%}", padding=3, fontsize="small")
+    axes.set(xlabel="share of the tokens in a batch that are padding", xlim=(0, 1), title="Compute spent on pad tokens")
+    axes.xaxis.set_major_formatter("{x:.0%}")
+    axes.legend(title="task", loc="lower right")
+    return figure
+
+
+def similarity_maps(tables: dict[str, pd.DataFrame]) -> Figure:
+    """One heat map per sequence representation: cosine similarity between the same few tweets."""
+    figure, axes_list = plt.subplots(1, len(tables), figsize=(3.6 * len(tables) + 2.5, 4.2), squeeze=False, constrained_layout=True)
+    for axes, (name, table) in zip(axes_list[0], tables.items()):
+        image = axes.imshow(table.values, cmap="viridis", vmin=-1, vmax=1)
+        short = [f"{i + 1}" for i in range(len(table))]
+        axes.set_xticks(range(len(table)), short)
+        axes.set_yticks(range(len(table)), short)
+        axes.set(title=f"pooling = {name!r}", xlabel="tweet")
+        for row in range(len(table)):
+            for column in range(len(table)):
+                value = table.values[row, column]
+                axes.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize="small",
+                          color="black" if value > 0.3 else "white")
+    axes_list[0][0].set_ylabel("tweet")
+    figure.colorbar(image, ax=axes_list[0].tolist(), label="cosine similarity")
+    return figure
+
+
+def temperature_effect(sizes: dict[str, int], temperature: float = 2.0, highest: float = 20.0) -> Figure:
+    """Each task's sampling probability as the temperature T grows, with the chosen T marked.
+
+    T = 1 is proportional sampling; as T grows, p_i ∝ n_i^(1/T) flattens towards uniform (1/K).
+    """
+    figure, axes = plt.subplots(figsize=(7, 3.5), constrained_layout=True)
+    grid = [1 + (highest - 1) * i / 200 for i in range(201)]
+    for index, task in enumerate(sizes):
+        curve = [task_probabilities(sizes, "temperature", t)[task] for t in grid]
+        chosen = task_probabilities(sizes, "temperature", temperature)[task]
+        axes.plot(grid, curve, color=f"C{index}", label=f"{task} (n={sizes[task]})")
+        axes.plot(temperature, chosen, "o", color=f"C{index}", markersize=9)
+        axes.annotate(f"{chosen:.2f}", (temperature, chosen), textcoords="offset points", xytext=(8, 4))
+    axes.axhline(1 / len(sizes), color="grey", linestyle=":", label="uniform (T → ∞)")
+    axes.axvline(temperature, color="black", linestyle="--", linewidth=1)
+    axes.set(xlabel="temperature T", ylabel="probability of the task at a step", ylim=(0, 1), xlim=(1, highest),
+             title=f"Temperature sampling, T = {temperature:g}")
+    axes.legend(loc="center right")
+    return figure
+
+
+def head_probabilities(answer: pd.DataFrame, text: str = "") -> Figure:
+    """Every head's label probabilities for one tweet (from `recipes.label_tweet`), its choice in a darker bar."""
+    tasks = list(dict.fromkeys(answer["task"]))
+    figure, axes_list = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 2.8), squeeze=False, constrained_layout=True)
+    for axes, task in zip(axes_list[0], tasks):
+        rows = answer[answer["task"] == task]
+        colours = ["C0" if chosen else "lightsteelblue" for chosen in rows["chosen"]]
+        axes.barh(rows["label"], rows["probability"], color=colours)
+        axes.invert_yaxis()
+        axes.set(xlim=(0, 1), xlabel="probability", title=f"{task} head")
+    if text:
+        figure.suptitle(f"“{text}”" if len(text) <= 80 else f"“{text[:77]}...”")
+    return figure
+
+
+def multitask_vs_single_task(table: pd.DataFrame) -> Figure:
+    """Bars of each task's test score: majority baseline, single-task and multi-task (from `recipes.multitask_vs_single_task`)."""
+    columns = ["majority baseline", "single-task", "multi-task"]
+    figure, axes = plt.subplots(figsize=(2.6 * len(table) + 3, 3.8), constrained_layout=True)
+    table[columns].plot.bar(ax=axes, color=["lightgrey", "C1", "C0"], rot=0, width=0.8)
+    for container in axes.containers:
+        axes.bar_label(container, fmt="%.3f", padding=2, fontsize="small")
+    axes.set_xticks(range(len(table)), [f"{task}\n({metric})" for task, metric in zip(table.index, table["metric"])])
+    axes.set(xlabel="", ylabel="official test score", ylim=(0, 1), title="Multi-task vs single-task, each from its best dev epoch")
+    axes.legend(loc="upper right")
     return figure

@@ -24,8 +24,9 @@ from transformers import get_linear_schedule_with_warmup
 
 from .data import BatchStream, EncodedSplit, Task, batches_per_pass, encode, encode_task, evaluation_batches, load_tasks, pad_batch
 from .metrics import majority_baseline, official_metric_name, scores
-from .files import staged_folder, write_atomically, write_json_atomically
-from .model import MultiTaskModel, build_model, load_model, predict, restore_weights, save_model
+from .conflict import gradient_cosines
+from .files import recover_interrupted_writes, staged_folder, write_atomically, write_json_atomically
+from .model import MultiTaskModel, build_model, load_model, predict, read_model_description, restore_weights, save_model
 from .sampling import SAMPLERS, task_schedule
 
 CONFIG_FILE, HISTORY_JSON, HISTORY_CSV, RESULTS_FILE = "config.json", "history.json", "history.csv", "results.json"
@@ -54,11 +55,17 @@ class TrainConfig:
     max_eval_examples: int | None = None  # per task, dev and test; only for quick demos (scores become estimates)
     group_by_length: bool = True  # shuffled length buckets: same data and task mix, less padding
     mixed_precision: str = "no"  # "no", "bf16" or "fp16"
+    gradient_probe_batches: int = 4  # per epoch, batches per task for the gradient-conflict probe; 0 = off
     data_dir: str | None = None  # an existing copy of TweetEval's datasets/ folder
     cache_dir: str | None = None
     base_url: str | None = None
 
     def __post_init__(self):
+        # A Path or a single task name is accepted; stored as plain strings, the config round-trips through JSON.
+        self.tasks = [str(task) for task in ([self.tasks] if isinstance(self.tasks, (str, Path)) else self.tasks)]
+        for name in ("model", "data_dir", "cache_dir", "base_url"):
+            if getattr(self, name) is not None:
+                setattr(self, name, str(getattr(self, name)))
         if self.sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {self.sampler!r}: choose one of {', '.join(SAMPLERS)}")
         if self.epochs < 1 or self.batch_size < 1:
@@ -94,6 +101,8 @@ def load_config(folder: str | Path) -> TrainConfig:
         return TrainConfig(**json.loads(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
         raise FileNotFoundError(f"{folder} is not a training run: {CONFIG_FILE} is missing") from None
+    except (json.JSONDecodeError, TypeError) as error:
+        raise ValueError(f"{path} is damaged or was not written by mtl_tutorial: {error}") from None
 
 
 @torch.inference_mode()
@@ -130,20 +139,53 @@ def make_accelerator(mixed_precision: str = "no") -> Accelerator:
     ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
     # Accelerate starts CPU processes (gloo) only when told cpu=True: without it, two processes that
     # torchrun started on a machine without a GPU would each train alone and overwrite each other's files.
-    several_cpu_processes = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.accelerator.is_available()
+    several_cpu_processes = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
     return Accelerator(mixed_precision=mixed_precision, cpu=several_cpu_processes, kwargs_handlers=[ddp])
 
 
 def prepare_folder(folder: Path, config: TrainConfig, resume: bool) -> bool:
-    """Check the run folder; return True when there is a finished epoch to resume from."""
-    saved = folder / CONFIG_FILE
-    if saved.exists():
-        if load_config(folder) != config:
-            raise ValueError(f"{folder} already holds a different run (see its {CONFIG_FILE}); choose another folder")
-        if not resume:
-            raise ValueError(f"{folder} already holds this run: pass resume=True (--resume) to continue it")
-        return (folder / "last" / STATE_FILE).exists()
-    return False
+    """Check that the run folder is new, empty, or holds this very run; return True in the last case."""
+    if not (folder / CONFIG_FILE).exists():
+        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+            raise ValueError(f"{folder} exists and is not a training run (it has no {CONFIG_FILE}); choose a new or empty folder")
+        return False
+    saved = load_config(folder)
+    differences = [f"{key} is {value!r} here but {getattr(saved, key)!r} there"
+                   for key, value in dataclasses.asdict(config).items() if getattr(saved, key) != value]
+    if differences:
+        raise ValueError(f"{folder} already holds a different run ({'; '.join(differences)}); choose another folder")
+    if not resume:
+        raise ValueError(f"{folder} already holds this run: pass resume=True (--resume) to continue it")
+    return True
+
+
+def make_optimizer(model, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW from torch, fused into one kernel: the same update, several times faster on CPU and GPU."""
+    return torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, fused=True)
+
+
+def probe_gradient_conflict(model: MultiTaskModel, encoded: dict, pad_id: int, config: TrainConfig, epoch: int) -> dict[str, float]:
+    """For each task, the mean cosine between its encoder gradient and the other tasks' (see conflict.py)."""
+    if len(encoded) < 2 or config.gradient_probe_batches < 1:
+        return {}
+    pairs = gradient_cosines(model, {name: splits["train"] for name, splits in encoded.items()}, pad_id,
+                             config.gradient_probe_batches, config.batch_size, seed=config.seed + epoch)
+    return {name: sum(value for pair, value in pairs.items() if name in pair.split("~")) / (len(encoded) - 1) for name in encoded}
+
+
+def train_step(model, batch: dict, task: str, optimizer, scheduler, accelerator: Accelerator, max_grad_norm: float) -> torch.Tensor:
+    """One step on one task: forward through the encoder and the task's head, backward, clip, update.
+
+    Clipping comes BEFORE the optimizer step (the original tutorial clipped after it, to no effect).
+    """
+    logits = model(batch["input_ids"], batch["attention_mask"], task)
+    loss = F.cross_entropy(logits.float(), batch["labels"])
+    accelerator.backward(loss)
+    accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss.detach()
 
 
 def fit(config: TrainConfig, folder: str | Path, resume: bool = False, on_epoch_end=None,
@@ -157,15 +199,18 @@ def fit(config: TrainConfig, folder: str | Path, resume: bool = False, on_epoch_
     """
     folder = Path(folder)
     accelerator = accelerator or make_accelerator(config.mixed_precision)
-    can_resume = prepare_folder(folder, config, resume)
+    resuming = prepare_folder(folder, config, resume)
+    if resuming and accelerator.is_main_process:
+        for place in (folder, folder / "best"):
+            recover_interrupted_writes(place)
     accelerator.wait_for_everyone()  # every process has checked the folder before it is written
-    if accelerator.is_main_process:
-        folder.mkdir(parents=True, exist_ok=True)
-        write_json_atomically(dataclasses.asdict(config), folder / CONFIG_FILE)
 
     set_seed(config.seed)
     tasks = load_run_tasks(config)
     model, tokenizer = build_model({name: task.label_names for name, task in tasks.items()}, config.model, config.pooling)
+    if accelerator.is_main_process:  # only now: a typo in a task or model name leaves no folder behind
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json_atomically(dataclasses.asdict(config), folder / CONFIG_FILE)
     encoded = {name: encode_task(tokenizer, task, config.max_length) for name, task in tasks.items()}
     rank, world = accelerator.process_index, accelerator.num_processes
     streams = {name: BatchStream(encoded[name]["train"], config.batch_size, tokenizer.pad_token_id, config.seed,
@@ -173,18 +218,13 @@ def fit(config: TrainConfig, folder: str | Path, resume: bool = False, on_epoch_
     sizes = {name: len(encoded[name]["train"]) for name in tasks}
     steps_per_epoch = sum(batches_per_pass(size, config.batch_size * world) for size in sizes.values())
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = make_optimizer(model, config)
     total_steps = steps_per_epoch * config.epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
     history, best, start_epoch = [], {}, 1
-    if can_resume:
-        restore_weights(model, folder / "last")
-        state = torch.load(folder / "last" / STATE_FILE, weights_only=True)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        for name, stream in streams.items():
-            stream.load_state_dict(state["streams"][name])
-        history, best, start_epoch = load_history(folder).to_dict("records"), state["best"], state["epoch"] + 1
+    if resuming and (folder / "last" / STATE_FILE).exists():
+        state = restore_checkpoint(folder / "last", model, optimizer, scheduler, streams)
+        history, best, start_epoch = state["history"], state["best"], state["epoch"] + 1
     model, optimizer = accelerator.prepare(model, optimizer)
 
     for epoch in range(start_epoch, config.epochs + 1):
@@ -196,26 +236,23 @@ def fit(config: TrainConfig, folder: str | Path, resume: bool = False, on_epoch_
         tokens, padded_tokens = 0, 0
         started = time.perf_counter()
         for task in tqdm(schedule, desc=f"epoch {epoch}/{config.epochs}", disable=not (progress and accelerator.is_main_process)):
-            batch = {key: value.to(accelerator.device) for key, value in next(streams[task]).items()}
-            logits = model(batch["input_ids"], batch["attention_mask"], task)
-            loss = F.cross_entropy(logits.float(), batch["labels"])
-            accelerator.backward(loss)
-            accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)  # before the step, so it counts
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            size = len(batch["labels"])
-            loss_sum[task] += loss.detach() * size  # stays on the device: no host sync per step
+            batch = next(streams[task])
+            size, width = batch["attention_mask"].shape
+            tokens += size * width  # counted on the CPU: reading a GPU tensor would wait for the GPU
+            padded_tokens += size * width - int(batch["attention_mask"].sum())
+            batch = {key: value.to(accelerator.device, non_blocking=True) for key, value in batch.items()}
+            loss = train_step(model, batch, task, optimizer, scheduler, accelerator, config.max_grad_norm)
+            loss_sum[task] += loss * size  # stays on the device: no host sync per step
             examples[task] += size
-            tokens += int(batch["attention_mask"].numel())
-            padded_tokens += int(batch["attention_mask"].numel()) - int(batch["attention_mask"].sum())
         seconds = time.perf_counter() - started
         total = accelerator.reduce(torch.tensor([sum(examples.values()), tokens, padded_tokens], device=accelerator.device), "sum")
+        cosines = probe_gradient_conflict(accelerator.unwrap_model(model), encoded, tokenizer.pad_token_id, config, epoch)
         for name, task in tasks.items():
             train_loss = accelerator.reduce(loss_sum[name], "sum").item()
             train_examples = int(accelerator.reduce(torch.tensor(examples[name], device=accelerator.device), "sum"))
-            dev, _ = evaluate(model, encoded[name]["dev"], name, task.num_labels, tokenizer.pad_token_id,
-                              config.eval_batch_size, accelerator)
+            # the bare model: under DDP a forward pass syncs buffers, and processes score different numbers of batches
+            dev, _ = evaluate(accelerator.unwrap_model(model), encoded[name]["dev"], name, task.num_labels,
+                              tokenizer.pad_token_id, config.eval_batch_size, accelerator)
             improved = dev["official"] > best.get(name, {}).get("official", -1.0)
             if improved:
                 best[name] = {"epoch": epoch, **dev}
@@ -224,10 +261,12 @@ def fit(config: TrainConfig, folder: str | Path, resume: bool = False, on_epoch_
             history.append({
                 "epoch": epoch, "task": name, "train_loss": train_loss / max(train_examples, 1), "train_examples": train_examples,
                 **{f"dev_{key}": value for key, value in dev.items()}, "best_so_far": improved,
-                "seconds": seconds, "examples_per_second": int(total[0]) / seconds, "pad_fraction": int(total[2]) / max(int(total[1]), 1),
+                "seconds": seconds, "examples_per_second": int(total[0]) / seconds,
+                "tokens_per_second": (int(total[1]) - int(total[2])) / seconds, "pad_fraction": int(total[2]) / max(int(total[1]), 1),
+                **({"gradient_cosine": cosines[name]} if cosines else {}),
             })
         if accelerator.is_main_process:
-            save_checkpoint(folder, accelerator.unwrap_model(model), tokenizer, optimizer, scheduler, streams, best, epoch)
+            save_checkpoint(folder, accelerator.unwrap_model(model), tokenizer, optimizer, scheduler, streams, best, history, epoch)
             save_history(folder, history)
         accelerator.wait_for_everyone()
         if on_epoch_end and accelerator.is_main_process:
@@ -246,13 +285,33 @@ def save_history(folder: Path, history: list[dict]) -> None:
     write_atomically(folder / HISTORY_CSV, lambda temporary: pd.DataFrame(history).to_csv(temporary, index=False))
 
 
-def save_checkpoint(folder: Path, model, tokenizer, optimizer, scheduler, streams, best, epoch) -> None:
-    """Everything needed to continue after `epoch`: weights, optimizer, schedule, data positions."""
+def save_checkpoint(folder: Path, model, tokenizer, optimizer, scheduler, streams, best, history, epoch) -> None:
+    """Everything needed to continue after `epoch`: weights, optimizer, schedule, data positions, history.
+
+    The history travels in the checkpoint, so a crash between writing last/ and history.json loses nothing.
+    """
     state = {"epoch": epoch, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-             "streams": {name: stream.state_dict() for name, stream in streams.items()}, "best": best}
+             "streams": {name: stream.state_dict() for name, stream in streams.items()}, "best": best, "history": history}
     with staged_folder(folder / "last") as staging:
         save_model(model, tokenizer, staging)
         torch.save(state, staging / STATE_FILE)
+
+
+def restore_checkpoint(folder: Path, model, optimizer, scheduler, streams) -> dict:
+    """Load last/ into the model, optimizer, schedule and data streams; return the saved state."""
+    try:
+        restore_weights(model, folder)
+        state = torch.load(folder / STATE_FILE, weights_only=True)  # tensors, numbers and strings only: runs no code
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        for name, stream in streams.items():
+            stream.load_state_dict(state["streams"][name])
+        state["epoch"], state["best"], state["history"]
+    except Exception as error:  # torch, pickle and a foreign file each raise their own kinds
+        reason = (str(error).splitlines() or [""])[0][:300]
+        raise OSError(f"cannot resume from {folder}: it is damaged or not this run's checkpoint "
+                      f"({error.__class__.__name__}: {reason})") from error
+    return state
 
 
 def test_best_checkpoints(folder: Path, model: MultiTaskModel, tasks: dict[str, Task], encoded, best: dict, pad_id: int,
@@ -282,17 +341,26 @@ def evaluate_run(folder: str | Path, split: str = "test") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def run_task_names(folder: Path) -> list[str]:
+    """The task names of a run, in training order, as its saved models record them (not its config,
+    whose tasks may be folders)."""
+    saved = sorted(path for path in (folder / "best").iterdir() if path.is_dir() and not path.name.startswith("."))
+    if not saved:
+        raise OSError(f"run {folder} has no saved model yet: its best/ folder is empty")
+    return list(read_model_description(saved[0])["task_labels"])
+
+
 def predict_run(folder: str | Path, texts: list[str], task: str | None = None, max_length: int = 64) -> pd.DataFrame:
     """Label texts with a run's best checkpoint of each task (or with a saved model folder)."""
     folder = Path(folder)
     if not (folder / "best").is_dir():
         model, tokenizer = load_model(folder)
         return predict(model, tokenizer, texts, task, max_length)
-    names = [task] if task else load_config(folder).tasks
+    names = run_task_names(folder)
+    if task is not None and task not in names:  # a name, never a path: "--task ../x" reads nothing
+        raise KeyError(f"run {folder} has no task {task!r}; its tasks are {names}")
     frames = []
-    for name in names:
-        if not (folder / "best" / name).is_dir():
-            raise KeyError(f"run {folder} has no task {name!r}")
+    for name in [task] if task else names:
         model, tokenizer = load_model(folder / "best" / name)
         frames.append(predict(model, tokenizer, texts, name, max_length))
     return pd.concat(frames, ignore_index=True)

@@ -182,3 +182,11 @@ def test_processes_share_out_each_batch():
     streams = [BatchStream(split, 3, 0, seed=1, rank=rank, world_size=2) for rank in (0, 1)]
     seen = [label for _ in range(2) for s in streams for label in next(s)["labels"].tolist()]
     assert sorted(seen) == list(range(12))
+
+
+def test_converting_irony_turns_its_tabs_into_spaces(tweeteval_dir, tmp_path):
+    irony = load_task("irony", data_dir=tweeteval_dir)
+    with pytest.warns(UserWarning, match=r"'irony', train: a tab or newline in 3 tweet\(s\) became a space"):
+        folder = write_tsv_folder(irony, tmp_path / "irony")
+    again = load_task(folder).splits["train"]
+    assert again["text"].tolist() == irony.splits["train"]["text"].str.replace("\t", " ").tolist()

@@ -29,6 +29,8 @@ def test_history_records_real_losses_and_speed(real_run):
     assert (history["train_loss"] > 0).all() and (history["dev_loss"] > 0).all()  # both were really summed
     assert (history["examples_per_second"] > 0).all() and (history["pad_fraction"] < 0.2).all()
     assert load_history(real_run.folder).equals(history)
+    cosines = history.groupby("epoch")["gradient_cosine"]  # two tasks: one cosine per epoch, shown on both rows
+    assert (cosines.nunique() == 1).all() and history["gradient_cosine"].between(-1, 1).all()
 
 
 def test_test_scores_come_from_each_tasks_best_checkpoint(real_run):

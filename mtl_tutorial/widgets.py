@@ -1,0 +1,202 @@
+"""Sliders and buttons over the package's functions, for the lesson notebooks (ipywidgets 8).
+
+Each builder returns a small dataclass holding its widgets and the function its button runs: a
+notebook shows it, a test sets the widgets' values and calls `.click()` on the button.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import clear_output, display
+from matplotlib.figure import Figure
+
+from . import plots, recipes
+from .data import TWEETEVAL_TASKS
+from .model import PACKAGED_ENCODER
+from .sampling import SAMPLERS
+from .train import TrainConfig, TrainingRun
+
+ENCODERS = (PACKAGED_ENCODER, "roberta-base", "distilroberta-base", "bert-base-uncased")  # or type any id or folder
+TRAIN_CAPS = (100, 400, 1000, 3000, 10000)  # training tweets per task offered besides "all"
+WIDE = {"width": "420px"}  # a layout, given as a dict so that importing creates no widget
+LABEL_STYLE = {"description_width": "130px"}
+
+
+def show(output: widgets.Output, *things) -> None:
+    """Replace what `output` shows with `things` (figures, tables, text); figures are closed after."""
+    with output:
+        clear_output(wait=True)
+        for thing in things:
+            display(thing)
+    for thing in things:
+        if isinstance(thing, Figure):
+            plt.close(thing)
+
+
+class Shown:
+    """A panel shows its `box` when it is the last expression of a notebook cell."""
+
+    def _ipython_display_(self):
+        display(self.box)
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 3: move the temperature, watch the task mix change
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TemperaturePanel(Shown):
+    sizes: dict[str, int]
+    slider: widgets.FloatSlider
+    output: widgets.Output
+    box: widgets.VBox
+    figure: Figure | None = None
+
+    def draw(self, change=None) -> Figure:
+        """Redraw the sampling probabilities at the slider's temperature."""
+        self.figure = plots.temperature_effect(self.sizes, self.slider.value)
+        show(self.output, self.figure)
+        return self.figure
+
+
+def temperature_panel(sizes: dict[str, int], temperature: float = 2.0) -> TemperaturePanel:
+    """A temperature slider over `plots.temperature_effect`: T = 1 is proportional, large T nearly uniform."""
+    slider = widgets.FloatSlider(value=temperature, min=1.0, max=20.0, step=0.5, description="temperature T",
+                                 continuous_update=False, layout=WIDE, style=LABEL_STYLE)
+    output = widgets.Output()
+    panel = TemperaturePanel(sizes, slider, output, widgets.VBox([slider, output]))
+    slider.observe(panel.draw, names="value")
+    panel.draw()
+    return panel
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 4: choose what to train, press Train, watch the dev curves
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainingPanel(Shown):
+    settings: TrainConfig
+    folder: Path
+    tasks: widgets.SelectMultiple
+    encoder: widgets.Combobox
+    sampler: widgets.Dropdown
+    temperature: widgets.FloatSlider
+    epochs: widgets.IntSlider
+    train_cap: widgets.Dropdown
+    caps: dict[str, int | None]
+    button: widgets.Button
+    status: widgets.Label
+    output: widgets.Output
+    box: widgets.VBox
+    run: TrainingRun | None = None
+    figure: Figure | None = None
+
+    def config(self) -> TrainConfig:
+        """The lesson's settings with the choices made in the widgets."""
+        encoder = self.encoder.value.strip()
+        return dataclasses.replace(
+            self.settings, tasks=list(self.tasks.value), model=None if encoder in ("", PACKAGED_ENCODER) else encoder, sampler=self.sampler.value,
+            temperature=self.temperature.value, epochs=self.epochs.value, max_train_examples=self.caps[self.train_cap.value],
+        )
+
+    def train(self, button=None) -> TrainingRun:
+        """What the Train button does: train the chosen run into `folder`, redrawing the curves every epoch."""
+        config = self.config()
+        self.button.disabled = True
+        self.status.value = f"Training {' + '.join(config.tasks)} for {config.epochs} epochs into {self.folder} ..."
+        try:
+            with self.output:
+                clear_output()
+                self.run = recipes.train_run(config, self.folder, on_epoch_end=self.show_epoch, progress=True)
+        except Exception as error:
+            self.status.value = f"Training stopped: {error}"
+            raise
+        finally:
+            self.button.disabled = False
+        self.status.value = f"Done: {self.folder} holds the run (history.csv, best/<task>/, results.json)."
+        return self.run
+
+    def show_epoch(self, history: pd.DataFrame) -> None:
+        """Called by `fit` after every epoch: draw the dev curves so far and the history table."""
+        epochs = int(history["epoch"].max())
+        self.figure = plots.dev_curves(history, title=f"after epoch {epochs} of {self.epochs.value}")
+        columns = ["epoch", "task", "train_loss", "dev_loss", "dev_accuracy", "dev_official", "best_so_far"]
+        show(self.output, self.figure, history[columns].round(4))
+        self.status.value = f"Epoch {epochs} of {self.epochs.value} done ({history['seconds'].iloc[-1]:.0f} s)."
+
+
+def cap_label(cap: int | None) -> str:
+    return "all tweets" if cap is None else f"{cap:,} tweets per task"
+
+
+def training_panel(settings: TrainConfig, folder: str | Path) -> TrainingPanel:
+    """Widgets to choose tasks, encoder, sampler, epochs and training-set cap, and a Train button.
+
+    The other settings (learning rate, dev/test caps, ...) come from `settings`; each run replaces
+    the one in `folder`, which the next lesson reads.
+    """
+    sizes = sorted({*TRAIN_CAPS, settings.max_train_examples} - {None})
+    caps = {cap_label(size): size for size in [*sizes, None]}
+    controls = dict(
+        tasks=widgets.SelectMultiple(options=TWEETEVAL_TASKS, value=settings.tasks, rows=6, description="tasks",
+                                     layout=WIDE, style=LABEL_STYLE),
+        encoder=widgets.Combobox(options=ENCODERS, value=settings.model or PACKAGED_ENCODER, ensure_option=False,
+                                 description="encoder", layout=WIDE, style=LABEL_STYLE),
+        sampler=widgets.Dropdown(options=SAMPLERS, value=settings.sampler, description="task sampler", style=LABEL_STYLE),
+        temperature=widgets.FloatSlider(value=settings.temperature, min=1.0, max=10.0, step=0.5,
+                                        description="temperature", style=LABEL_STYLE),
+        epochs=widgets.IntSlider(value=settings.epochs, min=1, max=10, description="epochs", style=LABEL_STYLE),
+        train_cap=widgets.Dropdown(options=list(caps), value=cap_label(settings.max_train_examples),
+                                   description="training tweets", style=LABEL_STYLE),
+    )
+    button = widgets.Button(description="Train", button_style="primary", icon="play")
+    status = widgets.Label("Choose, then press Train (several tasks: Ctrl- or Cmd-click).")
+    output = widgets.Output()
+    box = widgets.VBox([*controls.values(), button, status, output])
+    panel = TrainingPanel(settings, Path(folder), **controls, caps=caps, button=button, status=status, output=output, box=box)
+    button.on_click(panel.train)
+    return panel
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 5: type a tweet, see what every head says
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PredictionPanel(Shown):
+    models: dict
+    text: widgets.Textarea
+    button: widgets.Button
+    output: widgets.Output
+    box: widgets.VBox
+    answer: pd.DataFrame | None = None
+    figure: Figure | None = None
+
+    def predict(self, text: str | None = None) -> pd.DataFrame:
+        """What the Label button does (for `text`, if given, else the typed tweet): every head's probabilities."""
+        if text is not None:
+            self.text.value = text
+        self.answer = recipes.label_tweet(self.models, self.text.value)
+        self.figure = plots.head_probabilities(self.answer, self.text.value)
+        show(self.output, self.figure)
+        return self.answer
+
+
+def prediction_panel(folder: str | Path, text: str = "i can't believe it's snowing again in april") -> PredictionPanel:
+    """A text box and a Label button over a run's best checkpoint of each task."""
+    area = widgets.Textarea(value=text, description="tweet", layout=widgets.Layout(width="520px"))
+    button = widgets.Button(description="Label it", button_style="primary", icon="tags")
+    output = widgets.Output()
+    panel = PredictionPanel(recipes.best_models(folder), area, button, output, widgets.VBox([area, button, output]))
+    button.on_click(lambda _: panel.predict())
+    return panel

@@ -1,0 +1,34 @@
+import pytest
+import torch
+
+from mtl_tutorial.conflict import encoder_gradient, gradient_cosines
+from mtl_tutorial.data import EncodedSplit, pad_batch
+from mtl_tutorial.model import build_model
+
+
+@pytest.fixture
+def model_and_splits(tiny_encoder_dir):
+    torch.manual_seed(0)
+    model, tokenizer = build_model({"a": ["no", "yes"], "b": ["no", "yes"]}, str(tiny_encoder_dir))
+    texts = ["i love it", "i hate it", "best day ever", "worst day ever"] * 4
+    ids = tokenizer(texts)["input_ids"]
+    return model, tokenizer, EncodedSplit(ids, [1, 0, 1, 0] * 4), EncodedSplit(ids, [0, 1, 0, 1] * 4)
+
+
+def test_same_task_same_batch_gives_cosine_one_and_leaves_no_gradients(model_and_splits):
+    model, tokenizer, split, _ = model_and_splits
+    model.eval()
+    batch = pad_batch(split.input_ids[:4], tokenizer.pad_token_id, split.labels[:4])
+    first, second = encoder_gradient(model, batch, "a"), encoder_gradient(model, batch, "a")
+    assert torch.nn.functional.cosine_similarity(first, second, dim=0).item() == pytest.approx(1.0, abs=1e-5)
+    assert first.numel() == sum(p.numel() for p in model.encoder.parameters())
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_opposite_labels_through_tied_heads_conflict(model_and_splits):
+    model, tokenizer, agree, disagree = model_and_splits
+    model.heads["b"].load_state_dict(model.heads["a"].state_dict())  # the same head: only the labels differ
+    same = gradient_cosines(model, {"a": agree, "b": agree}, tokenizer.pad_token_id, batches=2, batch_size=8)
+    opposite = gradient_cosines(model, {"a": agree, "b": disagree}, tokenizer.pad_token_id, batches=2, batch_size=8)
+    assert same["a~b"] == pytest.approx(1.0, abs=1e-4)
+    assert opposite["a~b"] < -0.95  # flipped labels on one 2-class head: nearly opposite gradients

@@ -1,0 +1,38 @@
+"""Each lesson is a pair, NAME.py (jupytext percent, the source) and NAME.ipynb (with outputs): they must agree.
+
+Edit the .py, then `jupytext --sync notebooks/NAME.py` (or re-execute it, see the README's "Lessons").
+"""
+
+from pathlib import Path
+
+import jupytext
+import pytest
+
+from mtl_tutorial import recipes
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+LESSONS = sorted(path.stem for path in NOTEBOOKS.glob("*.py"))
+
+
+def cells(path: Path) -> list[tuple[str, str]]:
+    return [(cell.cell_type, cell.source.strip()) for cell in jupytext.read(path).cells]
+
+
+def test_every_lesson_is_a_pair():
+    assert LESSONS == sorted(path.stem for path in NOTEBOOKS.glob("*.ipynb"))
+    assert {"00_overview", "01_data", "02_model", "03_sampling", "04_training", "05_evaluation"} <= set(LESSONS)
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_the_py_and_the_ipynb_have_the_same_cells(lesson):
+    source, notebook = cells(NOTEBOOKS / f"{lesson}.py"), cells(NOTEBOOKS / f"{lesson}.ipynb")
+    for number, (in_source, in_notebook) in enumerate(zip(source, notebook), start=1):
+        assert in_source == in_notebook, f"{lesson}: cell {number} differs; run `jupytext --sync notebooks/{lesson}.py`"
+    assert len(source) == len(notebook), f"{lesson}: {len(source)} cells in the .py, {len(notebook)} in the .ipynb"
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_colab_cell_and_readme_badge_name_the_same_repository(lesson):
+    first_code = next(source for kind, source in cells(NOTEBOOKS / f"{lesson}.py") if kind == "code")
+    assert f'PACKAGE_URL = "{recipes.PACKAGE_URL}"' in first_code and "enable_custom_widget_manager" in first_code
+    assert recipes.colab_url(lesson) in (NOTEBOOKS.parent / "README.md").read_text(encoding="utf-8")

@@ -1,0 +1,76 @@
+"""The lesson widgets without a browser: set their values, press their buttons, check what came back."""
+
+import matplotlib
+import pandas as pd
+import pytest
+
+from mtl_tutorial import recipes, task_probabilities, widgets
+from mtl_tutorial.train import TrainConfig
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture
+def tiny_settings(tiny_encoder_dir, tweeteval_dir):
+    return TrainConfig(tasks=["emotion", "sentiment"], model=str(tiny_encoder_dir), epochs=1, max_train_examples=48,
+                       max_eval_examples=40, max_length=32, learning_rate=1e-3, data_dir=str(tweeteval_dir))
+
+
+def test_the_temperature_slider_redraws_the_probabilities():
+    panel = widgets.temperature_panel({"emotion": 3257, "sentiment": 45615}, temperature=1.0)
+    assert panel.figure.axes[0].get_title() == "Temperature sampling, T = 1"
+    panel.slider.value = 8.0
+    assert panel.figure.axes[0].get_title() == "Temperature sampling, T = 8"
+    marker = panel.figure.axes[0].lines[1]  # the dot of emotion at the chosen T
+    assert marker.get_xdata()[0] == 8.0
+    expected = task_probabilities({"emotion": 3257, "sentiment": 45615}, "temperature", 8.0)["emotion"]
+    assert marker.get_ydata()[0] == pytest.approx(expected)
+
+
+def test_the_train_button_trains_the_chosen_tasks_and_draws_every_epoch(tiny_settings, tmp_path):
+    panel = widgets.training_panel(tiny_settings, tmp_path / "run")
+    assert panel.config() == tiny_settings  # the widgets start from the settings
+    panel.tasks.value = ("irony", "emotion", "hate")
+    panel.sampler.value = "uniform"
+    panel.epochs.value = 2
+    panel.train_cap.value = "100 tweets per task"
+    panel.button.click()
+
+    config = recipes.saved_config(tmp_path / "run")
+    assert config.tasks == ["irony", "emotion", "hate"] and config.sampler == "uniform"
+    assert config.epochs == 2 and config.max_train_examples == 100 and config.max_eval_examples == 40
+    history = panel.run.history
+    assert list(history["epoch"]) == [1, 1, 1, 2, 2, 2] and set(history["task"]) == {"irony", "emotion", "hate"}
+    assert panel.figure.get_suptitle() == "after epoch 2 of 2"
+    assert len(panel.figure.axes[0].get_legend().get_texts()) == 3
+    assert panel.status.value.startswith("Done") and not panel.button.disabled
+
+
+def test_training_again_replaces_the_run_and_bad_choices_are_reported(tiny_settings, tmp_path):
+    panel = widgets.training_panel(tiny_settings, tmp_path / "run")
+    panel.train()
+    panel.tasks.value = ("emotion",)
+    panel.train_cap.value = "all tweets"
+    assert panel.config().max_train_examples is None
+    panel.train_cap.value = "100 tweets per task"
+    run = panel.train()
+    assert set(run.history["task"]) == {"emotion"} and recipes.saved_config(tmp_path / "run").tasks == ["emotion"]
+    panel.tasks.value = ()
+    panel.button.click()  # a button reports errors in its status line; a direct call raises them
+    assert panel.status.value == "Training stopped: no task given" and not panel.button.disabled
+    with pytest.raises(ValueError, match="no task given"):
+        panel.train()
+
+
+def test_the_label_button_shows_every_heads_probabilities(tiny_settings, tmp_path):
+    recipes.train_run(tiny_settings, tmp_path / "run")
+    panel = widgets.prediction_panel(tmp_path / "run")
+    panel.text.value = "so happy it's friday!!"
+    panel.button.click()
+    answer = panel.answer
+    assert list(answer["task"].unique()) == ["emotion", "sentiment"]
+    assert answer.groupby("task")["probability"].sum().to_list() == pytest.approx([1.0, 1.0])
+    assert answer.groupby("task")["chosen"].sum().to_list() == [1, 1]
+    assert [axes.get_title() for axes in panel.figure.axes] == ["emotion head", "sentiment head"]
+    again = panel.predict("worst day ever")
+    assert panel.text.value == "worst day ever" and isinstance(again, pd.DataFrame) and len(again) == 7
