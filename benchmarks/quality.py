@@ -35,7 +35,7 @@ PUBLISHED = {"paper: RoBERTa-base": {"emotion": 76.1, "sentiment": 71.3},
 
 def common_budget(data_dir: str | None) -> dict:
     """What every arm shares: MiniLM, emotion in full and at most 4000 sentiment tweets, 2 epochs."""
-    return {"tasks": ["emotion", "sentiment"], "epochs": 2, "learning_rate": 5e-5, "max_train_examples": 4000,
+    return {"tasks": ["emotion", "sentiment"], "epochs": 2, "learning_rate": 1e-4, "max_train_examples": 4000,
             "data_dir": data_dir}
 
 

@@ -6,24 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-import pandas as pd
 from accelerate import PartialState
 
 from .data import SPLITS, TWEETEVAL_TASKS, DataError, download_tweeteval, load_task, write_tsv_folder
 from .files import write_atomically
 from .sampling import SAMPLERS
-from .train import TrainConfig, evaluate_run, fit, predict_run
+from .train import TrainConfig, evaluate_run, fit, predict_run, results_table
 
 DEV_CURVES_FILE = "dev_curves.png"
-
-
-def results_table(results: dict) -> pd.DataFrame:
-    """One row per task: its official metric, best epoch, dev and test scores, and the majority baseline."""
-    rows = [{"task": task, "metric": result["official_metric"], "best epoch": result["best_epoch"],
-             "dev": result["dev"]["official"], "test": result["test"]["official"],
-             "test accuracy": result["test"]["accuracy"], "majority baseline (test)": result["test_majority_baseline"]["official"]}
-            for task, result in results.items()]
-    return pd.DataFrame(rows).set_index("task")
 
 
 def train_command(args) -> None:

@@ -162,7 +162,7 @@ def temperature_effect(sizes: dict[str, int], temperature: float = 2.0, highest:
     axes.axvline(temperature, color="black", linestyle="--", linewidth=1)
     axes.set(xlabel="temperature T", ylabel="probability of the task at a step", ylim=(0, 1), xlim=(1, highest),
              title=f"Temperature sampling, T = {temperature:g}")
-    axes.legend(loc="center right")
+    axes.legend(loc="lower right")
     return figure
 
 

@@ -15,12 +15,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .cli import results_table  # noqa: F401  (re-exported: a notebook needs only `recipes` for its tables)
 from .data import encode, shuffled_batches
 from .metrics import confusion_table, official_metric_name, official_score
 from .model import load_model, predict, sequence_representation
 from .sampling import task_probabilities
-from .train import CONFIG_FILE, RESULTS_FILE, TrainConfig, TrainingRun, fit, load_config, load_history, load_run_tasks
+from .train import (CONFIG_FILE, RESULTS_FILE, TrainConfig, TrainingRun, fit, load_config, load_history,  # noqa: F401
+                    load_run_tasks, results_table)  # results_table: re-exported, so a notebook needs only `recipes`
 
 GITHUB_REPOSITORY = "OWNER/mtl-tutorial"  # where the package lives; README and the notebooks' Colab cells use it too
 PACKAGE_URL = f"git+https://github.com/{GITHUB_REPOSITORY}"

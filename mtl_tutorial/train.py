@@ -84,6 +84,15 @@ class TrainingRun:
     results: dict
 
 
+def results_table(results: dict) -> pd.DataFrame:
+    """One row per task: its official metric, best epoch, dev and test scores, and the majority baseline."""
+    rows = [{"task": task, "metric": result["official_metric"], "best epoch": result["best_epoch"],
+             "dev": result["dev"]["official"], "test": result["test"]["official"],
+             "test accuracy": result["test"]["accuracy"], "majority baseline (test)": result["test_majority_baseline"]["official"]}
+            for task, result in results.items()]
+    return pd.DataFrame(rows).set_index("task")
+
+
 def load_run_tasks(config: TrainConfig) -> dict[str, Task]:
     """The run's tasks, with its caps on training and evaluation examples applied."""
     return {name: task.capped(config.max_train_examples, config.max_eval_examples, config.seed)
@@ -208,6 +217,9 @@ def fit(config: TrainConfig, folder: str | Path, resume: bool = False, on_epoch_
     set_seed(config.seed)
     tasks = load_run_tasks(config)
     model, tokenizer = build_model({name: task.label_names for name, task in tasks.items()}, config.model, config.pooling)
+    longest = model.encoder.config.max_position_embeddings
+    if config.max_length > longest:
+        raise ValueError(f"max_length {config.max_length} is longer than this encoder's {longest} positions")
     if accelerator.is_main_process:  # only now: a typo in a task or model name leaves no folder behind
         folder.mkdir(parents=True, exist_ok=True)
         write_json_atomically(dataclasses.asdict(config), folder / CONFIG_FILE)
@@ -228,7 +240,8 @@ def fit(config: TrainConfig, folder: str | Path, resume: bool = False, on_epoch_
     model, optimizer = accelerator.prepare(model, optimizer)
 
     for epoch in range(start_epoch, config.epochs + 1):
-        torch.manual_seed(config.seed + epoch)  # dropout: a resumed epoch draws the same masks
+        # dropout: a resumed epoch draws the same masks, and each process its own
+        torch.manual_seed(config.seed + epoch + 10_000 * accelerator.process_index)
         model.train()
         schedule = task_schedule(sizes, steps_per_epoch, config.sampler, config.seed, config.temperature, epoch, config.epochs)
         loss_sum = {name: torch.zeros((), device=accelerator.device) for name in tasks}

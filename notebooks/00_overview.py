@@ -40,7 +40,7 @@ if "google.colab" in sys.modules:
 # %% [markdown]
 # **Settings.** This one cell decides the scale. On a GPU it is the original tutorial's recipe
 # (roberta-base, all the data, 5 epochs at learning rate 2e-5, pooler output; about an hour). On a CPU,
-# or with `MTL_TUTORIAL_QUICK=1`, a quick version that trains in about a minute; it says below what it cut.
+# or with `MTL_TUTORIAL_QUICK=1`, a quick version that trains in a minute or two; it says below what it cut.
 
 # %%
 from transformers.utils import logging

@@ -120,8 +120,8 @@ plots.multitask_vs_single_task(comparison);
 #
 # ## Label your own tweets
 #
-# Type a tweet and press **Label it**: every head answers, each from its task's best checkpoint. (In a
-# static copy of this notebook, run the cell after the panel instead.)
+# Type a tweet and press **Label it**: every head answers, each from its task's best checkpoint. The cell
+# after the panel does the same from code.
 
 # %%
 from mtl_tutorial import widgets
