@@ -10,7 +10,6 @@ model, same tweets, batch 128. Run by hand; results go to benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from mtl_tutorial.data import encode, load_task
 from mtl_tutorial.model import build_model, predict
 from mtl_tutorial.train import evaluate
 
-from throughput import PaddedTo64
+from throughput import PaddedTo64, report
 
 
 def original_evaluation(model, tokenizer, frame, task: str, batch_size: int, max_length: int) -> list[int]:
@@ -71,10 +70,7 @@ def main() -> None:
         "speed_up": original_seconds / ours_seconds,
         "same_predictions": agreement,  # padding must not change what the model predicts
     }
-    text = json.dumps(summary, indent=1)
-    if args.output:
-        args.output.write_text(text)
-    print(text)
+    report(summary, args.output)
 
 
 if __name__ == "__main__":

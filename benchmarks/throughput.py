@@ -131,6 +131,14 @@ def summarise(runs: list[dict], config: TrainConfig) -> dict:
     return summary
 
 
+def report(summary: dict, output: Path | None) -> None:
+    """Print the summary as JSON, and save it to `output` when one is given."""
+    text = json.dumps(summary, indent=1)
+    if output:
+        output.write_text(text)
+    print(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir")
@@ -154,11 +162,7 @@ def main() -> None:
             finished = subprocess.run(child + ["--loop", loop], capture_output=True, text=True, check=True)
             runs.append(json.loads(finished.stdout.strip().splitlines()[-1]))
             print(f"{loop}: {runs[-1]['examples_per_second']:.1f} examples/s", file=sys.stderr)
-    summary = summarise(runs, config)
-    text = json.dumps(summary, indent=1)
-    if args.output:
-        args.output.write_text(text)
-    print(text)
+    report(summarise(runs, config), args.output)
 
 
 if __name__ == "__main__":

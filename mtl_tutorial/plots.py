@@ -192,3 +192,15 @@ def multitask_vs_single_task(table: pd.DataFrame) -> Figure:
     axes.set(xlabel="", ylabel="official test score", ylim=(0, 1), title="Multi-task vs single-task, each from its best dev epoch")
     axes.legend(loc="upper right")
     return figure
+
+
+def gradient_conflict(history: pd.DataFrame) -> Figure:
+    """Cosine between the tasks' gradients on the shared encoder, per epoch: above 0 they agree."""
+    figure, axes = plt.subplots(figsize=(6, 3.5), constrained_layout=True)
+    for task, rows in history.groupby("task", sort=False):
+        axes.plot(rows["epoch"], rows["gradient_cosine"], "o-", label=f"{task} vs the other task(s)")
+    axes.axhline(0, color="black", linewidth=0.8)
+    axes.set(xlabel="epoch", ylabel="cosine of encoder gradients", ylim=(-1, 1), title="Do the tasks pull the encoder the same way?")
+    axes.xaxis.get_major_locator().set_params(integer=True)
+    axes.legend()
+    return figure

@@ -109,6 +109,18 @@ comparison.round(4)
 plots.multitask_vs_single_task(comparison);
 
 # %% [markdown]
+# ### Do the two tasks pull the encoder the same way?
+#
+# After every epoch, `fit` takes a few training batches of each task, computes the gradient of each
+# task's loss with respect to the *shared* encoder, and records the cosine between them in the history
+# (`gradient_cosine`). Near +1 the tasks push the encoder in the same direction and help each other;
+# near 0 they are unrelated; below 0 they conflict, and one task's step partly undoes the other's
+# (Yu et al. 2020, "Gradient Surgery for Multi-Task Learning").
+
+# %%
+plots.gradient_conflict(run.history);
+
+# %% [markdown]
 # How to read it: the grey bar is the floor (always the commonest label). A positive difference means
 # the task gained from training beside the other; a negative one means the tasks competed for the
 # shared encoder (*negative transfer*). In the quick setting, differences below about 0.05 are within

@@ -35,3 +35,9 @@ def tiny_encoder_dir(tmp_path_factory) -> Path:
 def write_lines(path: Path, lines: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+
+
+@pytest.fixture(autouse=True)
+def no_data_dir_from_the_environment(monkeypatch):
+    """CI sets MTL_TUTORIAL_DATA_DIR for the notebooks; tests name their data explicitly instead."""
+    monkeypatch.delenv("MTL_TUTORIAL_DATA_DIR", raising=False)

@@ -32,3 +32,14 @@ def test_opposite_labels_through_tied_heads_conflict(model_and_splits):
     opposite = gradient_cosines(model, {"a": agree, "b": disagree}, tokenizer.pad_token_id, batches=2, batch_size=8)
     assert same["a~b"] == pytest.approx(1.0, abs=1e-4)
     assert opposite["a~b"] < -0.95  # flipped labels on one 2-class head: nearly opposite gradients
+
+
+def test_gradient_conflict_plot_draws_one_line_per_task():
+    import pandas as pd
+
+    from mtl_tutorial import plots
+
+    history = pd.DataFrame({"epoch": [1, 1, 2, 2], "task": ["emotion", "sentiment"] * 2, "gradient_cosine": [0.3, 0.3, 0.1, 0.1]})
+    axes = plots.gradient_conflict(history).axes[0]
+    assert [line.get_label() for line in axes.get_lines()][:2] == ["emotion vs the other task(s)", "sentiment vs the other task(s)"]
+    assert list(axes.get_lines()[1].get_ydata()) == [0.3, 0.1]
