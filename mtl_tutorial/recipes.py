@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .data import encode, shuffled_batches
+from .data import shuffled_batches
 from .metrics import confusion_table, official_metric_name, official_score
 from .model import load_model, predict, sequence_representation
 from .sampling import task_probabilities
