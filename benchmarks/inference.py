@@ -4,7 +4,7 @@ The original tokenised each tweet on access, padded it to 64 and ran a DataLoade
 ours tokenises once, sorts by length, pads per batch and runs under `torch.inference_mode`. Same
 model, same tweets, batch 128. Run by hand; results go to benchmarks/RESULTS.md.
 
-    python benchmarks/inference.py --data-dir ../shared/data/tweeteval
+    python benchmarks/inference.py --data-dir ../shared/data/tweeteval [--mixed-precision bf16]
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=2000, help="dev tweets to score")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--mixed-precision", choices=("no", "bf16"), default="no", help="autocast for the package's side")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
 
@@ -59,11 +60,12 @@ def main() -> None:
         split = encode(tokenizer, frame, args.max_length)
         return evaluate(model, split, task.name, task.num_labels, tokenizer.pad_token_id, args.batch_size)[1]
 
-    ours_seconds, predictions = timed(ours)
-    predict_seconds, _ = timed(lambda: predict(model, tokenizer, frame["text"].tolist(), task.name, args.max_length, args.batch_size))
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.mixed_precision == "bf16"):
+        ours_seconds, predictions = timed(ours)
+        predict_seconds, _ = timed(lambda: predict(model, tokenizer, frame["text"].tolist(), task.name, args.max_length, args.batch_size))
     agreement = sum(a == b for a, b in zip(original, predictions)) / len(frame)
     summary = {
-        "task": task.name, "examples": len(frame), "batch_size": args.batch_size,
+        "task": task.name, "examples": len(frame), "batch_size": args.batch_size, "package_mixed_precision": args.mixed_precision,
         "original_evaluation_examples_per_second": len(frame) / original_seconds,
         "package_evaluate_examples_per_second": len(frame) / ours_seconds,
         "package_predict_examples_per_second": len(frame) / predict_seconds,

@@ -1,8 +1,8 @@
 """Does multi-task learning help? Single-task baselines and multi-task runs with each sampler.
 
 Every arm uses the same encoder, data caps, epochs, learning rate and seeds, and the package's own
-`fit`. Runs already finished are kept, so the script can be stopped and started again; the table
-(benchmarks/QUALITY_RESULTS.md) is rebuilt from whatever has finished. Run by hand:
+`fit`. Runs already finished are kept, so the script can be stopped and started again; the report
+(benchmarks/QUALITY_RESULTS.md and its plots) is rebuilt from whatever has finished. Run by hand:
 
     python benchmarks/quality.py --data-dir ../shared/data/tweeteval --runs runs/quality
 """
@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from mtl_tutorial.train import RESULTS_FILE, TrainConfig, fit, load_config
+from mtl_tutorial import plots
+from mtl_tutorial.cli import command_line
+from mtl_tutorial.train import RESULTS_FILE, TrainConfig, fit, load_config, load_history
 
 # name -> (what differs from the common budget, seeds); the key comparison gets three seeds.
 ARMS = {
@@ -31,62 +33,62 @@ ARMS = {
 PUBLISHED = {"paper: RoBERTa-base": {"emotion": 76.1, "sentiment": 71.3},
              "paper: RoBERTa pre-trained on tweets from scratch": {"emotion": 72.0, "sentiment": 69.1},
              "paper: RoBERTa-base retrained on tweets": {"emotion": 78.5}}
+PLOTS = {"scores": "quality_scores.png", "dev curves": "quality_dev_curves.png", "gradient cosine": "quality_gradient_cosine.png"}
 
 
-def common_budget(data_dir: str | None) -> dict:
-    """What every arm shares: MiniLM, emotion in full and at most 4000 sentiment tweets, 2 epochs."""
-    return {"tasks": ["emotion", "sentiment"], "epochs": 2, "learning_rate": 1e-4, "max_train_examples": 4000,
-            "data_dir": data_dir}
+def common_budget(data_dir: str | None, **changes) -> dict:
+    """What every arm shares: MiniLM, emotion in full (3257) and a seeded sample of 6000 sentiment tweets, 2 epochs.
+
+    6000 keeps a CPU run near 7 minutes while the tasks still differ in size (1 : 1.8), so the samplers differ.
+    `changes` (e.g. a smaller model or caps for a smoke test) apply to every arm alike.
+    """
+    return {"tasks": ["emotion", "sentiment"], "epochs": 2, "learning_rate": 1e-4, "max_train_examples": 6000,
+            "data_dir": data_dir, **changes}
 
 
 def run_folder(runs: Path, arm: str, seed: int) -> Path:
     return runs / f"{arm.replace(' ', '_').replace('=', '')}-seed{seed}"
 
 
-def run_arms(runs: Path, data_dir: str | None, arms: list[str]) -> None:
-    """Train every (arm, seed) that has no results yet, first seeds first, so an early stop still
-    leaves one seed of every arm; a half-done run resumes from its last finished epoch."""
-    order = sorted(((index, arm, seed) for arm in arms for index, seed in enumerate(ARMS[arm][1])), key=lambda item: item[0])
-    for _, arm, seed in order:
+def arm_seeds(arms: list[str], seeds: list[int] | None) -> list[tuple[str, int]]:
+    """Every (arm, seed) to run, first seeds first, so an early stop still leaves one seed of every arm."""
+    pairs = [(index, arm, seed) for arm in arms for index, seed in enumerate(seeds or ARMS[arm][1])]
+    return [(arm, seed) for _, arm, seed in sorted(pairs, key=lambda pair: pair[0])]
+
+
+def run_arms(runs: Path, budget: dict, arms: list[str], seeds: list[int] | None = None) -> None:
+    """Train every (arm, seed) that has no results yet; a half-done run resumes from its last finished epoch."""
+    for arm, seed in arm_seeds(arms, seeds):
         folder = run_folder(runs, arm, seed)
         if (folder / RESULTS_FILE).exists():
             continue
-        config = TrainConfig(**{**common_budget(data_dir), **ARMS[arm][0], "seed": seed})
+        config = TrainConfig(**{**budget, **ARMS[arm][0], "seed": seed})
         print(f"== {arm}, seed {seed} -> {folder}", flush=True)
         fit(config, folder, resume=(folder / "config.json").exists(), progress=False)
 
 
-def collect(runs: Path) -> pd.DataFrame:
-    """One row per finished run and task: official test score, best epoch, training time."""
+def finished_runs(runs: Path, arms: list[str], seeds: list[int] | None = None) -> dict[tuple[str, int], Path]:
+    """(arm, seed) -> run folder, for the runs that have their test results."""
+    found = {(arm, seed): run_folder(runs, arm, seed) for arm, seed in arm_seeds(arms, seeds)}
+    return {key: folder for key, folder in found.items() if (folder / RESULTS_FILE).exists()}
+
+
+def collect(finished: dict[tuple[str, int], Path]) -> pd.DataFrame:
+    """One row per finished run and task: official test score (x 100), best epoch, training time, command."""
     rows = []
-    for arm, (_, seeds) in ARMS.items():
-        for seed in seeds:
-            folder = run_folder(runs, arm, seed)
-            if not (folder / RESULTS_FILE).exists():
-                continue
-            results = json.loads((folder / RESULTS_FILE).read_text())
-            history = pd.read_csv(folder / "history.csv")
-            minutes = history.drop_duplicates("epoch")["seconds"].sum() / 60
-            for task, result in results.items():
-                rows.append({"arm": arm, "seed": seed, "task": task, "test": 100 * result["test"]["official"],
-                             "dev": 100 * result["dev"]["official"], "best epoch": result["best_epoch"],
-                             "training minutes": minutes, "command": rerun_command(load_config(folder), folder)})
-    columns = ["arm", "seed", "task", "test", "dev", "best epoch", "training minutes", "command"]
-    return pd.DataFrame(rows, columns=columns)
-
-
-def rerun_command(config: TrainConfig, folder: Path) -> str:
-    """The one command that re-trains this run from scratch."""
-    parts = ["mtl-tutorial train --tasks", " ".join(config.tasks), f"--sampler {config.sampler}"]
-    if config.sampler == "temperature":
-        parts.append(f"--temperature {config.temperature}")
-    parts += [f"--epochs {config.epochs}", f"--learning-rate {config.learning_rate}",
-              f"--max-train-examples {config.max_train_examples}", f"--seed {config.seed}", f"--out {folder}"]
-    return " ".join(parts)
+    for (arm, seed), folder in finished.items():
+        results = json.loads((folder / RESULTS_FILE).read_text())
+        history = load_history(folder)
+        minutes = history.drop_duplicates("epoch")["seconds"].sum() / 60
+        for task, result in results.items():
+            rows.append({"arm": arm, "seed": seed, "task": task, "test": 100 * result["test"]["official"],
+                         "dev": 100 * result["dev"]["official"], "best epoch": result["best_epoch"],
+                         "training minutes": minutes, "command": command_line(load_config(folder), folder)})
+    return pd.DataFrame(rows, columns=["arm", "seed", "task", "test", "dev", "best epoch", "training minutes", "command"])
 
 
 def summary_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Mean ± spread (sample standard deviation) of each arm's official test score, per task."""
+    """Mean ± spread (sample standard deviation over seeds) of each arm's official test score, per task."""
     cells = {}
     for (arm, task), group in rows.groupby(["arm", "task"], sort=False):
         scores = group["test"].tolist()
@@ -97,6 +99,43 @@ def summary_table(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(cells).T.reindex(columns=["emotion", "sentiment"]).fillna("")
 
 
+def paired_differences(rows: pd.DataFrame) -> pd.DataFrame:
+    """Each multi-task arm minus the single-task arm of the same task, seed by seed (same seed = same
+    data sample and initial heads), with the seed-to-seed spread it has to beat."""
+    found = []
+    for task in dict.fromkeys(rows["task"]):
+        alone = rows[(rows["arm"] == f"single-task {task}") & (rows["task"] == task)].set_index("seed")["test"]
+        for arm in dict.fromkeys(rows.loc[rows["arm"].str.startswith("multi-task"), "arm"]):
+            together = rows[(rows["arm"] == arm) & (rows["task"] == task)].set_index("seed")["test"]
+            differences = (together - alone).dropna()
+            if differences.empty:
+                continue
+            spreads = [statistics.stdev(scores) for scores in (alone[differences.index], together[differences.index]) if len(scores) > 1]
+            mean = differences.mean()
+            if spreads:
+                verdict = "larger than the seed spread" if abs(mean) > max(spreads) else "within the seed spread"
+            else:
+                verdict = "one seed: spread unknown"
+            found.append({"task": task, "multi-task arm": arm, "seeds": len(differences), "mean difference": mean,
+                          "differences per seed": ", ".join(f"{value:+.1f}" for value in differences),
+                          "largest seed spread of the two arms": max(spreads) if spreads else float("nan"), "verdict": verdict})
+    return pd.DataFrame(found)
+
+
+def draw_plots(rows: pd.DataFrame, finished: dict[tuple[str, int], Path], folder: Path) -> None:
+    """Test scores per arm and seed; dev curves and gradient cosines of each arm's first finished seed."""
+    first = {}
+    for (arm, _), run in finished.items():
+        first.setdefault(arm, load_history(run))
+    figures = {"scores": plots.arm_scores(rows, PUBLISHED), "dev curves": plots.arm_curves(first)}
+    multitask = {arm: history for arm, history in first.items() if "gradient_cosine" in history}
+    if multitask:
+        one_task = {arm: history[history["task"] == history["task"].iloc[0]] for arm, history in multitask.items()}
+        figures["gradient cosine"] = plots.arm_curves(one_task, "gradient_cosine", "cosine of the two tasks' encoder gradients")
+    for name, figure in figures.items():
+        figure.savefig(folder / PLOTS[name], dpi=110)
+
+
 def markdown_table(frame: pd.DataFrame) -> str:
     """A DataFrame as a Markdown table, numbers to one decimal."""
     cells = [[f"{value:.1f}" if isinstance(value, float) else str(value) for value in row] for row in frame.itertuples(index=False)]
@@ -104,25 +143,47 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
 
 
+def report(rows: pd.DataFrame, budget: dict) -> str:
+    """The Markdown report: summary beside the published scores, paired differences, every run, re-run commands."""
+    differences = paired_differences(rows)
+    shown = {key: value for key, value in budget.items() if key != "data_dir"}
+    text = ["# Quality runs (generated by benchmarks/quality.py)", "",
+            f"Common budget: `{json.dumps(shown)}`; official TweetEval test scores x 100 (emotion macro-F1, "
+            "sentiment macro-recall), each from the task's own best dev epoch.", "",
+            markdown_table(summary_table(rows).rename_axis("arm").reset_index()), "",
+            "## Multi-task minus single-task, paired by seed", "",
+            markdown_table(differences) if len(differences) else "(no multi-task run has a single-task run of the same seed yet)", "",
+            "## Every run", "", markdown_table(rows.drop(columns="command")), "", "## Re-run a row", ""]
+    return "\n".join(text + [f"- `{command}`" for command in rows["command"].drop_duplicates()]) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir")
     parser.add_argument("--runs", type=Path, default=Path("runs/quality"))
     parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
-    parser.add_argument("--table", type=Path, default=Path(__file__).with_name("QUALITY_RESULTS.md"))
-    parser.add_argument("--only-table", action="store_true", help="rebuild the table from finished runs, train nothing")
+    parser.add_argument("--seeds", nargs="+", type=int, help="the same seeds for every arm (default: each arm's own)")
+    parser.add_argument("--table", type=Path, default=Path(__file__).with_name("QUALITY_RESULTS.md"),
+                        help="the report to write; its plots go beside it")
+    parser.add_argument("--only-table", action="store_true", help="rebuild the report from finished runs, train nothing")
+    smaller = parser.add_argument_group("a different budget for every arm (smoke tests, other encoders)")
+    smaller.add_argument("--model")
+    smaller.add_argument("--epochs", type=int)
+    smaller.add_argument("--max-train-examples", type=int)
+    smaller.add_argument("--max-eval-examples", type=int)
     args = parser.parse_args()
+    changes = {name: getattr(args, name) for name in ("model", "epochs", "max_train_examples", "max_eval_examples")
+               if getattr(args, name) is not None}
+    budget = common_budget(args.data_dir, **changes)
     if not args.only_table:
-        run_arms(args.runs, args.data_dir, args.arms)
-    rows = collect(args.runs)
-    text = ["# Quality runs (generated by benchmarks/quality.py)", "",
-            f"Common budget: {json.dumps({k: v for k, v in common_budget(None).items() if k != 'data_dir'})}; "
-            "official TweetEval test scores x 100 (emotion macro-F1, sentiment macro-recall).", "",
-            markdown_table(summary_table(rows).rename_axis("arm").reset_index()), "", "## Every run", "",
-            markdown_table(rows.drop(columns="command")), "", "## Re-run a row", ""]
-    text += [f"- `{command}`" for command in rows["command"].drop_duplicates()]
-    args.table.write_text("\n".join(text) + "\n")
-    print("\n".join(text))
+        run_arms(args.runs, budget, args.arms, args.seeds)
+    finished = finished_runs(args.runs, args.arms, args.seeds)
+    if not finished:
+        parser.error(f"no finished run in {args.runs}")
+    rows = collect(finished)
+    draw_plots(rows, finished, args.table.parent)
+    args.table.write_text(report(rows, budget))
+    print(args.table.read_text())
 
 
 if __name__ == "__main__":

@@ -5,11 +5,15 @@ number of steps. Each loop runs in its own process (so each has its own peak mem
 `--rounds` times, and the medians are reported. Run by hand; results go to benchmarks/RESULTS.md.
 
     python benchmarks/throughput.py --data-dir ../shared/data/tweeteval --rounds 2
+    python benchmarks/throughput.py --data-dir ../shared/data/tweeteval --variants package-bf16 package-no-length-grouping
+
+`--variants` also measures the package's loop with one lever changed, to show what each is worth.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import resource
@@ -27,6 +31,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from mtl_tutorial.data import batches_per_pass
 from mtl_tutorial.model import build_model
+from mtl_tutorial import train
 from mtl_tutorial.train import TrainConfig, fit, load_run_tasks
 
 
@@ -104,10 +109,27 @@ def package_loop(config: TrainConfig) -> dict:
     return {key: float(row[key]) for key in ("examples_per_second", "tokens_per_second", "pad_fraction", "seconds")}
 
 
+def unfused_optimizer(model, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with torch's default multi-tensor kernel instead of the fused one."""
+    return torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+
+
+# The package's loop with one lever changed, to measure what each lever is worth.
+VARIANTS = {
+    "package": {},
+    "package-bf16": {"mixed_precision": "bf16"},
+    "package-no-length-grouping": {"group_by_length": False},
+    "package-unfused-adamw": {},  # make_optimizer replaced in the child, see measure()
+}
+LOOPS = ("original", *VARIANTS)
+
+
 def measure(loop: str, config: TrainConfig) -> dict:
     """One loop's speed and peak memory, measured in this process."""
     steps = sum(batches_per_pass(len(task.splits["train"]), config.batch_size) for task in load_run_tasks(config).values())
-    result = original_loop(config, steps) if loop == "original" else package_loop(config)
+    if loop == "package-unfused-adamw":
+        train.make_optimizer = unfused_optimizer
+    result = original_loop(config, steps) if loop == "original" else package_loop(dataclasses.replace(config, **VARIANTS[loop]))
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if torch.cuda.is_available():
         result["peak_cuda_mib"] = torch.cuda.max_memory_allocated() / 2**20
@@ -115,19 +137,21 @@ def measure(loop: str, config: TrainConfig) -> dict:
 
 
 def summarise(runs: list[dict], config: TrainConfig) -> dict:
-    """Medians per loop, the package's speed-up, and model FLOPs utilisation against the matmul peak."""
+    """Medians per loop, each loop's speed-up over the original, and model FLOPs utilisation against the matmul
+    peak of the loop's precision."""
     model, _ = build_model({"task": ["a", "b"]}, config.model, config.pooling)
     flops_per_token = encoder_flops_per_token(model)
     peaks = {"fp32": matmul_peak_gflops(torch.float32), "bf16": matmul_peak_gflops(torch.bfloat16)}
-    peak = peaks["bf16" if config.mixed_precision == "bf16" else "fp32"]  # the package's loop is judged at its precision
     summary = {"flops_per_token": flops_per_token, "matmul_peak_gflops": peaks}
-    for loop in ("original", "package"):
+    for loop in dict.fromkeys(run["loop"] for run in runs):
         mine = [run for run in runs if run["loop"] == loop]
         median = {key: statistics.median(run[key] for run in mine) for key in ("examples_per_second", "tokens_per_second", "pad_fraction")}
         median["peak_rss_mib"] = max(run["peak_rss_mib"] for run in mine)
+        peak = peaks["bf16" if loop.endswith("bf16") else "fp32"]
         median["model_flops_utilisation"] = flops_per_token * median["tokens_per_second"] / (peak * 1e9)
+        median["speed_up"] = median["examples_per_second"] / statistics.median(run["examples_per_second"] for run in runs if run["loop"] == "original")
         summary[loop] = {**median, "runs": mine}
-    summary["speed_up"] = summary["package"]["examples_per_second"] / summary["original"]["examples_per_second"]
+    summary["speed_up"] = summary["package"]["speed_up"]
     return summary
 
 
@@ -144,21 +168,22 @@ def main() -> None:
     parser.add_argument("--data-dir")
     parser.add_argument("--model", help="encoder (default: the packaged MiniLM)")
     parser.add_argument("--max-train-examples", type=int, default=1024, help="per task; steps = their batches")
-    parser.add_argument("--mixed-precision", default="no", choices=("no", "bf16", "fp16"), help="for the package's loop")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS)[1:], default=[],
+                        help="also measure the package's loop with one lever changed")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--output", type=Path, help="write the summary as JSON here")
-    parser.add_argument("--loop", choices=("original", "package"), help=argparse.SUPPRESS)  # one measurement, in a child
+    parser.add_argument("--loop", choices=LOOPS, help=argparse.SUPPRESS)  # one measurement, in a child
     args = parser.parse_args()
     config = TrainConfig(model=args.model, epochs=1, max_train_examples=args.max_train_examples, max_eval_examples=64,
-                         mixed_precision=args.mixed_precision, data_dir=args.data_dir)
+                         data_dir=args.data_dir)
     if args.loop:
         print(json.dumps(measure(args.loop, config)))
         return
-    child = [sys.executable, __file__, "--max-train-examples", str(args.max_train_examples), "--mixed-precision", args.mixed_precision]
+    child = [sys.executable, __file__, "--max-train-examples", str(args.max_train_examples)]
     child += [flag for name, flag in (("data_dir", "--data-dir"), ("model", "--model")) if getattr(args, name) for flag in (flag, getattr(args, name))]
     runs = []
     for _ in range(args.rounds):
-        for loop in ("original", "package"):
+        for loop in ["original", "package", *args.variants]:
             finished = subprocess.run(child + ["--loop", loop], capture_output=True, text=True, check=True)
             runs.append(json.loads(finished.stdout.strip().splitlines()[-1]))
             print(f"{loop}: {runs[-1]['examples_per_second']:.1f} examples/s", file=sys.stderr)

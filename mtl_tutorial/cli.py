@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -16,15 +17,35 @@ from .train import TrainConfig, evaluate_run, fit, predict_run, results_table
 DEV_CURVES_FILE = "dev_curves.png"
 
 
+# TrainConfig fields that `train` takes as options (--max-length for max_length, ...); the rest keep their defaults.
+TRAIN_OPTIONS = ("tasks", "model", "pooling", "sampler", "temperature", "epochs", "batch_size", "learning_rate", "max_length",
+                 "seed", "max_train_examples", "max_eval_examples", "mixed_precision", "data_dir", "cache_dir", "base_url")
+DATA_LOCATION = ("data_dir", "cache_dir", "base_url")
+
+
+def config_from_arguments(args) -> TrainConfig:
+    """The TrainConfig that `mtl-tutorial train ...` asks for."""
+    return TrainConfig(**{name: getattr(args, name) for name in TRAIN_OPTIONS})
+
+
+def command_line(config: TrainConfig, out: str | Path) -> str:
+    """The one `mtl-tutorial train` command that trains `config` again into `out`.
+
+    Options at their default are left out, and so is where the data lives (the files are checksummed, the same anywhere).
+    """
+    defaults, words = TrainConfig(), ["mtl-tutorial", "train"]
+    for name in TRAIN_OPTIONS:
+        value = getattr(config, name)
+        if name in DATA_LOCATION or value == getattr(defaults, name):
+            continue
+        words += [f"--{name.replace('_', '-')}", *(value if isinstance(value, list) else [str(value)])]
+    return shlex.join(words + ["--out", str(out)])
+
+
 def train_command(args) -> None:
     from . import plots  # matplotlib only for the commands that draw
 
-    config = TrainConfig(
-        tasks=args.tasks, model=args.model, pooling=args.pooling, sampler=args.sampler, temperature=args.temperature,
-        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, max_length=args.max_length,
-        seed=args.seed, max_train_examples=args.max_train_examples, max_eval_examples=args.max_eval_examples, mixed_precision=args.mixed_precision,
-        data_dir=args.data_dir, cache_dir=args.cache_dir, base_url=args.base_url,
-    )
+    config = config_from_arguments(args)
     run = fit(config, args.out, resume=args.resume)
     if run.history.empty or not PartialState().is_main_process:  # under torchrun, one process reports
         return

@@ -2,13 +2,15 @@
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
 
-from mtl_tutorial.cli import main
+from mtl_tutorial.cli import build_parser, command_line, config_from_arguments, main
+from mtl_tutorial.train import TrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +71,16 @@ def test_errors_are_one_clear_line(tmp_path, tweeteval_dir, capsys):
     assert "unknown task 'feelings'" in capsys.readouterr().err
     assert main(["predict", str(tmp_path), "hello"]) == 2
     assert "is not a saved multi-task model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("config", [
+    TrainConfig(),
+    TrainConfig(tasks=["emotion"], sampler="temperature", temperature=3.0, learning_rate=1e-4, max_train_examples=6000, seed=78),
+    TrainConfig(tasks=["irony", "my data/hate"], model="roberta-base", pooling="pooler", epochs=1, batch_size=16,
+                max_length=48, max_eval_examples=100, mixed_precision="bf16", data_dir="/somewhere/else"),
+])
+def test_command_line_trains_the_same_config_again(config):
+    words = shlex.split(command_line(config, "runs/my run"))
+    assert words[:2] == ["mtl-tutorial", "train"] and words[-2:] == ["--out", "runs/my run"]
+    again = config_from_arguments(build_parser().parse_args(words[1:]))
+    assert again == TrainConfig(**{**config.__dict__, "data_dir": None})  # where the data lives is left out
