@@ -15,16 +15,19 @@ import statistics
 from pathlib import Path
 
 import pandas as pd
+from scipy.stats import ttest_rel
 
 from mtl_tutorial import plots
 from mtl_tutorial.cli import command_line
+from mtl_tutorial.files import write_atomically
 from mtl_tutorial.train import RESULTS_FILE, TrainConfig, fit, load_config, load_history
 
-# name -> (what differs from the common budget, seeds); the key comparison gets three seeds.
+# name -> (what differs from the common budget, seeds); the key comparison gets four seeds.
+KEY_SEEDS = (77, 78, 79, 80)
 ARMS = {
-    "single-task emotion": ({"tasks": ["emotion"]}, (77, 78, 79)),
-    "multi-task proportional": ({"sampler": "proportional"}, (77, 78, 79)),
-    "multi-task temperature T=2": ({"sampler": "temperature", "temperature": 2.0}, (77, 78, 79)),
+    "single-task emotion": ({"tasks": ["emotion"]}, KEY_SEEDS),
+    "multi-task proportional": ({"sampler": "proportional"}, KEY_SEEDS),
+    "multi-task temperature T=2": ({"sampler": "temperature", "temperature": 2.0}, KEY_SEEDS),
     "single-task sentiment": ({"tasks": ["sentiment"]}, (77,)),
     "multi-task uniform": ({"sampler": "uniform"}, (77,)),
     "multi-task annealed": ({"sampler": "annealed"}, (77,)),
@@ -101,7 +104,7 @@ def summary_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 def paired_differences(rows: pd.DataFrame) -> pd.DataFrame:
     """Each multi-task arm minus the single-task arm of the same task, seed by seed (same seed = same
-    data sample and initial heads), with the seed-to-seed spread it has to beat."""
+    data sample and initial heads), against the seed-to-seed spread, with a paired t-test where n > 1."""
     found = []
     for task in dict.fromkeys(rows["task"]):
         alone = rows[(rows["arm"] == f"single-task {task}") & (rows["task"] == task)].set_index("seed")["test"]
@@ -110,15 +113,15 @@ def paired_differences(rows: pd.DataFrame) -> pd.DataFrame:
             differences = (together - alone).dropna()
             if differences.empty:
                 continue
-            spreads = [statistics.stdev(scores) for scores in (alone[differences.index], together[differences.index]) if len(scores) > 1]
-            mean = differences.mean()
-            if spreads:
-                verdict = "larger than the seed spread" if abs(mean) > max(spreads) else "within the seed spread"
-            else:
-                verdict = "one seed: spread unknown"
-            found.append({"task": task, "multi-task arm": arm, "seeds": len(differences), "mean difference": mean,
-                          "differences per seed": ", ".join(f"{value:+.1f}" for value in differences),
-                          "largest seed spread of the two arms": max(spreads) if spreads else float("nan"), "verdict": verdict})
+            seeds = differences.index
+            spread, p_value, verdict = "n/a", "n/a", "one seed: spread unknown"
+            if len(seeds) > 1:
+                largest = max(statistics.stdev(alone[seeds]), statistics.stdev(together[seeds]))
+                spread, p_value = f"{largest:.1f}", f"{ttest_rel(together[seeds], alone[seeds]).pvalue:.2f}"
+                verdict = "larger than the seed spread" if abs(differences.mean()) > largest else "within the seed spread"
+            found.append({"task": task, "multi-task arm": arm, "seeds": len(seeds), "mean difference": differences.mean(),
+                          "per seed": ", ".join(f"{value:+.1f}" for value in differences),
+                          "seed spread (larger sd of the two arms)": spread, "paired t-test p": p_value, "verdict": verdict})
     return pd.DataFrame(found)
 
 
@@ -130,10 +133,12 @@ def draw_plots(rows: pd.DataFrame, finished: dict[tuple[str, int], Path], folder
     figures = {"scores": plots.arm_scores(rows, PUBLISHED), "dev curves": plots.arm_curves(first)}
     multitask = {arm: history for arm, history in first.items() if "gradient_cosine" in history}
     if multitask:
-        one_task = {arm: history[history["task"] == history["task"].iloc[0]] for arm, history in multitask.items()}
+        # with two tasks both rows of an epoch hold the same cosine: keep one, titled by the pair
+        one_task = {arm: history[history["task"] == history["task"].iloc[0]].assign(task=" vs ".join(history["task"].unique()))
+                    for arm, history in multitask.items()}
         figures["gradient cosine"] = plots.arm_curves(one_task, "gradient_cosine", "cosine of the two tasks' encoder gradients")
     for name, figure in figures.items():
-        figure.savefig(folder / PLOTS[name], dpi=110)
+        write_atomically(folder / PLOTS[name], lambda temporary: figure.savefig(temporary, dpi=110, format="png"))
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -171,8 +176,9 @@ def main() -> None:
     smaller.add_argument("--epochs", type=int)
     smaller.add_argument("--max-train-examples", type=int)
     smaller.add_argument("--max-eval-examples", type=int)
+    smaller.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"))
     args = parser.parse_args()
-    changes = {name: getattr(args, name) for name in ("model", "epochs", "max_train_examples", "max_eval_examples")
+    changes = {name: getattr(args, name) for name in ("model", "epochs", "max_train_examples", "max_eval_examples", "mixed_precision")
                if getattr(args, name) is not None}
     budget = common_budget(args.data_dir, **changes)
     if not args.only_table:
@@ -181,9 +187,11 @@ def main() -> None:
     if not finished:
         parser.error(f"no finished run in {args.runs}")
     rows = collect(finished)
+    args.table.parent.mkdir(parents=True, exist_ok=True)
     draw_plots(rows, finished, args.table.parent)
-    args.table.write_text(report(rows, budget))
-    print(args.table.read_text())
+    text = report(rows, budget)
+    write_atomically(args.table, lambda temporary: temporary.write_text(text, encoding="utf-8"))
+    print(text)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Pictures for the lessons; every function returns a matplotlib Figure (nothing is shown or saved).
 
 Dev curves per epoch, label distributions, tweet lengths, pad-token shares, similarity maps, sampling
-probabilities, schedules and temperatures, confusion matrices, head probabilities, multi- vs single-task.
+probabilities, schedules and temperatures, confusion matrices, head probabilities, multi- vs single-task,
+and for experiments with several arms and seeds: scores per arm and curves per arm.
 """
 
 from __future__ import annotations
