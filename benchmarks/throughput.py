@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from transformers import get_linear_schedule_with_warmup
 
+from mtl_tutorial import train
 from mtl_tutorial.data import batches_per_pass
 from mtl_tutorial.model import build_model
-from mtl_tutorial import train
 from mtl_tutorial.train import TrainConfig, fit, load_run_tasks
 
 

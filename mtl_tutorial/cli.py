@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 import sys
 from pathlib import Path
@@ -34,6 +35,9 @@ def command_line(config: TrainConfig, out: str | Path) -> str:
     Options at their default are left out, and so is where the data lives (the files are checksummed, the same anywhere).
     """
     defaults, words = TrainConfig(), ["mtl-tutorial", "train"]
+    missing = [name for name, value in dataclasses.asdict(config).items() if name not in TRAIN_OPTIONS and value != getattr(defaults, name)]
+    if missing:
+        raise ValueError(f"`mtl-tutorial train` has no option for {', '.join(missing)}: train this config from Python with fit()")
     for name in TRAIN_OPTIONS:
         value = getattr(config, name)
         if name in DATA_LOCATION or value == getattr(defaults, name):

@@ -84,3 +84,8 @@ def test_command_line_trains_the_same_config_again(config):
     assert words[:2] == ["mtl-tutorial", "train"] and words[-2:] == ["--out", "runs/my run"]
     again = config_from_arguments(build_parser().parse_args(words[1:]))
     assert again == TrainConfig(**{**config.__dict__, "data_dir": None})  # where the data lives is left out
+
+
+def test_command_line_refuses_a_config_it_cannot_express():
+    with pytest.raises(ValueError, match="no option for weight_decay"):
+        command_line(TrainConfig(weight_decay=0.01), "runs/x")
