@@ -15,9 +15,10 @@ from pathlib import Path
 
 import torch
 
-from mtl_tutorial.data import encode, load_task
-from mtl_tutorial.model import build_model, predict
-from mtl_tutorial.train import evaluate
+from mtl_tutorial.batching import encode
+from mtl_tutorial.data import load_task
+from mtl_tutorial.evaluate import evaluate_split, predict
+from mtl_tutorial.model import build_model
 
 from throughput import PaddedTo64, report
 
@@ -58,7 +59,7 @@ def main() -> None:
 
     def ours():
         split = encode(tokenizer, frame, args.max_length)
-        return evaluate(model, split, task.name, task.num_labels, tokenizer.pad_token_id, args.batch_size)[1]
+        return evaluate_split(model, split, task.name, task.num_labels, args.batch_size)[1]
 
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.mixed_precision == "bf16"):
         ours_seconds, predictions = timed(ours)

@@ -17,10 +17,13 @@ from pathlib import Path
 import pandas as pd
 from scipy.stats import ttest_rel
 
-from mtl_tutorial import plots
 from mtl_tutorial.cli import command_line
+from mtl_tutorial.config import TrainConfig
 from mtl_tutorial.files import write_atomically
-from mtl_tutorial.train import RESULTS_FILE, TrainConfig, fit, load_config, load_history
+from mtl_tutorial.runs import is_finished, load_config, load_history, open_run, saved_config
+from mtl_tutorial.train import fit
+
+import quality_plots
 
 # name -> (what differs from the common budget, seeds); the key comparison gets four seeds.
 KEY_SEEDS = (77, 78, 79, 80)
@@ -63,25 +66,25 @@ def run_arms(runs: Path, budget: dict, arms: list[str], seeds: list[int] | None 
     """Train every (arm, seed) that has no results yet; a half-done run resumes from its last finished epoch."""
     for arm, seed in arm_seeds(arms, seeds):
         folder = run_folder(runs, arm, seed)
-        if (folder / RESULTS_FILE).exists():
+        if is_finished(folder):
             continue
         config = TrainConfig(**{**budget, **ARMS[arm][0], "seed": seed})
         print(f"== {arm}, seed {seed} -> {folder}", flush=True)
-        fit(config, folder, resume=(folder / "config.json").exists(), progress=False)
+        fit(config, folder, resume=saved_config(folder) is not None, progress=False)
 
 
 def finished_runs(runs: Path, arms: list[str], seeds: list[int] | None = None) -> dict[tuple[str, int], Path]:
     """(arm, seed) -> run folder, for the runs that have their test results."""
     found = {(arm, seed): run_folder(runs, arm, seed) for arm, seed in arm_seeds(arms, seeds)}
-    return {key: folder for key, folder in found.items() if (folder / RESULTS_FILE).exists()}
+    return {key: folder for key, folder in found.items() if is_finished(folder)}
 
 
 def collect(finished: dict[tuple[str, int], Path]) -> pd.DataFrame:
     """One row per finished run and task: official test score (x 100), best epoch, training time, command."""
     rows = []
     for (arm, seed), folder in finished.items():
-        results = json.loads((folder / RESULTS_FILE).read_text())
-        history = load_history(folder)
+        run = open_run(folder)
+        results, history = run.results, run.history
         minutes = history.drop_duplicates("epoch")["seconds"].sum() / 60
         for task, result in results.items():
             rows.append({"arm": arm, "seed": seed, "task": task, "test": 100 * result["test"]["official"],
@@ -130,13 +133,13 @@ def draw_plots(rows: pd.DataFrame, finished: dict[tuple[str, int], Path], folder
     first = {}
     for (arm, _), run in finished.items():
         first.setdefault(arm, load_history(run))
-    figures = {"scores": plots.arm_scores(rows, PUBLISHED), "dev curves": plots.arm_curves(first)}
+    figures = {"scores": quality_plots.arm_scores(rows, PUBLISHED), "dev curves": quality_plots.arm_curves(first)}
     multitask = {arm: history for arm, history in first.items() if "gradient_cosine" in history}
     if multitask:
         # with two tasks both rows of an epoch hold the same cosine: keep one, titled by the pair
         one_task = {arm: history[history["task"] == history["task"].iloc[0]].assign(task=" vs ".join(history["task"].unique()))
                     for arm, history in multitask.items()}
-        figures["gradient cosine"] = plots.arm_curves(one_task, "gradient_cosine", "cosine of the two tasks' encoder gradients")
+        figures["gradient cosine"] = quality_plots.arm_curves(one_task, "gradient_cosine", "cosine of the two tasks' encoder gradients")
     for name, figure in figures.items():
         write_atomically(folder / PLOTS[name], lambda temporary: figure.savefig(temporary, dpi=110, format="png"))
 

@@ -30,9 +30,11 @@ import torch.nn.functional as F
 from transformers import get_linear_schedule_with_warmup
 
 from mtl_tutorial import train
-from mtl_tutorial.data import batches_per_pass
+from mtl_tutorial.batching import batches_per_pass
+from mtl_tutorial.config import TrainConfig
 from mtl_tutorial.model import build_model
-from mtl_tutorial.train import TrainConfig, fit, load_run_tasks
+from mtl_tutorial.runs import load_run_tasks
+from mtl_tutorial.train import fit
 
 
 def matmul_peak_gflops(dtype=torch.float32, size: int = 1024, seconds: float = 2.0) -> float:

@@ -1,18 +1,60 @@
 """mtl_tutorial: multi-task learning for tweet classification, one lesson step per module.
 
-data -> model -> sampling -> train (+ metrics); plots and widgets serve the notebooks.
+    config      TrainConfig: every setting of a run, checked once; the command line is built from it
+    data        tasks: find, download (checksummed) and read TweetEval or course-style TSV folders, write them
+    batching    tokenise once, pad each batch to its longest tweet, length-grouped shuffled batches per task
+    metrics     accuracy, macro-F1, macro-recall and each TweetEval task's official score
+    sampling    which task trains at each step: proportional, uniform, temperature, annealed, round-robin
+    model       ClassificationHead and MultiTaskModel (one shared encoder, one head per task), save and load
+    conflict    the cosine between two tasks' gradients on the shared encoder
+    runs        the run folder: its files, the resumable checkpoint, reading a run back
+    evaluate    scoring a split, each task's best checkpoint on test, predictions, comparisons
+    train       fit(): the training loop (Accelerate), one step, the per-epoch bookkeeping
+    lessons     what the notebooks share: the repository, the lessons' scale, runs trained once and reused
+    plots       pictures for the lessons (matplotlib figures)
+    widgets     ipywidgets panels over the same functions (temperature, training, labelling)
+    cli         `mtl-tutorial train | evaluate | predict | data`
+    files       writing files and folders atomically;  checksums: SHA-256 of every TweetEval file
+
+Notebooks use one namespace: `import mtl_tutorial as mtl`, then `mtl.fit(...)`, `mtl.plots.dev_curves(...)`.
+`plots`, `widgets` and `cli` load on first use, so the training code never needs matplotlib widgets.
 """
 
-from .data import TWEETEVAL_TASKS, DataError, Task, encode_task, load_task, load_tasks, write_tsv_folder
+import importlib
+
+from .batching import BatchStream, EncodedSplit, encode, encode_task, pad_batch, padding_waste
+from .config import TrainConfig
+from .data import TWEETEVAL_TASKS, DataError, Task, load_task, load_tasks, write_tsv_folder
+from .evaluate import (best_vs_last, confusion_of, evaluate_run, evaluate_split, label_tweet, multitask_vs_single_task,
+                       predict, predict_run, predictions_on_test, results_table, score_of)
+from .lessons import describe_scale, lesson_config, open_or_train, single_task_runs, train_run
 from .metrics import official_score, scores
-from .model import ClassificationHead, MultiTaskModel, build_model, load_encoder, load_model, predict, save_model
-from .sampling import SAMPLERS, task_probabilities, task_schedule
-from .train import TrainConfig, TrainingRun, evaluate, fit, load_history
+from .model import (ClassificationHead, MultiTaskModel, build_model, load_encoder, load_model, save_model,
+                    similarities)
+from .runs import TrainingRun, best_models, load_history, open_run, saved_config
+from .sampling import SAMPLERS, passes_per_epoch, task_probabilities, task_schedule
+from .train import fit, train_step
+
+LAZY_MODULES = ("plots", "widgets", "cli")
 
 __all__ = [
-    "TWEETEVAL_TASKS", "DataError", "Task", "encode_task", "load_task", "load_tasks", "write_tsv_folder",
+    "TrainConfig",
+    "TWEETEVAL_TASKS", "DataError", "Task", "load_task", "load_tasks", "write_tsv_folder",
+    "BatchStream", "EncodedSplit", "encode", "encode_task", "pad_batch", "padding_waste",
     "official_score", "scores",
-    "ClassificationHead", "MultiTaskModel", "build_model", "load_encoder", "load_model", "predict", "save_model",
-    "SAMPLERS", "task_probabilities", "task_schedule",
-    "TrainConfig", "TrainingRun", "evaluate", "fit", "load_history",
+    "SAMPLERS", "passes_per_epoch", "task_probabilities", "task_schedule",
+    "ClassificationHead", "MultiTaskModel", "build_model", "load_encoder", "load_model", "save_model", "similarities",
+    "TrainingRun", "best_models", "load_history", "open_run", "saved_config",
+    "evaluate_run", "evaluate_split", "predict", "predict_run", "results_table", "multitask_vs_single_task",
+    "predictions_on_test", "confusion_of", "score_of", "best_vs_last", "label_tweet",
+    "fit", "train_step",
+    "describe_scale", "lesson_config", "open_or_train", "single_task_runs", "train_run",
+    *LAZY_MODULES,
 ]
+
+
+def __getattr__(name: str):
+    """`mtl.plots`, `mtl.widgets` and `mtl.cli` are imported the first time they are used."""
+    if name in LAZY_MODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'mtl_tutorial' has no attribute {name!r}")

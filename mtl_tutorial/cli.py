@@ -10,18 +10,15 @@ from pathlib import Path
 
 from accelerate import PartialState
 
-from .data import SPLITS, TWEETEVAL_TASKS, DataError, download_tweeteval, load_task, write_tsv_folder
-from .files import write_atomically
-from .sampling import SAMPLERS
-from .train import TrainConfig, evaluate_run, fit, predict_run, results_table
+from .config import TrainConfig
+from .data import SPLITS, DataError, download_tweeteval, load_task, write_tsv_folder
+from .evaluate import evaluate_run, predict_run, results_table
+from .runs import DEV_CURVES_FILE, save_dev_curves
+from .train import fit
 
-DEV_CURVES_FILE = "dev_curves.png"
-
-
-# TrainConfig fields that `train` takes as options (--max-length for max_length, ...); the rest keep their defaults.
-TRAIN_OPTIONS = ("tasks", "model", "pooling", "sampler", "temperature", "epochs", "batch_size", "learning_rate", "max_length",
-                 "seed", "max_train_examples", "max_eval_examples", "mixed_precision", "data_dir", "cache_dir", "base_url")
-DATA_LOCATION = ("data_dir", "cache_dir", "base_url")
+# The TrainConfig fields that `train` takes as options (--max-length for max_length, ...): those not marked option=False.
+TRAIN_OPTIONS = tuple(item.name for item in dataclasses.fields(TrainConfig) if item.metadata.get("option", True))
+DATA_LOCATION = tuple(item.name for item in dataclasses.fields(TrainConfig) if item.metadata.get("location"))
 
 
 def config_from_arguments(args) -> TrainConfig:
@@ -35,15 +32,32 @@ def command_line(config: TrainConfig, out: str | Path) -> str:
     Options at their default are left out, and so is where the data lives (the files are checksummed, the same anywhere).
     """
     defaults, words = TrainConfig(), ["mtl-tutorial", "train"]
-    missing = [name for name, value in dataclasses.asdict(config).items() if name not in TRAIN_OPTIONS and value != getattr(defaults, name)]
+    missing = [name for name, value in dataclasses.asdict(config).items()
+               if name not in TRAIN_OPTIONS and value != getattr(defaults, name)]
     if missing:
-        raise ValueError(f"`mtl-tutorial train` has no option for {', '.join(missing)}: train this config from Python with fit()")
+        raise ValueError(f"`mtl-tutorial train` has no option for {', '.join(missing)}: "
+                         "train this config from Python with fit()")
     for name in TRAIN_OPTIONS:
         value = getattr(config, name)
         if name in DATA_LOCATION or value == getattr(defaults, name):
             continue
         words += [f"--{name.replace('_', '-')}", *(value if isinstance(value, list) else [str(value)])]
     return shlex.join(words + ["--out", str(out)])
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One option per TrainConfig field, with the field's default, help text, choices and type."""
+    defaults = TrainConfig()
+    for item in dataclasses.fields(TrainConfig):
+        if item.name not in TRAIN_OPTIONS:
+            continue
+        flag, default = f"--{item.name.replace('_', '-')}", getattr(defaults, item.name)
+        kind = str(item.type).split(" | ")[0]
+        if kind.startswith("list"):
+            parser.add_argument(flag, nargs="+", default=default, help=item.metadata["help"])
+        else:
+            parser.add_argument(flag, type={"int": int, "float": float}.get(kind, str), default=default,
+                                choices=item.metadata.get("choices"), help=item.metadata["help"])
 
 
 def train_command(args) -> None:
@@ -53,8 +67,7 @@ def train_command(args) -> None:
     run = fit(config, args.out, resume=args.resume)
     if run.history.empty or not PartialState().is_main_process:  # under torchrun, one process reports
         return
-    figure = plots.dev_curves(run.history, title=f"{' + '.join(config.tasks)} ({args.out})")
-    write_atomically(Path(args.out) / DEV_CURVES_FILE, lambda temporary: figure.savefig(temporary, dpi=120, format="png"))
+    save_dev_curves(args.out, plots.dev_curves(run.history, title=f"{' + '.join(config.tasks)} ({args.out})"))
     print(run.history.to_string(index=False, float_format="%.4f"))
     print()
     print(results_table(run.results).to_string(float_format="%.4f"))
@@ -66,7 +79,9 @@ def evaluate_command(args) -> None:
 
 
 def predict_command(args) -> None:
-    texts = args.texts or [line.rstrip("\n") for line in sys.stdin]
+    texts = args.texts or [line.rstrip("\r\n") for line in sys.stdin if line.strip()]
+    if not texts:
+        raise ValueError("no text to label: give tweets after the run folder, or one per line on standard input")
     table = predict_run(args.run, texts, args.task, args.max_length)
     print(table.to_string(index=False, float_format="%.3f", na_rep=""))
 
@@ -85,9 +100,10 @@ def data_command(args) -> None:
 
 
 def add_data_options(parser) -> None:
-    parser.add_argument("--data-dir", help="an existing copy of TweetEval's datasets/ folder (or set MTL_TUTORIAL_DATA_DIR)")
-    parser.add_argument("--cache-dir", help="where downloads go (default ~/.cache/mtl_tutorial, or MTL_TUTORIAL_CACHE)")
-    parser.add_argument("--base-url", help="a mirror of TweetEval's datasets/ folder, e.g. file:///path/to/datasets")
+    """--data-dir, --cache-dir and --base-url, as the config describes them."""
+    for item in dataclasses.fields(TrainConfig):
+        if item.metadata.get("location"):
+            parser.add_argument(f"--{item.name.replace('_', '-')}", help=item.metadata["help"])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,22 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = TrainConfig()
 
     train = commands.add_parser("train", help="train one encoder on one or more tasks")
-    train.add_argument("--tasks", nargs="+", default=defaults.tasks, help=f"TweetEval names ({', '.join(TWEETEVAL_TASKS)}) or folders")
-    train.add_argument("--model", help="hub id (roberta-base) or folder; default: the packaged MiniLM (offline)")
-    train.add_argument("--pooling", choices=("mean", "cls", "pooler"), default=defaults.pooling)
-    train.add_argument("--sampler", choices=SAMPLERS, default=defaults.sampler)
-    train.add_argument("--temperature", type=float, default=defaults.temperature)
-    train.add_argument("--epochs", type=int, default=defaults.epochs)
-    train.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    train.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
-    train.add_argument("--max-length", type=int, default=defaults.max_length)
-    train.add_argument("--seed", type=int, default=defaults.seed)
-    train.add_argument("--max-train-examples", type=int, help="cap on training tweets per task (a random sample)")
-    train.add_argument("--max-eval-examples", type=int, help="cap on dev and test tweets per task (quick demos only)")
-    train.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default=defaults.mixed_precision)
+    add_config_options(train)
     train.add_argument("--out", required=True, help="the run folder, e.g. runs/quick")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
-    add_data_options(train)
     train.set_defaults(handler=train_command)
 
     evaluate = commands.add_parser("evaluate", help="score a run's best checkpoints on a split")

@@ -12,7 +12,7 @@ import itertools
 import torch
 import torch.nn.functional as F
 
-from .data import BatchStream, EncodedSplit
+from .batching import BatchStream, EncodedSplit, to_device
 
 
 def encoder_gradient(model, batch: dict, task: str) -> torch.Tensor:
@@ -26,7 +26,7 @@ def encoder_gradient(model, batch: dict, task: str) -> torch.Tensor:
     return torch.cat([(g if g is not None else torch.zeros_like(w)).flatten() for g, w in zip(gradients, weights)])
 
 
-def gradient_cosines(model, splits: dict[str, EncodedSplit], pad_id: int, batches: int = 4, batch_size: int = 32,
+def gradient_cosines(model, splits: dict[str, EncodedSplit], batches: int = 4, batch_size: int = 32,
                      seed: int = 0) -> dict[str, float]:
     """Mean cosine between the encoder gradients of every pair of tasks, over `batches` batch pairs.
 
@@ -36,10 +36,10 @@ def gradient_cosines(model, splits: dict[str, EncodedSplit], pad_id: int, batche
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    streams = {task: BatchStream(split, batch_size, pad_id, seed=seed) for task, split in splits.items()}
+    streams = {task: BatchStream(split, batch_size, seed=seed) for task, split in splits.items()}
     sums = {pair: 0.0 for pair in itertools.combinations(splits, 2)}
     for _ in range(batches):
-        gradients = {task: encoder_gradient(model, {k: v.to(device) for k, v in next(stream).items()}, task)
+        gradients = {task: encoder_gradient(model, to_device(next(stream), device), task)
                      for task, stream in streams.items()}
         for first, second in sums:
             sums[first, second] += F.cosine_similarity(gradients[first], gradients[second], dim=0).item()

@@ -1,7 +1,7 @@
-"""Lesson step 1, the data: find or download each task's tweets, read them, tokenise them once.
+"""Lesson step 1, the data: find or download each task's tweets, read them, write them.
 
 A task is a name, its label names and three splits (train, dev, test) of texts with integer labels.
-Batches are padded to their own longest tweet, and each task's batches reshuffle on every pass.
+TweetEval tasks come by name (downloaded once, checksummed); a course-style TSV folder works too.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import http.client
 import json
 import os
 import re
-import tempfile
 import urllib.error
 import urllib.request
 import warnings
@@ -19,11 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import torch
 from tqdm.auto import tqdm
 
 from .checksums import TWEETEVAL_SHA256
-from .files import staged_folder
+from .files import staged_folder, write_atomically
 
 # The public TweetEval repository, pinned to the commit whose files the checksums describe.
 TWEETEVAL_URL = (
@@ -41,6 +39,7 @@ DATA_DIR_VARIABLE = "MTL_TUTORIAL_DATA_DIR"  # an existing copy of TweetEval's d
 CACHE_DIR_VARIABLE = "MTL_TUTORIAL_CACHE"  # where downloads go (default ~/.cache/mtl_tutorial)
 BASE_URL_VARIABLE = "MTL_TUTORIAL_BASE_URL"  # another mirror of datasets/, e.g. file:///...
 TASK_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+LABEL_ID = re.compile(r"[0-9]{1,9}")  # ASCII digits only: str.isdigit() also accepts "²", which int() refuses
 
 
 class DataError(ValueError):
@@ -115,14 +114,14 @@ def default_cache_dir() -> Path:
 def download_file(url: str, destination: Path, sha256: str) -> Path:
     """Download `url` to `destination`, check its SHA-256, and only then move it into place.
 
-    The bytes go to a temporary file beside the destination; a broken download or a checksum
-    mismatch removes it, so a half-written file is never left where a reader would find it.
+    `files.write_atomically` writes beside the destination and renames: a broken download or a
+    checksum mismatch leaves nothing where a reader would find it.
     """
     destination.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".partial")
-    digest = hashlib.sha256()
-    try:
-        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+
+    def fetch(partial: Path) -> None:
+        digest = hashlib.sha256()
+        with open(partial, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=destination.name, leave=False) as bar:
                 while chunk := response.read(1 << 16):
@@ -130,17 +129,13 @@ def download_file(url: str, destination: Path, sha256: str) -> Path:
                     digest.update(chunk)
                     bar.update(len(chunk))
         if digest.hexdigest() != sha256:
-            raise DataError(
-                f"checksum mismatch for {url}: expected sha256 {sha256}, got {digest.hexdigest()}; "
-                "the file was not saved"
-            )
-        os.chmod(partial, 0o644)
-        os.replace(partial, destination)
-    except (urllib.error.URLError, http.client.HTTPException, OSError) as error:  # HTTPException: a connection cut mid-file
+            raise DataError(f"checksum mismatch for {url}: expected sha256 {sha256}, got {digest.hexdigest()}; "
+                            "the file was not saved")
+
+    try:
+        write_atomically(destination, fetch)
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as error:  # HTTPException: a cut mid-file
         raise DataError(f"could not download {url}: {error}") from error
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
     return destination
 
 
@@ -190,14 +185,19 @@ def read_lines(path: Path) -> list[str]:
 
 
 def read_tweeteval_mapping(path: Path) -> list[str]:
-    """Label names from a mapping.txt of `id<TAB>name` lines, in id order."""
+    """Label names from a mapping.txt of `id<TAB>name` lines, in id order.
+
+    Further columns are ignored: emoji's mapping says `0<TAB>❤<TAB>_red_heart_<TAB>`, and its label is ❤.
+    """
     names = {}
     for number, line in enumerate(read_lines(path), start=1):
         if not line.strip():
             continue
         fields = line.split("\t")
-        if len(fields) != 2 or not fields[0].strip().isdigit():
+        if len(fields) < 2 or not LABEL_ID.fullmatch(fields[0].strip()) or not fields[1].strip():
             raise DataError(f"{path}, line {number}: expected 'id<TAB>name', got {line!r}")
+        if int(fields[0]) in names:
+            raise DataError(f"{path}, line {number}: label id {int(fields[0])} is given twice")
         names[int(fields[0])] = fields[1].strip()
     if sorted(names) != list(range(len(names))):
         raise DataError(f"{path}: label ids must be 0..{len(names) - 1}, got {sorted(names)}")
@@ -214,7 +214,7 @@ def read_tweeteval_split(folder: Path, split: str, num_labels: int) -> pd.DataFr
     labels = []
     for number, line in enumerate(label_lines, start=1):
         value = line.strip()
-        if not value.isdigit() or int(value) >= num_labels:
+        if not LABEL_ID.fullmatch(value) or int(value) >= num_labels:
             raise DataError(f"{label_path}, line {number}: label {value!r} is not an id in 0..{num_labels - 1}")
         labels.append(int(value))
     return pd.DataFrame({"text": texts, "label": labels})
@@ -259,8 +259,8 @@ def read_tsv_folder(folder: Path, name: str) -> Task:
     mapping_path = folder / "label2ind.json"
     try:
         label2ind = json.loads(mapping_path.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as error:
-        raise DataError(f"{mapping_path} is not valid JSON: {error}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DataError(f"{mapping_path} is not valid UTF-8 JSON: {error}") from None
     if (not isinstance(label2ind, dict) or not all(type(index) is int for index in label2ind.values())
             or sorted(label2ind.values()) != list(range(len(label2ind)))):
         raise DataError(f"{mapping_path} must map each label name to a distinct index 0..n-1, got {label2ind}")
@@ -279,6 +279,12 @@ def checked(task: Task) -> Task:
     return task
 
 
+def task_name(name_or_folder: str | Path) -> str:
+    """The name a task goes by: a TweetEval name as it is, a folder by its own name."""
+    path = Path(name_or_folder)
+    return path.resolve().name if path.is_dir() else str(name_or_folder)
+
+
 def load_task(
     name_or_folder: str | Path,
     data_dir: str | Path | None = None,
@@ -292,7 +298,7 @@ def load_task(
     """
     path = Path(name_or_folder)
     if path.is_dir():
-        name = path.resolve().name
+        name = task_name(path)
         if not TASK_NAME_PATTERN.match(name):
             raise DataError(f"folder name {name!r} cannot be a task name: use letters, digits, _ and -")
         if (path / "label2ind.json").exists():
@@ -337,117 +343,3 @@ def write_tsv_folder(task: Task, folder: str | Path) -> Path:
         label2ind = {name: index for index, name in enumerate(task.label_names)}
         (staging / "label2ind.json").write_text(json.dumps(label2ind, ensure_ascii=False, indent=1), encoding="utf-8")
     return folder
-
-
-# ---------------------------------------------------------------------------------------------
-# Tokenising once, batching per task
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class EncodedSplit:
-    """A split tokenised once: token ids per tweet (no padding yet) and their labels."""
-
-    input_ids: list[list[int]]
-    labels: list[int]
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def lengths(self) -> list[int]:
-        return [len(ids) for ids in self.input_ids]
-
-
-def encode(tokenizer, frame: pd.DataFrame, max_length: int = 64) -> EncodedSplit:
-    """Tokenise every text of a split in one call; truncate, but do not pad."""
-    texts = frame["text"].tolist()
-    for row, text in enumerate(texts):
-        if not isinstance(text, str):  # e.g. NaN where pandas read an empty cell or "NA"
-            raise DataError(f"row {row}: text {text!r} is not a string (read files with keep_default_na=False)")
-    ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
-    return EncodedSplit(ids, frame["label"].tolist())
-
-
-def encode_task(tokenizer, task: Task, max_length: int = 64) -> dict[str, EncodedSplit]:
-    return {split: encode(tokenizer, frame, max_length) for split, frame in task.splits.items()}
-
-
-def pad_batch(sequences: list[list[int]], pad_id: int, labels: list[int] | None = None) -> dict:
-    """Pad a batch to its own longest sequence: input_ids, attention_mask (and labels)."""
-    width = max(len(ids) for ids in sequences)
-    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, ids in enumerate(sequences):
-        input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-        attention_mask[row, : len(ids)] = 1
-    batch = {"input_ids": input_ids, "attention_mask": attention_mask}
-    if labels is not None:
-        batch["labels"] = torch.tensor(labels, dtype=torch.long)
-    return batch
-
-
-def shuffled_batches(lengths: list[int], batch_size: int, seed: int, group_by_length: bool = True) -> list[list[int]]:
-    """One pass over a split as batches of indices, in a random order fixed by `seed`.
-
-    With `group_by_length`, tweets are shuffled, cut into chunks of 50 batches, sorted by length
-    inside each chunk, and the batches shuffled again: still random, far less padding.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    order = torch.randperm(len(lengths), generator=generator).tolist()
-    if group_by_length:
-        chunk = batch_size * 50
-        order = [i for start in range(0, len(order), chunk) for i in sorted(order[start : start + chunk], key=lengths.__getitem__)]
-    batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
-    if group_by_length:
-        batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
-    return batches
-
-
-class BatchStream:
-    """Endless training batches of one task, reshuffled on every pass over its data.
-
-    The order of pass k depends only on (seed, k), so the stream can resume from
-    (passes, position) and processes of a multi-process run can each take their share.
-    """
-
-    def __init__(self, split: EncodedSplit, batch_size: int, pad_id: int, seed: int = 77,
-                 group_by_length: bool = True, rank: int = 0, world_size: int = 1):
-        self.split, self.batch_size, self.pad_id, self.seed = split, batch_size, pad_id, seed
-        self.group_by_length, self.rank, self.world_size = group_by_length, rank, world_size
-        self.lengths = split.lengths()
-        self.passes, self.position = 0, 0
-        self.batches = self.new_pass()
-
-    def new_pass(self) -> list[list[int]]:
-        global_batches = shuffled_batches(
-            self.lengths, self.batch_size * self.world_size, self.seed * 100_003 + self.passes, self.group_by_length
-        )
-        return [batch[self.rank :: self.world_size] or batch[:1] for batch in global_batches]
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> dict:
-        if self.position == len(self.batches):
-            self.passes, self.position = self.passes + 1, 0
-            self.batches = self.new_pass()
-        indices = self.batches[self.position]
-        self.position += 1
-        return pad_batch([self.split.input_ids[i] for i in indices], self.pad_id, [self.split.labels[i] for i in indices])
-
-    def state_dict(self) -> dict:
-        return {"passes": self.passes, "position": self.position}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.passes, self.position = state["passes"], state["position"]
-        self.batches = self.new_pass()
-
-
-def evaluation_batches(split: EncodedSplit, batch_size: int = 128) -> list[list[int]]:
-    """Batches for evaluation: sorted by length (least padding), in a fixed order."""
-    order = sorted(range(len(split)), key=lambda i: len(split.input_ids[i]))
-    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
-
-
-def batches_per_pass(num_examples: int, batch_size: int) -> int:
-    return -(-num_examples // batch_size)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import pandas as pd
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score, recall_score
 
+from .data import STANCE_TARGETS
+
 OFFICIAL_METRIC = {
     "emotion": "macro-F1",
     "hate": "macro-F1",
@@ -16,7 +18,7 @@ OFFICIAL_METRIC = {
     "emoji": "macro-F1",
     "sentiment": "macro-recall",
     "irony": "F1 of irony",
-    **{f"stance_{target}": "mean F1 of against and favor" for target in ("abortion", "atheism", "climate", "feminist", "hillary")},
+    **{f"stance_{target}": "mean F1 of against and favor" for target in STANCE_TARGETS},
 }
 
 

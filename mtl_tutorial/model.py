@@ -2,7 +2,7 @@
 
 This is hard parameter sharing: every task updates the encoder, and only its own head.
 A trained model is saved as a folder (safetensors weights, tokenizer, label names) that
-`load_model` and `predict` need nothing else to use.
+`load_model` (and then `evaluate.predict`) needs nothing else to use.
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-from .data import encode, evaluation_batches, pad_batch
+from .config import POOLINGS
 from .files import staged_folder
 
-POOLINGS = ("mean", "cls", "pooler")
 MODEL_CONFIG = "mtl_model.json"
 HEADS_FILE = "heads.safetensors"
 PACKAGED_ENCODER = "packaged-minilm"
@@ -179,31 +178,10 @@ def load_model(folder: str | Path):
 
 
 @torch.inference_mode()
-def predict(model: MultiTaskModel, tokenizer, texts: list[str], task: str | None = None,
-            max_length: int = 64, batch_size: int = 128) -> pd.DataFrame:
-    """Label new tweets with every head (or only `task`'s): one row per tweet and task.
-
-    Columns: text, task, label, and one probability column per label name of that task.
-    """
-    if isinstance(texts, str):
-        texts = [texts]
-    tasks = [task] if task else model.tasks
-    for name in tasks:
-        if name not in model.task_labels:
-            raise KeyError(f"no head for task {name!r}; this model has {model.tasks}")
-    model.eval()
-    device = next(model.parameters()).device
-    split = encode(tokenizer, pd.DataFrame({"text": list(texts), "label": [0] * len(texts)}), max_length)
-    rows = []
-    for name in tasks:
-        probabilities = [None] * len(texts)
-        for indices in evaluation_batches(split, batch_size):
-            batch = pad_batch([split.input_ids[i] for i in indices], tokenizer.pad_token_id)
-            logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device), name)
-            for i, row in zip(indices, logits.float().softmax(-1).cpu().tolist()):
-                probabilities[i] = row
-        labels = model.task_labels[name]
-        for text, row in zip(texts, probabilities):
-            best = max(range(len(row)), key=row.__getitem__)
-            rows.append({"text": text, "task": name, "label": labels[best], **dict(zip(labels, row))})
-    return pd.DataFrame(rows)
+def similarities(encoder, tokenizer, texts: list[str], pooling: str) -> pd.DataFrame:
+    """Cosine similarity of the tweets' vectors under one sequence representation ("mean", "cls", "pooler")."""
+    encoder.eval()
+    batch = tokenizer(texts, padding=True, return_tensors="pt")
+    vectors = sequence_representation(encoder(**batch), batch["attention_mask"], pooling)
+    vectors = torch.nn.functional.normalize(vectors, dim=-1)
+    return pd.DataFrame((vectors @ vectors.T).numpy(), index=texts, columns=texts)

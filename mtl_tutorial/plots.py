@@ -1,8 +1,7 @@
 """Pictures for the lessons; every function returns a matplotlib Figure (nothing is shown or saved).
 
 Dev curves per epoch, label distributions, tweet lengths, pad-token shares, similarity maps, sampling
-probabilities, schedules and temperatures, confusion matrices, head probabilities, multi- vs single-task,
-and for experiments with several arms and seeds: scores per arm and curves per arm.
+probabilities, schedules and temperatures, confusion matrices, head probabilities, multi- vs single-task.
 """
 
 from __future__ import annotations
@@ -115,7 +114,7 @@ def confusion_matrix(table: pd.DataFrame, title: str = "") -> Figure:
 
 
 def pad_fractions(waste: dict[str, dict[str, float]]) -> Figure:
-    """Horizontal bars: the share of pad tokens per task under each way of padding (from `recipes.padding_waste`)."""
+    """Horizontal bars: the share of pad tokens per task under each way of padding (from `batching.padding_waste`)."""
     table = pd.DataFrame(waste)  # rows: ways of padding, columns: tasks
     figure, axes = plt.subplots(figsize=(8, 1.0 + 0.9 * len(table)), constrained_layout=True)
     table.iloc[::-1].plot.barh(ax=axes, width=0.8)
@@ -168,7 +167,7 @@ def temperature_effect(sizes: dict[str, int], temperature: float = 2.0, highest:
 
 
 def head_probabilities(answer: pd.DataFrame, text: str = "") -> Figure:
-    """Every head's label probabilities for one tweet (from `recipes.label_tweet`), its choice in a darker bar."""
+    """Every head's label probabilities for one tweet (from `evaluate.label_tweet`), its choice in a darker bar."""
     tasks = list(dict.fromkeys(answer["task"]))
     figure, axes_list = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 2.8), squeeze=False, constrained_layout=True)
     for axes, task in zip(axes_list[0], tasks):
@@ -183,7 +182,7 @@ def head_probabilities(answer: pd.DataFrame, text: str = "") -> Figure:
 
 
 def multitask_vs_single_task(table: pd.DataFrame) -> Figure:
-    """Bars of each task's test score: majority baseline, single-task and multi-task (from `recipes.multitask_vs_single_task`)."""
+    """Bars of each task's test score: majority baseline, single-task and multi-task (from `evaluate.multitask_vs_single_task`)."""
     columns = ["majority baseline", "single-task", "multi-task"]
     figure, axes = plt.subplots(figsize=(2.6 * len(table) + 3, 3.8), constrained_layout=True)
     table[columns].plot.bar(ax=axes, color=["lightgrey", "C1", "C0"], rot=0, width=0.8)
@@ -204,49 +203,4 @@ def gradient_conflict(history: pd.DataFrame) -> Figure:
     axes.set(xlabel="epoch", ylabel="cosine of encoder gradients", ylim=(-1, 1), title="Do the tasks pull the encoder the same way?")
     axes.xaxis.get_major_locator().set_params(integer=True)
     axes.legend()
-    return figure
-
-
-def arm_scores(rows: pd.DataFrame, references: dict[str, dict[str, float]] | None = None) -> Figure:
-    """One panel per task: each arm's test score per seed (dots) and their mean (bar), published scores as lines.
-
-    `rows` has one row per run and task: arm, seed, task, test (as from benchmarks/quality.py).
-    """
-    tasks = list(dict.fromkeys(rows["task"]))
-    figure, axes_list = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4.5), squeeze=False, constrained_layout=True)
-    for axes, task in zip(axes_list[0], tasks):
-        mine = rows[rows["task"] == task]
-        arms = list(dict.fromkeys(mine["arm"]))
-        means = [mine.loc[mine["arm"] == arm, "test"].mean() for arm in arms]
-        axes.bar(range(len(arms)), means, color=["C1" if arm.startswith("single") else "C0" for arm in arms], alpha=0.45)
-        for position, arm in enumerate(arms):
-            scores = mine.loc[mine["arm"] == arm, "test"]
-            axes.plot([position] * len(scores), scores, "k.", markersize=9)
-            axes.annotate(f"{means[position]:.1f}", (position, means[position]), ha="center", va="bottom", fontsize="small",
-                          xytext=(0, 3), textcoords="offset points")
-        for index, (source, scores) in enumerate((references or {}).items()):
-            if task in scores:
-                axes.axhline(scores[task], color=f"C{index + 2}", linestyle="--", linewidth=1, label=f"{source}: {scores[task]:.1f}")
-        low = min(mine["test"].min(), *[scores.get(task, 100) for scores in (references or {}).values()])
-        axes.set_xticks(range(len(arms)), [arm.replace(" ", "\n", 1) for arm in arms], fontsize="small")
-        axes.set(ylim=(max(0, low - 5), None), ylabel=f"test {official_metric_name(task)} x 100",
-                 title=f"{task}: bars = mean over seeds, dots = seeds")
-        if references:
-            axes.legend(fontsize="x-small", loc="lower right")
-    return figure
-
-
-def arm_curves(histories: dict[str, pd.DataFrame], column: str = "dev_official", ylabel: str = "official dev score") -> Figure:
-    """One panel per task, one line per arm: `column` of each run's history against the epoch."""
-    tasks = list(dict.fromkeys(task for history in histories.values() for task in history["task"]))
-    figure, axes_list = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 3.8), squeeze=False, constrained_layout=True)
-    for axes, task in zip(axes_list[0], tasks):
-        for index, (arm, history) in enumerate(histories.items()):
-            rows = history[history["task"] == task]
-            if len(rows):
-                axes.plot(rows["epoch"], rows[column], "o-", color=f"C{index}", label=arm)
-        axes.set(xlabel="epoch", ylabel=ylabel, title=task)
-        axes.xaxis.get_major_locator().set_params(integer=True)
-        axes.grid(alpha=0.3)
-        axes.legend(fontsize="x-small")
     return figure

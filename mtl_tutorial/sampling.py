@@ -6,6 +6,7 @@ dominate; uniform sampling over-fits the small one. Temperature and annealing si
 
 from __future__ import annotations
 
+import pandas as pd
 import torch
 
 SAMPLERS = ("proportional", "uniform", "temperature", "annealed", "round_robin")
@@ -53,3 +54,18 @@ def task_schedule(sizes: dict[str, int], steps: int, sampler: str = "proportiona
     weights = torch.tensor([probabilities[task] for task in tasks], dtype=torch.float64)
     draws = torch.multinomial(weights, steps, replacement=True, generator=generator)
     return [tasks[i] for i in draws.tolist()]
+
+
+def passes_per_epoch(sizes: dict[str, int], batch_size: int = 32, samplers=("proportional", "temperature", "uniform"),
+                     temperature: float = 2.0) -> pd.DataFrame:
+    """How many times each task's training set is gone through in one epoch, under each sampler.
+
+    An epoch has as many steps as all tasks have batches; a task drawn with probability p gets
+    p × steps of them on average. More than 1 means its tweets are seen repeatedly: a risk of over-fitting.
+    """
+    batches = {task: -(-size // batch_size) for task, size in sizes.items()}
+    steps = sum(batches.values())
+    rows = {sampler: {task: p * steps / batches[task]
+                      for task, p in task_probabilities(sizes, sampler, temperature).items()}
+            for sampler in samplers}
+    return pd.DataFrame(rows).T

@@ -16,11 +16,14 @@ import pandas as pd
 from IPython.display import clear_output, display
 from matplotlib.figure import Figure
 
-from . import plots, recipes
+from . import plots
+from .config import TrainConfig
 from .data import TWEETEVAL_TASKS
+from .evaluate import label_tweet
+from .lessons import train_run
 from .model import PACKAGED_ENCODER
+from .runs import TrainingRun, best_models
 from .sampling import SAMPLERS
-from .train import TrainConfig, TrainingRun
 
 ENCODERS = (PACKAGED_ENCODER, "roberta-base", "distilroberta-base", "bert-base-uncased")  # or type any id or folder
 TRAIN_CAPS = (100, 400, 1000, 3000, 10000)  # training tweets per task offered besides "all"
@@ -116,7 +119,7 @@ class TrainingPanel(Shown):
         try:
             with self.output:
                 clear_output()
-                self.run = recipes.train_run(config, self.folder, on_epoch_end=self.show_epoch, progress=True)
+                self.run = train_run(config, self.folder, on_epoch_end=self.show_epoch, progress=True)
         except Exception as error:
             self.status.value = f"Training stopped: {error}"
             raise
@@ -186,7 +189,7 @@ class PredictionPanel(Shown):
         """What the Label button does (for `text`, if given, else the typed tweet): every head's probabilities."""
         if text is not None:
             self.text.value = text
-        self.answer = recipes.label_tweet(self.models, self.text.value)
+        self.answer = label_tweet(self.models, self.text.value)
         self.figure = plots.head_probabilities(self.answer, self.text.value)
         show(self.output, self.figure)
         return self.answer
@@ -197,6 +200,6 @@ def prediction_panel(folder: str | Path, text: str = "i can't believe it's snowi
     area = widgets.Textarea(value=text, description="tweet", layout=widgets.Layout(width="520px"))
     button = widgets.Button(description="Label it", button_style="primary", icon="tags")
     output = widgets.Output()
-    panel = PredictionPanel(recipes.best_models(folder), area, button, output, widgets.VBox([area, button, output]))
+    panel = PredictionPanel(best_models(folder), area, button, output, widgets.VBox([area, button, output]))
     button.on_click(lambda _: panel.predict())
     return panel

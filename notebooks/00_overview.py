@@ -45,11 +45,11 @@ if "google.colab" in sys.modules:
 # %%
 from transformers.utils import logging
 
-from mtl_tutorial import recipes
+import mtl_tutorial as mtl
 
 logging.disable_progress_bar()  # no "Loading weights" bars in the lessons
-config = recipes.lesson_config()
-print(recipes.describe_scale(config))
+config = mtl.lesson_config()
+print(mtl.describe_scale(config))
 config
 
 # %% [markdown]
@@ -58,9 +58,8 @@ config
 # Each task by its TweetEval name: train, dev and test splits of texts and label ids.
 
 # %%
-from mtl_tutorial import load_tasks
 
-tasks = load_tasks(config.tasks)
+tasks = mtl.load_tasks(config.tasks)
 for task in tasks.values():
     print(task)
 
@@ -70,9 +69,8 @@ for task in tasks.values():
 # The encoder plus one head (dense, tanh, dropout, linear) per task; nearly all parameters are shared.
 
 # %%
-from mtl_tutorial import build_model
 
-model, tokenizer = build_model({name: task.label_names for name, task in tasks.items()}, config.model, config.pooling)
+model, tokenizer = mtl.build_model({name: task.label_names for name, task in tasks.items()}, config.model, config.pooling)
 model.parameter_counts()
 
 # %% [markdown]
@@ -82,9 +80,8 @@ model.parameter_counts()
 # (`config.sampler`); that task's next batch goes through the encoder and its head. With the full data:
 
 # %%
-from mtl_tutorial import task_probabilities
 
-task_probabilities({name: task.sizes()["train"] for name, task in tasks.items()}, config.sampler)
+mtl.task_probabilities({name: task.sizes()["train"] for name, task in tasks.items()}, config.sampler)
 
 # %% [markdown]
 # ## 4. Training
@@ -94,13 +91,12 @@ task_probabilities({name: task.sizes()["train"] for name, task in tasks.items()}
 # back if this folder already holds it finished (lessons 4 and 5 use the same folder).
 
 # %%
-run = recipes.open_or_train(config, "runs/multitask")
+run = mtl.open_or_train(config, "runs/multitask")
 run.history[["epoch", "task", "train_loss", "dev_loss", "dev_accuracy", "dev_macro_f1", "dev_official", "seconds"]].round(4)
 
 # %%
-from mtl_tutorial import plots
 
-plots.dev_curves(run.history);
+mtl.plots.dev_curves(run.history);
 
 # %% [markdown]
 # ## 5. Test, each task with its own best checkpoint
@@ -109,7 +105,7 @@ plots.dev_curves(run.history);
 # tested with the checkpoint of its best dev epoch, beside the majority-class baseline.
 
 # %%
-recipes.results_table(run.results).round(4)
+mtl.results_table(run.results).round(4)
 
 # %% [markdown]
 # For comparison, the original tutorial on a Tesla K80 (roberta-base, its own sentiment split):
@@ -128,6 +124,5 @@ recipes.results_table(run.results).round(4)
 # Every head answers, each from its task's best checkpoint:
 
 # %%
-from mtl_tutorial.train import predict_run
 
-predict_run(run.folder, ["i love rainy sundays with a good book", "my flight got cancelled AGAIN"]).round(3)
+mtl.predict_run(run.folder, ["i love rainy sundays with a good book", "my flight got cancelled AGAIN"]).round(3)

@@ -46,23 +46,22 @@ if "google.colab" in sys.modules:
 # %%
 from transformers.utils import logging
 
-from mtl_tutorial import recipes
+import mtl_tutorial as mtl
 
 logging.disable_progress_bar()  # no "Loading weights" bars in the lessons
-config = recipes.lesson_config()
-print(recipes.describe_scale(config))
+config = mtl.lesson_config()
+print(mtl.describe_scale(config))
 
 # %% [markdown]
 # ## The splits
 #
-# `load_tasks` finds each task by its TweetEval name: in `MTL_TUTORIAL_DATA_DIR` if set, else downloaded
+# `mtl.load_tasks` finds each task by its TweetEval name: in `MTL_TUTORIAL_DATA_DIR` if set, else downloaded
 # once from the `cardiffnlp/tweeteval` repository and checked against known SHA-256 sums.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from mtl_tutorial import load_tasks
 
-tasks = load_tasks(config.tasks)
+tasks = mtl.load_tasks(config.tasks)
 for task in tasks.values():
     print(task)
 
@@ -82,9 +81,8 @@ emotion.splits["train"].head()
 # ## How the labels are spread
 
 # %%
-from mtl_tutorial import plots
 
-plots.label_distribution(tasks, "train");
+mtl.plots.label_distribution(tasks, "train");
 
 # %% [markdown]
 # Neither task is balanced: anger is the commonest emotion and optimism the rarest; most sentiment
@@ -96,7 +94,7 @@ plots.label_distribution(tasks, "train");
 # outnumber negative ones 2.5 to 1; in its test data (collected later, for the 2017 evaluation) it is the other way round:
 
 # %%
-plots.label_distribution(tasks, "test");
+mtl.plots.label_distribution(tasks, "test");
 
 # %% [markdown]
 # A model that learnt "positive is common" pays for it on test. Keep that in mind when reading
@@ -109,9 +107,8 @@ plots.label_distribution(tasks, "test");
 # goes with the settings' encoder.
 
 # %%
-from mtl_tutorial import load_encoder
 
-encoder, tokenizer = load_encoder(config.model)
+encoder, tokenizer = mtl.load_encoder(config.model)
 tweet = "@user can't believe it's snowing AGAIN in april 😩 #spring"
 print(tokenizer.tokenize(tweet))
 
@@ -131,14 +128,13 @@ print(tokenizer.decode(ids))
 # %% [markdown]
 # ## How long tweets are, in tokens
 #
-# `encode_task` tokenises every split once, cutting at `max_length` tokens but not padding.
+# `mtl.encode_task` tokenises every split once, cutting at `max_length` tokens but not padding.
 
 # %%
-from mtl_tutorial import encode_task
 
-encoded = {name: encode_task(tokenizer, task, config.max_length) for name, task in tasks.items()}
+encoded = {name: mtl.encode_task(tokenizer, task, config.max_length) for name, task in tasks.items()}
 lengths = {name: splits["train"].lengths() for name, splits in encoded.items()}
-plots.token_lengths(lengths, config.max_length);
+mtl.plots.token_lengths(lengths, config.max_length);
 
 # %%
 import pandas as pd
@@ -155,9 +151,8 @@ pd.DataFrame({name: pd.Series(values).describe(percentiles=[0.5, 0.95]) for name
 # encoder to ignore them. Here are three tweets padded to the longest of the three:
 
 # %%
-from mtl_tutorial.data import pad_batch
 
-batch = pad_batch(encoded["emotion"]["train"].input_ids[:3], tokenizer.pad_token_id)
+batch = mtl.pad_batch(encoded["emotion"]["train"].input_ids[:3], tokenizer.pad_token_id)
 print(batch["input_ids"])
 print(batch["attention_mask"])
 
@@ -167,11 +162,11 @@ print(batch["attention_mask"])
 # of similar length into a batch (still in random order) wastes almost nothing:
 
 # %%
-waste = {name: recipes.padding_waste(values, config.batch_size, config.max_length) for name, values in lengths.items()}
+waste = {name: mtl.padding_waste(values, config.batch_size, config.max_length) for name, values in lengths.items()}
 pd.DataFrame(waste).round(3)
 
 # %%
-plots.pad_fractions(waste);
+mtl.plots.pad_fractions(waste);
 
 # %% [markdown]
 # Padding to 64 spends more than half of the compute on pad tokens; random batches padded to their longest

@@ -53,23 +53,22 @@ if "google.colab" in sys.modules:
 # %%
 from transformers.utils import logging
 
-from mtl_tutorial import recipes
+import mtl_tutorial as mtl
 
 logging.disable_progress_bar()  # no "Loading weights" bars in the lessons
-config = recipes.lesson_config()
-print(recipes.describe_scale(config))
+config = mtl.lesson_config()
+print(mtl.describe_scale(config))
 
 # %% [markdown]
 # ## Building it
 #
-# `build_model` loads the pre-trained encoder and adds one freshly initialised head per task; it only
+# `mtl.build_model` loads the pre-trained encoder and adds one freshly initialised head per task; it only
 # needs each task's label names.
 
 # %%
-from mtl_tutorial import build_model, load_tasks
 
-tasks = load_tasks(config.tasks)
-model, tokenizer = build_model({name: task.label_names for name, task in tasks.items()}, config.model, config.pooling)
+tasks = mtl.load_tasks(config.tasks)
+model, tokenizer = mtl.build_model({name: task.label_names for name, task in tasks.items()}, config.model, config.pooling)
 model.heads
 
 # %% [markdown]
@@ -108,13 +107,12 @@ for task in model.tasks:
     print(f"{task:>9}: logits of shape {tuple(logits.shape)} (tweets x {task} labels)")
 
 # %% [markdown]
-# `predict` does the same and turns logits into probabilities. The heads are untrained, so each
+# `mtl.predict` does the same and turns logits into probabilities. The heads are untrained, so each
 # answer is close to uniform: that is what training will change.
 
 # %%
-from mtl_tutorial import predict
 
-predict(model, tokenizer, tweets).round(3)
+mtl.predict(model, tokenizer, tweets).round(3)
 
 # %% [markdown]
 # What does a training step on one task touch? Its loss flows back through its own head and the shared
@@ -147,14 +145,13 @@ model.zero_grad()
 # similarity between four tweets, two happy and two angry:
 
 # %%
-from mtl_tutorial import plots
 
 tweets = ["what a beautiful morning, feeling blessed", "best day ever, so happy right now",
           "stuck in traffic for two hours. furious.", "i hate it when the train is late again"]
-maps = {pooling: recipes.similarities(model.encoder, tokenizer, tweets, pooling) for pooling in ("mean", "cls", "pooler")}
+maps = {pooling: mtl.similarities(model.encoder, tokenizer, tweets, pooling) for pooling in ("mean", "cls", "pooler")}
 for number, tweet in enumerate(tweets, start=1):
     print(number, tweet)
-plots.similarity_maps(maps);
+mtl.plots.similarity_maps(maps);
 
 # %% [markdown]
 # The packaged MiniLM was trained as a sentence encoder *with mean pooling*, so its mean vectors already

@@ -50,10 +50,10 @@ if "google.colab" in sys.modules:
 # **Settings** (one cell decides the scale):
 
 # %%
-from mtl_tutorial import recipes
+import mtl_tutorial as mtl
 
-config = recipes.lesson_config()
-print(recipes.describe_scale(config))
+config = mtl.lesson_config()
+print(mtl.describe_scale(config))
 
 # %% [markdown]
 # We look at the samplers with the **full** training-set sizes, because that is where the problem is.
@@ -62,9 +62,8 @@ print(recipes.describe_scale(config))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from mtl_tutorial import load_tasks
 
-sizes = {name: task.sizes()["train"] for name, task in load_tasks(config.tasks).items()}
+sizes = {name: task.sizes()["train"] for name, task in mtl.load_tasks(config.tasks).items()}
 sizes
 
 # %% [markdown]
@@ -74,17 +73,15 @@ sizes
 # NBVAL_CHECK_OUTPUT
 import pandas as pd
 
-from mtl_tutorial import SAMPLERS, task_probabilities
 
-pd.DataFrame({sampler: task_probabilities(sizes, sampler) for sampler in SAMPLERS}).T.round(3)
+pd.DataFrame({sampler: mtl.task_probabilities(sizes, sampler) for sampler in mtl.SAMPLERS}).T.round(3)
 
 # %% [markdown]
 # (`annealed` is shown at epoch 1, where it equals `proportional`; the temperature is 2, the default.)
 
 # %%
-from mtl_tutorial import plots
 
-plots.sampling_probabilities(sizes);
+mtl.plots.sampling_probabilities(sizes);
 
 # %% [markdown]
 # What does that mean for the data? An epoch has as many steps as all tasks have batches together. A
@@ -92,7 +89,7 @@ plots.sampling_probabilities(sizes);
 # that is how many times its training set is gone through per epoch:
 
 # %%
-recipes.passes_per_epoch(sizes, config.batch_size).round(2)
+mtl.passes_per_epoch(sizes, config.batch_size).round(2)
 
 # %% [markdown]
 # Proportional sampling goes through every task exactly once per epoch. Uniform sampling goes through
@@ -106,24 +103,23 @@ recipes.passes_per_epoch(sizes, config.batch_size).round(2)
 # one letter per step:
 
 # %%
-from mtl_tutorial import task_schedule
 
 for sampler in ("proportional", "temperature", "uniform", "round_robin"):
-    steps = task_schedule(sizes, 60, sampler, seed=config.seed)
+    steps = mtl.task_schedule(sizes, 60, sampler, seed=config.seed)
     print(f"{sampler:>12}: {''.join(task[0].upper() for task in steps)}")
 
 # %% [markdown]
 # Counted over the first 300 steps of an epoch, per sampler:
 
 # %%
-plots.schedule_counts(sizes, steps=300, seed=config.seed);
+mtl.plots.schedule_counts(sizes, steps=300, seed=config.seed);
 
 # %% [markdown]
 # Annealed sampling changes with the epoch: proportional at first (learn from all the data), then ever
 # closer to uniform (give the small task its turn before the end):
 
 # %%
-plots.annealed_probabilities(sizes, num_epochs=5);
+mtl.plots.annealed_probabilities(sizes, num_epochs=5);
 
 # %% [markdown]
 # ## Try it: the temperature
@@ -133,9 +129,8 @@ plots.annealed_probabilities(sizes, num_epochs=5);
 # move: run it in Jupyter or Colab.)
 
 # %%
-from mtl_tutorial import widgets
 
-widgets.temperature_panel(sizes, temperature=config.temperature)
+mtl.widgets.temperature_panel(sizes, temperature=config.temperature)
 
 # %% [markdown]
 # Which sampler is best is an empirical question: it depends on how related the tasks are and how

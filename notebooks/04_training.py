@@ -54,11 +54,11 @@ if "google.colab" in sys.modules:
 # %%
 from transformers.utils import logging
 
-from mtl_tutorial import recipes
+import mtl_tutorial as mtl
 
 logging.disable_progress_bar()  # no "Loading weights" bars in the lessons
-config = recipes.lesson_config()
-print(recipes.describe_scale(config))
+config = mtl.lesson_config()
+print(mtl.describe_scale(config))
 
 # %% [markdown]
 # ## Choose and train
@@ -71,9 +71,8 @@ print(recipes.describe_scale(config))
 # Every run is written to `runs/multitask`, replacing the one before: **lesson 5 reads that folder.**
 
 # %%
-from mtl_tutorial import widgets
 
-panel = widgets.training_panel(config, "runs/multitask")
+panel = mtl.widgets.training_panel(config, "runs/multitask")
 panel
 
 # %% [markdown]
@@ -94,9 +93,8 @@ run = panel.train()
 run.history.round(4)
 
 # %%
-from mtl_tutorial import plots
 
-plots.dev_curves(run.history);
+mtl.plots.dev_curves(run.history);
 
 # %% [markdown]
 # The star marks each task's best dev epoch. The tasks need not peak together, so the loop keeps one
@@ -104,7 +102,7 @@ plots.dev_curves(run.history);
 # the score of always answering the commonest training label:
 
 # %%
-recipes.results_table(run.results).round(4)
+mtl.results_table(run.results).round(4)
 
 # %%
 sorted(path.name for path in run.folder.iterdir())

@@ -37,11 +37,11 @@ if "google.colab" in sys.modules:
 # %%
 from transformers.utils import logging
 
-from mtl_tutorial import recipes
+import mtl_tutorial as mtl
 
 logging.disable_progress_bar()  # no "Loading weights" bars in the lessons
-config = recipes.lesson_config()
-print(recipes.describe_scale(config))
+config = mtl.lesson_config()
+print(mtl.describe_scale(config))
 
 # %% [markdown]
 # ## The run from lesson 4
@@ -54,15 +54,15 @@ print(recipes.describe_scale(config))
 from pathlib import Path
 
 folder = Path("runs/multitask")
-config = recipes.saved_config(folder) or config  # the settings lesson 4 trained with, if it did
-run = recipes.open_or_train(config, folder)
-print(recipes.describe_scale(config))
+config = mtl.saved_config(folder) or config  # the settings lesson 4 trained with, if it did
+run = mtl.open_or_train(config, folder)
+print(mtl.describe_scale(config))
 
 # %% [markdown]
 # ## Test scores, each from the task's best epoch
 
 # %%
-recipes.results_table(run.results).round(4)
+mtl.results_table(run.results).round(4)
 
 # %% [markdown]
 # In the quick setting each score comes from only 300 test tweets: an accuracy near 0.5 has a standard
@@ -75,11 +75,10 @@ recipes.results_table(run.results).round(4)
 # A confusion matrix counts, for each true label (row), which label the model chose (column).
 
 # %%
-from mtl_tutorial import plots
 
-predictions = {task: recipes.predictions_on_test(folder, task) for task in run.results}
+predictions = {task: mtl.predictions_on_test(folder, task) for task in run.results}
 for task, table in predictions.items():
-    plots.confusion_matrix(recipes.confusion_of(table), title=f"{task}: test, best epoch {run.results[task]['best_epoch']}")
+    mtl.plots.confusion_matrix(mtl.confusion_of(table), title=f"{task}: test, best epoch {run.results[task]['best_epoch']}")
 
 # %% [markdown]
 # A few of the mistakes, to read:
@@ -101,12 +100,12 @@ with pd.option_context("display.max_colwidth", 120):
 # In the quick setting they are as small as the multi-task run.
 
 # %%
-single = recipes.single_task_runs(config, "runs/single")
-comparison = recipes.multitask_vs_single_task(run, single)
+single = mtl.single_task_runs(config, "runs/single")
+comparison = mtl.multitask_vs_single_task(run, single)
 comparison.round(4)
 
 # %%
-plots.multitask_vs_single_task(comparison);
+mtl.plots.multitask_vs_single_task(comparison);
 
 # %% [markdown]
 # ### Do the two tasks pull the encoder the same way?
@@ -118,7 +117,7 @@ plots.multitask_vs_single_task(comparison);
 # (Yu et al. 2020, "Gradient Surgery for Multi-Task Learning").
 
 # %%
-plots.gradient_conflict(run.history);
+mtl.plots.gradient_conflict(run.history);
 
 # %% [markdown]
 # How to read it: the grey bar is the floor (always the commonest label). A positive difference means
@@ -147,9 +146,8 @@ plots.gradient_conflict(run.history);
 # after the panel does the same from code.
 
 # %%
-from mtl_tutorial import widgets
 
-labeller = widgets.prediction_panel(folder)
+labeller = mtl.widgets.prediction_panel(folder)
 labeller
 
 # %%
@@ -171,9 +169,8 @@ labeller.predict("can't believe they cancelled the show, i'm so angry right now"
 # %%
 import inspect
 
-from mtl_tutorial import train
 
-print(inspect.getsource(train.train_step))
+print(inspect.getsource(mtl.train_step))
 
 # %% [markdown]
 # **2. Losses never accumulated.** Per-task training losses were initialised and never added to, and the
@@ -201,13 +198,12 @@ for number in range(3):
     print(f"pass {number + 1}:", [next(replayed).tolist() for _ in range(4)])
 
 # %% [markdown]
-# The package's `BatchStream` draws a new order on every pass (and can resume from any position):
+# The package's `mtl.BatchStream` draws a new order on every pass (and can resume from any position):
 
 # %%
-from mtl_tutorial.data import BatchStream, EncodedSplit
 
-items = EncodedSplit(input_ids=[[i] for i in range(8)], labels=list(range(8)))
-stream = BatchStream(items, batch_size=2, pad_id=0, group_by_length=False)
+items = mtl.EncodedSplit(input_ids=[[i] for i in range(8)], labels=list(range(8)))
+stream = mtl.BatchStream(items, batch_size=2, group_by_length=False)
 for number in range(3):
     print(f"pass {number + 1}:", [next(stream)["labels"].tolist() for _ in range(4)])
 
@@ -243,7 +239,7 @@ run.history.groupby("epoch")["pad_fraction"].first().round(3)
 # last on this run (the same when a task's best epoch happens to be the last):
 
 # %%
-recipes.best_vs_last(run).round(4)
+mtl.best_vs_last(run).round(4)
 
 # %% [markdown]
 # **8. No way to label new text.** See the labelling panel above.

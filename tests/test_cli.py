@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from mtl_tutorial.cli import build_parser, command_line, config_from_arguments, main
-from mtl_tutorial.train import TrainConfig
+from mtl_tutorial.config import TrainConfig
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from mtl_tutorial.conflict import encoder_gradient, gradient_cosines
-from mtl_tutorial.data import EncodedSplit, pad_batch
+from mtl_tutorial.batching import EncodedSplit, pad_batch
 from mtl_tutorial.model import build_model
 
 
@@ -12,7 +12,7 @@ def model_and_splits(tiny_encoder_dir):
     model, tokenizer = build_model({"a": ["no", "yes"], "b": ["no", "yes"]}, str(tiny_encoder_dir))
     texts = ["i love it", "i hate it", "best day ever", "worst day ever"] * 4
     ids = tokenizer(texts)["input_ids"]
-    return model, tokenizer, EncodedSplit(ids, [1, 0, 1, 0] * 4), EncodedSplit(ids, [0, 1, 0, 1] * 4)
+    return model, tokenizer, EncodedSplit(ids, [1, 0, 1, 0] * 4, tokenizer.pad_token_id), EncodedSplit(ids, [0, 1, 0, 1] * 4, tokenizer.pad_token_id)
 
 
 def test_same_task_same_batch_gives_cosine_one_and_leaves_no_gradients(model_and_splits):
@@ -28,8 +28,8 @@ def test_same_task_same_batch_gives_cosine_one_and_leaves_no_gradients(model_and
 def test_opposite_labels_through_tied_heads_conflict(model_and_splits):
     model, tokenizer, agree, disagree = model_and_splits
     model.heads["b"].load_state_dict(model.heads["a"].state_dict())  # the same head: only the labels differ
-    same = gradient_cosines(model, {"a": agree, "b": agree}, tokenizer.pad_token_id, batches=2, batch_size=8)
-    opposite = gradient_cosines(model, {"a": agree, "b": disagree}, tokenizer.pad_token_id, batches=2, batch_size=8)
+    same = gradient_cosines(model, {"a": agree, "b": agree}, batches=2, batch_size=8)
+    opposite = gradient_cosines(model, {"a": agree, "b": disagree}, batches=2, batch_size=8)
     assert same["a~b"] == pytest.approx(1.0, abs=1e-4)
     assert opposite["a~b"] < -0.95  # flipped labels on one 2-class head: nearly opposite gradients
 

@@ -5,8 +5,8 @@ import pytest
 from transformers import AutoTokenizer
 
 from mtl_tutorial import data
-from mtl_tutorial.data import (BatchStream, DataError, EncodedSplit, encode, load_task, load_tasks, pad_batch,
-                               shuffled_batches, write_tsv_folder)
+from mtl_tutorial.batching import BatchStream, EncodedSplit, encode, pad_batch, shuffled_batches
+from mtl_tutorial.data import DataError, load_task, load_tasks, write_tsv_folder
 from mtl_tutorial.model import packaged_encoder_path
 
 from conftest import write_lines
@@ -168,18 +168,18 @@ def test_length_grouping_keeps_every_example_and_cuts_padding():
 
 def test_batch_stream_reshuffles_every_pass_and_resumes():
     split = EncodedSplit([[1] * (1 + i % 5) for i in range(10)], list(range(10)))
-    stream = BatchStream(split, batch_size=4, pad_id=0, seed=5, group_by_length=False)
+    stream = BatchStream(split, batch_size=4, seed=5, group_by_length=False)
     passes = [[label for _ in range(3) for label in next(stream)["labels"].tolist()] for _ in range(3)]
     assert all(sorted(p) == list(range(10)) for p in passes)  # each pass sees every example once
     assert passes[0] != passes[1] != passes[2]  # ... in a new order (itertools.cycle would repeat)
-    resumed = BatchStream(split, batch_size=4, pad_id=0, seed=5, group_by_length=False)
+    resumed = BatchStream(split, batch_size=4, seed=5, group_by_length=False)
     resumed.load_state_dict({"passes": 2, "position": 1})
     assert resumed.__next__()["labels"].tolist() == passes[2][4:8]
 
 
 def test_processes_share_out_each_batch():
     split = EncodedSplit([[1, 2]] * 12, list(range(12)))
-    streams = [BatchStream(split, 3, 0, seed=1, rank=rank, world_size=2) for rank in (0, 1)]
+    streams = [BatchStream(split, 3, seed=1, rank=rank, world_size=2) for rank in (0, 1)]
     seen = [label for _ in range(2) for s in streams for label in next(s)["labels"].tolist()]
     assert sorted(seen) == list(range(12))
 

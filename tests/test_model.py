@@ -2,7 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mtl_tutorial.model import (ClassificationHead, MultiTaskModel, build_model, load_encoder, load_model, predict,
+from mtl_tutorial.evaluate import predict
+from mtl_tutorial.model import (ClassificationHead, MultiTaskModel, build_model, load_encoder, load_model,
                                 save_model)
 
 LABELS = {"emotion": ["anger", "joy", "optimism", "sadness"], "sentiment": ["negative", "neutral", "positive"]}

@@ -9,8 +9,8 @@ import sys
 import pandas as pd
 import pytest
 
-from mtl_tutorial.data import batches_per_pass
-from mtl_tutorial.train import evaluate_run
+from mtl_tutorial.batching import batches_per_pass
+from mtl_tutorial.evaluate import evaluate_run
 
 # Run by each process: the command line's `train`, with a record of the task of every training forward
 # pass and of every temporary file or folder the process created (all package writes go through those).

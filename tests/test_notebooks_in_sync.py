@@ -8,7 +8,7 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from mtl_tutorial import recipes
+from mtl_tutorial import lessons
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 LESSONS = sorted(path.stem for path in NOTEBOOKS.glob("*.py"))
@@ -34,5 +34,5 @@ def test_the_py_and_the_ipynb_have_the_same_cells(lesson):
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_colab_cell_and_readme_badge_name_the_same_repository(lesson):
     first_code = next(source for kind, source in cells(NOTEBOOKS / f"{lesson}.py") if kind == "code")
-    assert f'PACKAGE_URL = "{recipes.PACKAGE_URL}"' in first_code and "enable_custom_widget_manager" in first_code
-    assert recipes.colab_url(lesson) in (NOTEBOOKS.parent / "README.md").read_text(encoding="utf-8")
+    assert f'PACKAGE_URL = "{lessons.PACKAGE_URL}"' in first_code and "enable_custom_widget_manager" in first_code
+    assert lessons.colab_url(lesson) in (NOTEBOOKS.parent / "README.md").read_text(encoding="utf-8")

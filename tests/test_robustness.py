@@ -22,10 +22,14 @@ import pytest
 import torch
 
 from mtl_tutorial.cli import main
-from mtl_tutorial.data import DataError, encode, load_task
+from mtl_tutorial.batching import encode
+from mtl_tutorial.data import DataError, load_task
 from mtl_tutorial.files import recover_interrupted_writes, staged_folder
 from mtl_tutorial.model import build_model, load_encoder, save_model
-from mtl_tutorial.train import STATE_FILE, TrainConfig, fit, load_config, predict_run
+from mtl_tutorial.config import TrainConfig
+from mtl_tutorial.evaluate import predict_run
+from mtl_tutorial.runs import STATE_FILE, load_config
+from mtl_tutorial.train import fit
 
 from conftest import write_lines
 

@@ -3,7 +3,10 @@
 import pytest
 
 from mtl_tutorial.sampling import task_schedule
-from mtl_tutorial.train import TrainConfig, evaluate_run, fit, load_history
+from mtl_tutorial.config import TrainConfig
+from mtl_tutorial.evaluate import evaluate_run
+from mtl_tutorial.runs import load_history
+from mtl_tutorial.train import fit
 
 
 @pytest.fixture(scope="module")

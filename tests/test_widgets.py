@@ -4,8 +4,9 @@ import matplotlib
 import pandas as pd
 import pytest
 
-from mtl_tutorial import recipes, task_probabilities, widgets
-from mtl_tutorial.train import TrainConfig
+import mtl_tutorial as mtl
+from mtl_tutorial import task_probabilities, widgets
+from mtl_tutorial.config import TrainConfig
 
 matplotlib.use("Agg")
 
@@ -36,7 +37,7 @@ def test_the_train_button_trains_the_chosen_tasks_and_draws_every_epoch(tiny_set
     panel.train_cap.value = "100 tweets per task"
     panel.button.click()
 
-    config = recipes.saved_config(tmp_path / "run")
+    config = mtl.saved_config(tmp_path / "run")
     assert config.tasks == ["irony", "emotion", "hate"] and config.sampler == "uniform"
     assert config.epochs == 2 and config.max_train_examples == 100 and config.max_eval_examples == 40
     history = panel.run.history
@@ -54,7 +55,7 @@ def test_training_again_replaces_the_run_and_bad_choices_are_reported(tiny_setti
     assert panel.config().max_train_examples is None
     panel.train_cap.value = "100 tweets per task"
     run = panel.train()
-    assert set(run.history["task"]) == {"emotion"} and recipes.saved_config(tmp_path / "run").tasks == ["emotion"]
+    assert set(run.history["task"]) == {"emotion"} and mtl.saved_config(tmp_path / "run").tasks == ["emotion"]
     panel.tasks.value = ()
     panel.button.click()  # a button reports errors in its status line; a direct call raises them
     assert panel.status.value == "Training stopped: no task given" and not panel.button.disabled
@@ -63,7 +64,7 @@ def test_training_again_replaces_the_run_and_bad_choices_are_reported(tiny_setti
 
 
 def test_the_label_button_shows_every_heads_probabilities(tiny_settings, tmp_path):
-    recipes.train_run(tiny_settings, tmp_path / "run")
+    mtl.train_run(tiny_settings, tmp_path / "run")
     panel = widgets.prediction_panel(tmp_path / "run")
     panel.text.value = "so happy it's friday!!"
     panel.button.click()

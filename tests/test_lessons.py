@@ -1,4 +1,4 @@
-"""The notebooks' ready-made steps (recipes) and the pictures drawn from them (plots)."""
+"""The lessons' scale and shared runs, the helpers they call, and the pictures drawn from them (plots)."""
 
 import json
 
@@ -7,37 +7,39 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from mtl_tutorial import plots, recipes
+import mtl_tutorial as mtl
+from mtl_tutorial import plots
+from mtl_tutorial.config import TrainConfig
 from mtl_tutorial.model import load_encoder
-from mtl_tutorial.train import TrainConfig
 
 matplotlib.use("Agg")
 
 
 def test_lesson_config_is_quick_on_a_cpu_or_when_asked(monkeypatch):
     monkeypatch.setenv("MTL_TUTORIAL_QUICK", "1")
-    quick = recipes.lesson_config()
+    quick = mtl.lesson_config()
     assert (quick.model, quick.epochs, quick.learning_rate) == (None, 2, 1e-4)
     assert (quick.max_train_examples, quick.max_eval_examples, quick.tasks) == (400, 300, ["emotion", "sentiment"])
-    assert "CAPPED: at most 400 training tweets" in recipes.describe_scale(quick)
-    assert "300 dev and 300 test tweets" in recipes.describe_scale(quick)
-    assert recipes.lesson_config(["irony"], epochs=3).epochs == 3
+    assert "CAPPED: at most 400 training tweets" in mtl.describe_scale(quick)
+    assert "300 dev and 300 test tweets" in mtl.describe_scale(quick)
+    assert mtl.lesson_config(["irony"], epochs=3).epochs == 3
 
 
 def test_lesson_config_on_a_gpu_is_the_tutorials_recipe(monkeypatch):
     monkeypatch.delenv("MTL_TUTORIAL_QUICK", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
-    full = recipes.lesson_config()
+    # a T4: torch.cuda.is_bf16_supported() says True because it can emulate bf16, but it has no bf16 units
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    full = mtl.lesson_config()
     assert (full.model, full.pooling, full.epochs, full.learning_rate) == ("roberta-base", "pooler", 5, 2e-5)
     assert full.max_train_examples is None and full.max_eval_examples is None and full.mixed_precision == "fp16"
-    assert "all training, dev and test tweets" in recipes.describe_scale(full)
+    assert "all training, dev and test tweets" in mtl.describe_scale(full)
     monkeypatch.setenv("MTL_TUTORIAL_QUICK", "1")
-    assert recipes.lesson_config().model is None
+    assert mtl.lesson_config().model is None
 
 
 def test_padding_waste_counts_pad_tokens():
-    waste = recipes.padding_waste([1, 1, 4, 4], batch_size=2, max_length=8)
+    waste = mtl.padding_waste([1, 1, 4, 4], batch_size=2, max_length=8)
     fixed, per_batch, grouped = waste.values()
     assert fixed == pytest.approx(1 - 10 / 32)
     assert grouped == 0.0  # length-grouped: [1, 1] and [4, 4], no padding at all
@@ -45,7 +47,7 @@ def test_padding_waste_counts_pad_tokens():
 
 
 def test_passes_per_epoch():
-    table = recipes.passes_per_epoch({"small": 64, "big": 320}, batch_size=32)
+    table = mtl.passes_per_epoch({"small": 64, "big": 320}, batch_size=32)
     assert table.loc["proportional"].to_dict() == pytest.approx({"small": 1.0, "big": 1.0})
     assert table.loc["uniform"].to_dict() == pytest.approx({"small": 3.0, "big": 0.6})
     assert 1.0 < table.loc["temperature", "small"] < 3.0
@@ -55,7 +57,7 @@ def test_similarities_are_cosines(tiny_encoder_dir):
     encoder, tokenizer = load_encoder(str(tiny_encoder_dir))
     texts = ["i love it", "i hate it", "what a day"]
     for pooling in ("mean", "cls", "pooler"):
-        table = recipes.similarities(encoder, tokenizer, texts, pooling)
+        table = mtl.similarities(encoder, tokenizer, texts, pooling)
         assert table.shape == (3, 3) and list(table.index) == texts
         assert torch.allclose(torch.tensor(table.values), torch.tensor(table.values.T), atol=1e-5)
         assert table.values.diagonal() == pytest.approx([1.0, 1.0, 1.0], abs=1e-5)
@@ -68,27 +70,27 @@ def runs(tmp_path_factory, tiny_encoder_dir, tweeteval_dir):
     folder = tmp_path_factory.mktemp("runs")
     config = TrainConfig(tasks=["emotion", "irony"], model=str(tiny_encoder_dir), epochs=2, max_train_examples=64,
                          max_eval_examples=50, max_length=32, learning_rate=1e-3, data_dir=str(tweeteval_dir))
-    multitask = recipes.open_or_train(config, folder / "multitask")
-    return config, folder, multitask, recipes.single_task_runs(config, folder / "single")
+    multitask = mtl.open_or_train(config, folder / "multitask")
+    return config, folder, multitask, mtl.single_task_runs(config, folder / "single")
 
 
 def test_open_or_train_reads_back_a_finished_run_and_replaces_another(runs, tmp_path):
     config, folder, multitask, _ = runs
     written = (folder / "multitask" / "history.json").stat().st_mtime_ns
-    again = recipes.open_or_train(config, folder / "multitask")
+    again = mtl.open_or_train(config, folder / "multitask")
     assert (folder / "multitask" / "history.json").stat().st_mtime_ns == written  # not trained again
     assert again.results == multitask.results and again.history.equals(multitask.history)
-    assert recipes.saved_config(tmp_path) is None
+    assert mtl.saved_config(tmp_path) is None
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match="not a training run"):
-        recipes.train_run(config, tmp_path)
+        mtl.train_run(config, tmp_path)
 
 
 def test_a_stopped_run_is_resumed(runs, tmp_path):
     config, *_ = runs
-    recipes.train_run(config, tmp_path / "run")
+    mtl.train_run(config, tmp_path / "run")
     (tmp_path / "run" / "results.json").unlink()  # as if it had stopped before the test scores
-    run = recipes.open_or_train(config, tmp_path / "run")
+    run = mtl.open_or_train(config, tmp_path / "run")
     assert list(run.history["epoch"]) == [1, 1, 2, 2] and (tmp_path / "run" / "results.json").exists()
 
 
@@ -96,7 +98,7 @@ def test_multitask_vs_single_task_table_and_plot(runs):
     config, folder, multitask, single = runs
     assert set(single) == {"emotion", "irony"}
     assert json.loads((folder / "single" / "irony" / "config.json").read_text())["tasks"] == ["irony"]
-    table = recipes.multitask_vs_single_task(multitask, single)
+    table = mtl.multitask_vs_single_task(multitask, single)
     assert list(table.index) == ["emotion", "irony"] and table.loc["irony", "metric"] == "F1 of irony"
     assert table.loc["emotion", "multi-task"] == multitask.results["emotion"]["test"]["official"]
     assert table.loc["emotion", "single-task"] == single["emotion"].results["emotion"]["test"]["official"]
@@ -108,12 +110,12 @@ def test_multitask_vs_single_task_table_and_plot(runs):
 def test_test_predictions_reproduce_the_recorded_scores(runs):
     _, _, multitask, _ = runs
     for task in ("emotion", "irony"):
-        predictions = recipes.predictions_on_test(multitask.folder, task)
+        predictions = mtl.predictions_on_test(multitask.folder, task)
         assert len(predictions) == 50 and list(predictions.columns) == ["text", "true", "predicted"]
-        assert recipes.score_of(predictions, task) == pytest.approx(multitask.results[task]["test"]["official"])
-        confusion = recipes.confusion_of(predictions)
+        assert mtl.score_of(predictions, task) == pytest.approx(multitask.results[task]["test"]["official"])
+        confusion = mtl.confusion_of(predictions)
         assert confusion.values.sum() == 50 and list(confusion.index) == list(predictions["true"].cat.categories)
-    table = recipes.best_vs_last(multitask)
+    table = mtl.best_vs_last(multitask)
     assert table["last epoch"].to_list() == [2, 2]
     for task, row in table.iterrows():
         if row["best dev epoch"] == 2:
@@ -122,7 +124,7 @@ def test_test_predictions_reproduce_the_recorded_scores(runs):
 
 def test_label_tweet_asks_every_head(runs):
     _, _, multitask, _ = runs
-    answer = recipes.label_tweet(recipes.best_models(multitask.folder), "yeah right, great weather")
+    answer = mtl.label_tweet(mtl.best_models(multitask.folder), "yeah right, great weather")
     assert list(answer.columns) == ["task", "label", "probability", "chosen"]
     assert answer.groupby("task")["probability"].sum().to_list() == pytest.approx([1.0, 1.0])
     figure = plots.head_probabilities(answer, "yeah right, great weather")
@@ -131,9 +133,40 @@ def test_label_tweet_asks_every_head(runs):
 
 def test_new_plots_label_their_axes():
     sizes = {"emotion": 3257, "sentiment": 45615}
-    figures = [plots.pad_fractions({"emotion": recipes.padding_waste([3, 9, 20, 40]), "sentiment": recipes.padding_waste([5, 7])}),
+    figures = [plots.pad_fractions({"emotion": mtl.padding_waste([3, 9, 20, 40]), "sentiment": mtl.padding_waste([5, 7])}),
                plots.temperature_effect(sizes, 3.0)]
     for figure in figures:
         assert isinstance(figure, Figure)
         axes = figure.axes[0]
         assert axes.get_xlabel() and axes.get_title() and axes.get_legend() is not None
+
+
+def test_every_lesson_helper_works_on_a_run_of_course_format_folders(tmp_path, tiny_encoder_dir, tweeteval_dir):
+    """Tasks given as folders are named after the folder; every helper must find them by that name."""
+    folders = []
+    for name in ("emotion", "irony"):
+        task = mtl.load_task(name, data_dir=tweeteval_dir).capped(48, 40, seed=1)
+        folders.append(str(mtl.write_tsv_folder(task, tmp_path / "course" / f"my_{name}")))
+    config = TrainConfig(tasks=folders, model=str(tiny_encoder_dir), epochs=2, max_length=32, learning_rate=1e-3)
+    run = mtl.open_or_train(config, tmp_path / "multitask")
+    assert list(run.results) == ["my_emotion", "my_irony"] and mtl.saved_config(run.folder) == config
+    assert mtl.open_run(run.folder).results == run.results
+    models = mtl.best_models(run.folder)
+    assert list(models) == ["my_emotion", "my_irony"]
+    answer = mtl.label_tweet(models, "so angry right now")
+    assert set(answer["task"]) == {"my_emotion", "my_irony"}
+    for task in run.results:
+        predictions = mtl.predictions_on_test(run.folder, task)
+        assert len(predictions) == 40 and mtl.confusion_of(predictions).values.sum() == 40
+        assert mtl.score_of(predictions, task) == pytest.approx(run.results[task]["test"]["official"])
+    assert list(mtl.best_vs_last(run).index) == ["my_emotion", "my_irony"]
+    single = mtl.single_task_runs(config, tmp_path / "single")
+    assert sorted(path.name for path in (tmp_path / "single").iterdir()) == ["my_emotion", "my_irony"]
+    table = mtl.multitask_vs_single_task(run, single)
+    assert table.loc["my_irony", "single-task"] == single["my_irony"].results["my_irony"]["test"]["official"]
+    scored = mtl.evaluate_run(run.folder, "test").set_index("task")["official"]
+    assert scored.to_dict() == pytest.approx({task: result["test"]["official"] for task, result in run.results.items()})
+    assert set(mtl.predict_run(run.folder, ["hello"])["task"]) == {"my_emotion", "my_irony"}
+    panel = mtl.widgets.prediction_panel(run.folder)
+    panel.button.click()
+    assert set(panel.answer["task"]) == {"my_emotion", "my_irony"}

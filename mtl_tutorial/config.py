@@ -1,0 +1,94 @@
+"""Every setting of a run in one dataclass, checked once when it is made.
+
+Each field carries its help text (and its choices); `cli.py` builds the `train` command's options from
+them, so a new setting is one edit here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .data import TWEETEVAL_TASKS
+from .sampling import SAMPLERS
+
+POOLINGS = ("mean", "cls", "pooler")
+MIXED_PRECISIONS = ("no", "bf16", "fp16")
+
+
+def setting(default, help: str, choices: tuple | None = None, option: bool = True, **more):
+    """A config field with its help text; `option=False` keeps it off the command line."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help, "option": option, **more})
+    return field(default=default, metadata={"help": help, "choices": choices, "option": option, **more})
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run. The defaults are the original tutorial's recipe."""
+
+    tasks: list[str] = setting(["emotion", "sentiment"], f"TweetEval names ({', '.join(TWEETEVAL_TASKS)}) or folders")
+    model: str | None = setting(None, "hub id (roberta-base) or folder; default: the packaged MiniLM (offline)")
+    pooling: str = setting("mean", "one vector per tweet: mean of tokens, first token, or the encoder's pooler",
+                           POOLINGS)
+    sampler: str = setting("proportional", "which task trains at each step", SAMPLERS)
+    temperature: float = setting(2.0, "for --sampler temperature: p_i ∝ n_i^(1/T)")
+    epochs: int = setting(5, "passes over the tasks' training data")
+    batch_size: int = setting(32, "training tweets per step")
+    eval_batch_size: int = setting(128, "tweets per batch when scoring", option=False)
+    learning_rate: float = setting(2e-5, "AdamW's peak learning rate")
+    weight_decay: float = setting(0.0, "AdamW's weight decay", option=False)
+    warmup_ratio: float = setting(0.1, "share of the steps spent warming up the learning rate", option=False)
+    max_grad_norm: float = setting(1.0, "gradients are clipped to this norm before each step", option=False)
+    max_length: int = setting(64, "tweets are cut at this many tokens")
+    seed: int = setting(77, "fixes the data order, the task draws, the heads and dropout")
+    max_train_examples: int | None = setting(None, "cap on training tweets per task (a random sample); none = all")
+    max_eval_examples: int | None = setting(None, "cap on dev and test tweets per task (quick demos only)")
+    group_by_length: bool = setting(True, "shuffled length buckets: same data and task mix, less padding",
+                                    option=False)
+    mixed_precision: str = setting("no", "bf16 or fp16 autocast; bf16 only on hardware that has it",
+                                   MIXED_PRECISIONS)
+    gradient_probe_batches: int = setting(4, "per epoch, batches per task for the gradient-conflict probe; 0 = off",
+                                          option=False)
+    data_dir: str | None = setting(None, "an existing copy of TweetEval's datasets/ folder", location=True)
+    cache_dir: str | None = setting(None, "where downloads go (default ~/.cache/mtl_tutorial)", location=True)
+    base_url: str | None = setting(None, "a mirror of TweetEval's datasets/, e.g. file:///path/to/datasets",
+                                   location=True)
+
+    def __post_init__(self):
+        # A Path or a single task name is accepted; stored as plain strings, the config round-trips through JSON.
+        self.tasks = [str(task) for task in ([self.tasks] if isinstance(self.tasks, (str, Path)) else self.tasks)]
+        for name in ("model", "data_dir", "cache_dir", "base_url"):
+            if getattr(self, name) is not None:
+                setattr(self, name, str(getattr(self, name)))
+        for item in dataclasses.fields(self):
+            check_setting(item, getattr(self, item.name))
+
+    def data_location(self) -> dict:
+        """Where the tasks' files are found: the keyword arguments of `data.load_task`."""
+        return {item.name: getattr(self, item.name) for item in dataclasses.fields(self) if item.metadata.get("location")}
+
+
+AT_LEAST_ONE = ("epochs", "batch_size", "eval_batch_size", "max_length", "max_train_examples", "max_eval_examples")
+POSITIVE = ("temperature", "learning_rate", "max_grad_norm")
+
+
+def check_setting(item: dataclasses.Field, value) -> None:
+    """Refuse a value that would only fail later, deep inside training, with a message naming the field."""
+    name, choices = item.name, item.metadata.get("choices")
+    if choices and value not in choices:
+        raise ValueError(f"unknown {name} {value!r}: choose one of {', '.join(choices)}")
+    if value is None or name == "tasks":
+        return
+    kind = {"int": int, "float": (int, float), "bool": bool, "str": str}.get(str(item.type).split(" | ")[0])
+    if kind and (not isinstance(value, kind) or (kind is not bool and isinstance(value, bool))):
+        raise ValueError(f"{name} must be a {str(item.type).split(' | ')[0]}, got {value!r}")
+    if name in AT_LEAST_ONE and value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+    if name in POSITIVE and not value > 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+    if name == "weight_decay" and value < 0 or name == "gradient_probe_batches" and value < 0:
+        raise ValueError(f"{name} must be 0 or more, got {value}")
+    if name == "warmup_ratio" and not 0 <= value < 1:
+        raise ValueError(f"warmup_ratio must be in [0, 1), got {value}")

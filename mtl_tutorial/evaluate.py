@@ -1,0 +1,207 @@
+"""Lesson step 5, evaluation: score a split, test each task with its own best checkpoint, label new tweets.
+
+Also the comparisons the lessons draw: multi-task against single-task, the best epoch against the last,
+every test prediction with its confusion table, and what every head says about one tweet.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.utils import gather_object
+
+from .batching import EncodedSplit, encode, evaluation_batches, to_device
+from .data import Task
+from .metrics import confusion_table, majority_baseline, official_metric_name, official_score, scores
+from .model import MultiTaskModel, load_model, restore_weights
+from .runs import (BEST_FOLDER, LAST_FOLDER, TrainingRun, best_folder, is_run, last_folder, load_config, load_run_tasks, open_run,
+                   run_task_names)
+
+
+@torch.inference_mode()
+def evaluate_split(model: MultiTaskModel, split: EncodedSplit, task: str, num_labels: int, batch_size: int = 128,
+             accelerator: Accelerator | None = None) -> tuple[dict, list[int]]:
+    """Score one task on one encoded split: mean loss, accuracy, macro-F1/recall, official score.
+
+    Returns (scores, predictions in the split's order). Under several processes each scores its
+    share of the batches and the results are gathered.
+    """
+    model.eval()
+    device = accelerator.device if accelerator else next(model.parameters()).device
+    rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
+    found, loss_sum = [], 0.0
+    for indices in evaluation_batches(split, batch_size)[rank::world]:
+        batch = to_device(split.batch(indices), device)
+        logits = model(batch["input_ids"], batch["attention_mask"], task).float()
+        loss_sum += F.cross_entropy(logits, batch["labels"], reduction="sum").item()
+        found.extend(zip(indices, logits.argmax(-1).tolist()))
+    if accelerator and world > 1:
+        found = gather_object(found)
+        loss_sum = sum(gather_object([loss_sum]))
+    predictions = [0] * len(split)
+    for index, label in found:
+        predictions[index] = label
+    result = {"loss": loss_sum / len(split), **scores(task, split.labels, predictions, num_labels)}
+    return result, predictions
+
+
+@torch.inference_mode()
+def predict(model: MultiTaskModel, tokenizer, texts: list[str], task: str | None = None,
+            max_length: int = 64, batch_size: int = 128) -> pd.DataFrame:
+    """Label new tweets with every head (or only `task`'s): one row per tweet and task.
+
+    Columns: text, task, label, and one probability column per label name of that task.
+    No texts give an empty table with the columns text, task and label.
+    """
+    if isinstance(texts, str):
+        texts = [texts]
+    tasks = [task] if task else model.tasks
+    for name in tasks:
+        if name not in model.task_labels:
+            raise KeyError(f"no head for task {name!r}; this model has {model.tasks}")
+    if not texts:
+        return pd.DataFrame(columns=["text", "task", "label"])
+    model.eval()
+    device = next(model.parameters()).device
+    split = encode(tokenizer, pd.DataFrame({"text": list(texts), "label": [0] * len(texts)}), max_length)
+    rows = []
+    for name in tasks:
+        probabilities = [None] * len(texts)
+        for indices in evaluation_batches(split, batch_size):
+            batch = to_device(split.batch(indices, with_labels=False), device)
+            logits = model(batch["input_ids"], batch["attention_mask"], name)
+            for i, row in zip(indices, logits.float().softmax(-1).cpu().tolist()):
+                probabilities[i] = row
+        labels = model.task_labels[name]
+        for text, row in zip(texts, probabilities):
+            best = max(range(len(row)), key=row.__getitem__)
+            rows.append({"text": text, "task": name, "label": labels[best], **dict(zip(labels, row))})
+    return pd.DataFrame(rows)
+
+
+def test_best_checkpoints(folder: Path, model: MultiTaskModel, tasks: dict[str, Task], encoded, best: dict,
+                          batch_size: int, accelerator: Accelerator | None = None) -> dict:
+    """Score each task on test with its OWN best checkpoint (the epoch with its best dev score)."""
+    results = {}
+    for name, task in tasks.items():
+        restore_weights(model, best_folder(folder, name))
+        test, _ = evaluate_split(model, encoded[name]["test"], name, task.num_labels, batch_size, accelerator)
+        majority = majority_baseline(name, encoded[name]["train"].labels, encoded[name]["test"].labels, task.num_labels)
+        results[name] = {"official_metric": official_metric_name(name), "best_epoch": best[name]["epoch"],
+                         "dev": best[name], "test": test, "test_examples": len(encoded[name]["test"]),
+                         "test_majority_baseline": majority}
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+# Whole runs: scored again, or asked about new tweets
+# ---------------------------------------------------------------------------------------------
+
+
+def evaluate_run(folder: str | Path, split: str = "test") -> pd.DataFrame:
+    """Score every task of a run on `split`, each with its own best checkpoint: one row per task."""
+    config = load_config(folder)
+    rows = []
+    for name, task in load_run_tasks(config).items():
+        model, tokenizer = load_model(best_folder(folder, name))
+        split_data = encode(tokenizer, task.splits[split], config.max_length)
+        result, _ = evaluate_split(model, split_data, name, task.num_labels, config.eval_batch_size)
+        rows.append({"task": name, "split": split, "official_metric": official_metric_name(name), **result})
+    return pd.DataFrame(rows)
+
+
+def predict_run(folder: str | Path, texts: list[str], task: str | None = None, max_length: int = 64) -> pd.DataFrame:
+    """Label texts with a run's best checkpoint of each task (or with a saved model folder)."""
+    folder = Path(folder)
+    if not is_run(folder):
+        model, tokenizer = load_model(folder)
+        return predict(model, tokenizer, texts, task, max_length)
+    names = run_task_names(folder)
+    if task is not None and task not in names:  # a name, never a path: "--task ../x" reads nothing
+        raise KeyError(f"run {folder} has no task {task!r}; its tasks are {names}")
+    frames = []
+    for name in [task] if task else names:
+        model, tokenizer = load_model(best_folder(folder, name))
+        frames.append(predict(model, tokenizer, texts, name, max_length))
+    return pd.concat(frames, ignore_index=True)
+
+
+def results_table(results: dict) -> pd.DataFrame:
+    """One row per task: its official metric, best epoch, dev and test scores, and the majority baseline."""
+    rows = [{"task": task, "metric": result["official_metric"], "best epoch": result["best_epoch"],
+             "dev": result["dev"]["official"], "test": result["test"]["official"],
+             "test accuracy": result["test"]["accuracy"],
+             "majority baseline (test)": result["test_majority_baseline"]["official"]}
+            for task, result in results.items()]
+    return pd.DataFrame(rows).set_index("task")
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparisons and a look inside a run
+# ---------------------------------------------------------------------------------------------
+
+
+def multitask_vs_single_task(multitask: TrainingRun, single: dict[str, TrainingRun]) -> pd.DataFrame:
+    """Test scores per task (each from its best dev epoch): single-task, multi-task, their difference."""
+    rows = []
+    for task, result in multitask.results.items():
+        alone = single[task].results[task]
+        rows.append({"task": task, "metric": result["official_metric"],
+                     "majority baseline": result["test_majority_baseline"]["official"],
+                     "single-task": alone["test"]["official"], "multi-task": result["test"]["official"],
+                     "multi - single": result["test"]["official"] - alone["test"]["official"]})
+    return pd.DataFrame(rows).set_index("task")
+
+
+def predictions_on_test(folder: str | Path, task: str, checkpoint: str = BEST_FOLDER) -> pd.DataFrame:
+    """Every test tweet of `task` with its true and predicted label, from the run's best (or last) checkpoint.
+
+    The two label columns are categoricals over the task's label names, in label-id order.
+    """
+    config = load_config(folder)
+    test = load_run_tasks(config, [task])[task].splits["test"]
+    model, tokenizer = load_model(best_folder(folder, task) if checkpoint == BEST_FOLDER else last_folder(folder))
+    names = model.task_labels[task]
+    table = predict(model, tokenizer, test["text"].tolist(), task, config.max_length, config.eval_batch_size)
+    return pd.DataFrame({"text": test["text"],
+                         "true": pd.Categorical.from_codes(test["label"], names),
+                         "predicted": pd.Categorical(table["label"], categories=names)})
+
+
+def confusion_of(predictions: pd.DataFrame) -> pd.DataFrame:
+    """The confusion table of a `predictions_on_test` frame: rows are the truth, columns the prediction."""
+    names = list(predictions["true"].cat.categories)
+    return confusion_table(predictions["true"].cat.codes, predictions["predicted"].cat.codes, names)
+
+
+def score_of(predictions: pd.DataFrame, task: str) -> float:
+    """The official TweetEval score of a `predictions_on_test` frame."""
+    names = predictions["true"].cat.categories
+    return official_score(task, predictions["true"].cat.codes, predictions["predicted"].cat.codes, len(names))
+
+
+def best_vs_last(run: TrainingRun | str | Path) -> pd.DataFrame:
+    """Test score of each task's best dev epoch beside the last epoch's (what the original tutorial tested)."""
+    run = run if isinstance(run, TrainingRun) else open_run(run)
+    last_epoch = int(run.history["epoch"].max())
+    rows = []
+    for task, result in run.results.items():
+        last = score_of(predictions_on_test(run.folder, task, LAST_FOLDER), task)
+        rows.append({"task": task, "metric": official_metric_name(task),
+                     "best dev epoch": result["best_epoch"], "test, best epoch": result["test"]["official"],
+                     "last epoch": last_epoch, "test, last epoch": last})
+    return pd.DataFrame(rows).set_index("task")
+
+
+def label_tweet(models: dict, text: str) -> pd.DataFrame:
+    """Every head's answer for one tweet: one row per (task, label) with its probability."""
+    rows = []
+    for task, (model, tokenizer) in models.items():
+        answer = predict(model, tokenizer, [text], task).iloc[0]
+        rows += [{"task": task, "label": label, "probability": answer[label], "chosen": label == answer["label"]}
+                 for label in model.task_labels[task]]
+    return pd.DataFrame(rows)

@@ -1,0 +1,258 @@
+"""The run folder: what a training run writes, and how it is read back or resumed.
+
+    config.json          the TrainConfig              history.json / .csv   one row per epoch and task
+    results.json         each task's test score       best/<task>/           the best model of each task
+    last/                the resumable checkpoint     dev_curves.png         drawn by the command line
+
+This is the only module that spells these names. Every file is written beside its place and renamed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import json
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from .config import TrainConfig
+from .data import Task, load_tasks, task_name
+from .files import recover_interrupted_writes, staged_folder, write_atomically, write_json_atomically
+from .model import load_model, read_model_description, restore_weights, save_model
+
+CONFIG_FILE, RESULTS_FILE = "config.json", "results.json"
+HISTORY_JSON, HISTORY_CSV = "history.json", "history.csv"
+BEST_FOLDER, LAST_FOLDER, STATE_FILE = "best", "last", "training_state.pt"
+DEV_CURVES_FILE = "dev_curves.png"
+
+
+class RunFolderBusy(OSError):
+    """Another process is training into this run folder right now."""
+
+
+@dataclass
+class TrainingRun:
+    """What `fit` returns: the run's folder, its per-epoch history and its final results."""
+
+    folder: Path
+    history: pd.DataFrame
+    results: dict
+
+
+def best_folder(folder: str | Path, task: str) -> Path:
+    """Where the run keeps `task`'s best checkpoint (the epoch with its best dev score)."""
+    return Path(folder) / BEST_FOLDER / task
+
+
+def last_folder(folder: str | Path) -> Path:
+    """Where the run keeps its last finished epoch, to resume from."""
+    return Path(folder) / LAST_FOLDER
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading and writing the run's files
+# ---------------------------------------------------------------------------------------------
+
+
+def load_config(folder: str | Path) -> TrainConfig:
+    """The settings a run was trained with."""
+    path = Path(folder) / CONFIG_FILE
+    try:
+        return TrainConfig(**json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{folder} is not a training run: {CONFIG_FILE} is missing") from None
+    except (json.JSONDecodeError, TypeError, ValueError) as error:
+        raise ValueError(f"{path} is damaged or was not written by mtl_tutorial: {error}") from None
+
+
+def saved_config(folder: str | Path) -> TrainConfig | None:
+    """The settings of the run in `folder`, or None when no run was started there."""
+    return load_config(folder) if (Path(folder) / CONFIG_FILE).exists() else None
+
+
+def save_config(folder: Path, config: TrainConfig) -> None:
+    write_json_atomically(dataclasses.asdict(config), Path(folder) / CONFIG_FILE)
+
+
+def load_history(folder: str | Path) -> pd.DataFrame:
+    """A run's history: one row per (epoch, task) with train loss, dev scores and speed."""
+    return pd.DataFrame(json.loads((Path(folder) / HISTORY_JSON).read_text(encoding="utf-8")))
+
+
+def save_history(folder: Path, history: list[dict]) -> None:
+    write_json_atomically(history, folder / HISTORY_JSON)
+    write_atomically(folder / HISTORY_CSV, lambda temporary: pd.DataFrame(history).to_csv(temporary, index=False))
+
+
+def save_results(folder: Path, results: dict) -> None:
+    write_json_atomically(results, Path(folder) / RESULTS_FILE)
+
+
+def is_finished(folder: str | Path) -> bool:
+    """True when the run got as far as its test scores."""
+    return (Path(folder) / RESULTS_FILE).exists()
+
+
+def open_run(folder: str | Path) -> TrainingRun:
+    """A finished run read back from its folder: its history and its test results."""
+    folder = Path(folder)
+    results = json.loads((folder / RESULTS_FILE).read_text(encoding="utf-8"))
+    return TrainingRun(folder, load_history(folder), results)
+
+
+def save_dev_curves(folder: str | Path, figure) -> Path:
+    """Save a drawing of the run's dev curves (a matplotlib Figure) into the run folder."""
+    path = Path(folder) / DEV_CURVES_FILE
+    write_atomically(path, lambda temporary: figure.savefig(temporary, dpi=120, format="png"))
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# The run's tasks and models
+# ---------------------------------------------------------------------------------------------
+
+
+def load_run_tasks(config: TrainConfig, names: list[str] | None = None) -> dict[str, Task]:
+    """The run's tasks (or only those called `names`), with its caps on training and evaluation examples."""
+    entries = [entry for entry in config.tasks if names is None or task_name(entry) in names]
+    return {name: task.capped(config.max_train_examples, config.max_eval_examples, config.seed)
+            for name, task in load_tasks(entries, **config.data_location()).items()}
+
+
+def run_task_names(folder: str | Path) -> list[str]:
+    """The task names of a run, in training order, as its saved models record them (not its config,
+    whose tasks may be folders)."""
+    best = Path(folder) / BEST_FOLDER
+    saved = sorted(path for path in best.iterdir() if path.is_dir() and not path.name.startswith(".")) \
+        if best.is_dir() else []
+    if not saved:
+        raise OSError(f"run {folder} has no saved model yet: its {BEST_FOLDER}/ folder is empty or missing")
+    return list(read_model_description(saved[0])["task_labels"])
+
+
+def best_models(folder: str | Path) -> dict:
+    """Each task's best checkpoint of a run, loaded once: {task: (model, tokenizer)}."""
+    return {task: load_model(best_folder(folder, task)) for task in run_task_names(folder)}
+
+
+def is_run(folder: str | Path) -> bool:
+    """True when `folder` is a run folder (rather than one saved model)."""
+    return (Path(folder) / BEST_FOLDER).is_dir()
+
+
+# ---------------------------------------------------------------------------------------------
+# One run per folder at a time; preparing the folder; saving and restoring the resumable checkpoint
+# ---------------------------------------------------------------------------------------------
+
+
+def lock_file(folder: Path) -> Path:
+    """The lock of a run folder lives beside it (`.NAME.lock`), so taking it writes nothing into the folder."""
+    folder = Path(folder).absolute()
+    return folder.with_name(f".{folder.name}.lock")
+
+
+@contextlib.contextmanager
+def exclusive_run_folder(folder: Path):
+    """Hold the run folder for this process only; a second process is refused with the holder's pid.
+
+    The operating system drops an flock when its process dies, even by SIGKILL, so a crashed run's
+    lock never blocks its `--resume`.
+    """
+    path = lock_file(folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise RunFolderBusy(f"{folder} is being trained by {holder}: one run per folder at a time; "
+                               "wait for it to finish or choose another folder") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # closing releases the lock
+
+
+def prepare_folder(folder: Path, config: TrainConfig, resume: bool) -> bool:
+    """Check that the run folder is new, empty, or holds this very run; return True in the last case."""
+    if not (folder / CONFIG_FILE).exists():
+        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+            raise ValueError(f"{folder} exists and is not a training run (it has no {CONFIG_FILE}); "
+                             "choose a new or empty folder")
+        return False
+    saved = load_config(folder)
+    differences = [f"{key} is {value!r} here but {getattr(saved, key)!r} there"
+                   for key, value in dataclasses.asdict(config).items() if getattr(saved, key) != value]
+    if differences:
+        raise ValueError(f"{folder} already holds a different run ({'; '.join(differences)}); choose another folder")
+    if not resume:
+        raise ValueError(f"{folder} already holds this run: pass resume=True (--resume) to continue it")
+    return True
+
+
+def recover_run_folder(folder: Path) -> None:
+    """After a crash: finish or undo the writes that were cut short (see files.recover_interrupted_writes)."""
+    for place in (folder, folder / BEST_FOLDER):
+        recover_interrupted_writes(place)
+
+
+def save_best(folder: Path, task: str, model, tokenizer, epoch: int, dev: dict) -> None:
+    """Keep this epoch's model as `task`'s best checkpoint."""
+    save_model(model, tokenizer, best_folder(folder, task), {"epoch": epoch, "dev": dev})
+
+
+def saved_best_epoch(folder: Path, task: str) -> int | None:
+    """The epoch of the model kept in best/<task>/, or None when there is none (or it cannot be read)."""
+    try:
+        return read_model_description(best_folder(folder, task)).get("epoch")
+    except OSError:
+        return None
+
+
+def save_checkpoint(folder: Path, model, tokenizer, optimizer, scheduler, streams, best, history, epoch) -> None:
+    """Everything needed to continue after `epoch`: weights, optimizer, schedule, data positions, history.
+
+    The history travels in the checkpoint, so a crash between writing last/ and history.json loses nothing.
+    """
+    state = {"epoch": epoch, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+             "streams": {name: stream.state_dict() for name, stream in streams.items()}, "best": best,
+             "history": history}
+    with staged_folder(last_folder(folder)) as staging:
+        save_model(model, tokenizer, staging)
+        torch.save(state, staging / STATE_FILE)
+
+
+def has_checkpoint(folder: Path) -> bool:
+    return (last_folder(folder) / STATE_FILE).exists()
+
+
+def restore_checkpoint(folder: Path, model, optimizer, scheduler, streams) -> tuple[int, dict, list[dict]]:
+    """Load the run's last/ into the model, optimizer, schedule and data streams.
+
+    Returns what the loop needs to go on: the last finished epoch, each task's best so far, the history.
+    """
+    checkpoint = last_folder(folder)
+    try:
+        restore_weights(model, checkpoint)
+        state = torch.load(checkpoint / STATE_FILE, weights_only=True)  # tensors, numbers, strings: runs no code
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        for name, stream in streams.items():
+            stream.load_state_dict(state["streams"][name])
+        finished = state["epoch"], state["best"], state["history"]
+    except Exception as error:  # torch, pickle and a foreign file each raise their own kinds
+        reason = (str(error).splitlines() or [""])[0][:300]
+        raise OSError(f"cannot resume from {checkpoint}: it is damaged or not this run's checkpoint "
+                      f"({error.__class__.__name__}: {reason})") from error
+    return finished
