@@ -7,6 +7,7 @@ notebook shows it, a test sets the widgets' values and calls `.click()` on the b
 from __future__ import annotations
 
 import dataclasses
+import html
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -203,3 +204,74 @@ def prediction_panel(folder: str | Path, text: str = "i can't believe it's snowi
     panel = PredictionPanel(best_models(folder), area, button, output, widgets.VBox([area, button, output]))
     button.on_click(lambda _: panel.predict())
     return panel
+
+
+# ---------------------------------------------------------------------------------------------
+# Every lesson: a quiz on what its cells showed, the answers revealed on demand
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Question:
+    """One multiple-choice question: its options, the right one, and one line on why it is right."""
+
+    text: str
+    options: list[str]
+    answer: str
+    why: str
+
+    def __post_init__(self):
+        self.options = [str(option) for option in self.options]
+        self.answer = str(self.answer)
+        if len(self.options) < 2 or len(set(self.options)) != len(self.options):
+            raise ValueError(f"question {self.text!r} needs two or more different options, got {self.options}")
+        if self.answer not in self.options:
+            raise ValueError(f"question {self.text!r}: answer {self.answer!r} is not one of {self.options}")
+
+
+@dataclass
+class QuizItem:
+    question: Question
+    choice: widgets.RadioButtons
+    button: widgets.Button
+    feedback: widgets.HTML
+    box: widgets.VBox
+
+    def reveal(self, button=None) -> str:
+        """What the Check button does: mark the chosen option right or wrong, and say why."""
+        picked, answer, why = self.choice.value, self.question.answer, self.question.why
+        if picked is None:
+            verdict = f"The answer is: {answer}. {why}"
+        elif picked == answer:
+            verdict = f"✅ Right. {why}"
+        else:
+            verdict = f"❌ Not quite: you chose {picked!r}, the answer is {answer!r}. {why}"
+        self.feedback.value = f"<div style='margin: 0 0 1em 1.5em'>{html.escape(verdict, quote=False)}</div>"
+        return verdict
+
+
+@dataclass
+class Quiz(Shown):
+    items: list[QuizItem]
+    box: widgets.VBox
+
+    def score(self) -> str:
+        """How many questions the current choices answer rightly, in words."""
+        right = sum(item.choice.value == item.question.answer for item in self.items)
+        return f"{right} of {len(self.items)} right"
+
+
+def quiz(questions: list[Question]) -> Quiz:
+    """A quiz: each question with its options, and a Check button that reveals the answer and the reason."""
+    if not questions:
+        raise ValueError("a quiz needs at least one question")
+    items = []
+    for number, question in enumerate(questions, start=1):
+        title = widgets.HTML(f"<b>{number}. {html.escape(question.text, quote=False)}</b>")
+        choice = widgets.RadioButtons(options=question.options, value=None, layout={"width": "auto"})
+        button = widgets.Button(description="Check", icon="check", tooltip="show the answer")
+        feedback = widgets.HTML("")
+        item = QuizItem(question, choice, button, feedback, widgets.VBox([title, choice, button, feedback]))
+        button.on_click(item.reveal)
+        items.append(item)
+    return Quiz(items, widgets.VBox([item.box for item in items]))
