@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: -all
+#     cell_metadata_filter: jupyter,-all
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -173,4 +173,133 @@ mtl.plots.pad_fractions(waste);
 # tweet still spend about 40%; length-grouped batches about 2%. The package tokenises once,
 # pads per batch and groups by length by default (`TrainConfig.group_by_length`).
 #
+# ## Exercises
+#
+# Now you write three pieces of this lesson yourself. Each cell holds a function that is not written yet:
+# replace its `raise NotImplementedError` with your code and run the cell. The check under it runs your
+# function and the package's own on real TweetEval tweets and says, in words, what is right or wrong.
+# A solution is hidden in the cell after each exercise: click its "…" to open it (it runs the same check).
+#
+# **Exercise 1: tokenise a split once.** Turn a list of tweets into one list of token ids per tweet, with
+# the encoder's markers, cut at `max_length` tokens and *not* padded (padding comes later, per batch).
+
+# %%
+from mtl_tutorial import exercises
+
+
+def encode_tweets(tokenizer, texts, max_length):
+    """One list of token ids per tweet: [CLS] ... [SEP], at most max_length ids, no padding."""
+    raise NotImplementedError("call the tokenizer once on all the texts")
+
+
+exercises.check_encode(encode_tweets)
+
+# %% jupyter={"source_hidden": true}
+# Solution
+def encode_tweets(tokenizer, texts, max_length):
+    """One list of token ids per tweet: [CLS] ... [SEP], at most max_length ids, no padding."""
+    return tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+
+
+exercises.check_encode(encode_tweets)
+
+# %% [markdown]
+# **Exercise 2: pad a batch to its own longest tweet.** A PyTorch `DataLoader` calls a *collate function*
+# to turn a list of examples into one batch. Each example is `{"input_ids": [...], "label": int}`. Return
+# `input_ids` and `attention_mask` as `(tweets, longest tweet)` tensors of integers, padded on the right
+# with `pad_id` (mask 1 on tokens, 0 on pads), and the `labels` as a tensor.
+
+# %%
+import torch
+
+
+def collate(examples, pad_id):
+    """Pad a batch to its longest tweet: {"input_ids", "attention_mask", "labels"}, all torch.long."""
+    raise NotImplementedError("find the longest tweet, then fill a (tweets x longest) tensor with pad_id")
+
+
+exercises.check_collate(collate)
+
+# %% jupyter={"source_hidden": true}
+# Solution
+def collate(examples, pad_id):
+    """Pad a batch to its longest tweet: {"input_ids", "attention_mask", "labels"}, all torch.long."""
+    width = max(len(example["input_ids"]) for example in examples)
+    input_ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, example in enumerate(examples):
+        length = len(example["input_ids"])
+        input_ids[row, :length] = torch.tensor(example["input_ids"])
+        attention_mask[row, :length] = 1
+    labels = torch.tensor([example["label"] for example in examples])
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+exercises.check_collate(collate)
+
+# %% [markdown]
+# **Exercise 3: the majority-class baseline.** The floor every model must beat: always answer the commonest
+# label *of the training set*. Return its test accuracy and its test macro-F1 (`sklearn.metrics.f1_score`
+# with `average="macro"` and `labels=list(range(num_labels))`).
+
+# %%
+from sklearn.metrics import accuracy_score, f1_score
+
+
+def majority_baseline(train_labels, test_labels, num_labels):
+    """{"accuracy": ..., "macro_f1": ...} on test of always predicting the commonest training label."""
+    raise NotImplementedError("find the commonest training label, predict it for every test tweet, score it")
+
+
+exercises.check_majority_baseline(majority_baseline)
+
+# %% jupyter={"source_hidden": true}
+# Solution
+def majority_baseline(train_labels, test_labels, num_labels):
+    """{"accuracy": ..., "macro_f1": ...} on test of always predicting the commonest training label."""
+    commonest = pd.Series(train_labels).mode()[0]
+    predictions = [commonest] * len(test_labels)
+    return {"accuracy": accuracy_score(test_labels, predictions),
+            "macro_f1": f1_score(test_labels, predictions, labels=list(range(num_labels)), average="macro")}
+
+
+exercises.check_majority_baseline(majority_baseline)
+
+# %% [markdown]
+# ## Quiz
+#
+# On what this lesson's cells showed. Choose an answer, then press **Check**.
+
+# %%
+from mtl_tutorial import widgets
+
+emotion_counts = tasks["emotion"].splits["train"]["label"].value_counts()
+rarest = emotion.label_names[emotion_counts.idxmin()]
+sentiment_test = tasks["sentiment"].splits["test"]["label"].map(dict(enumerate(tasks["sentiment"].label_names)))
+more_common = sentiment_test.value_counts()[["negative", "positive"]].idxmax()
+to_64 = pd.DataFrame(waste)["emotion"].iloc[0]  # the first way: every tweet padded to max_length
+emoji_tokens = tokenizer.tokenize("😩")
+emoji_becomes = "[UNK], an unknown token" if emoji_tokens == [tokenizer.unk_token] else "several pieces of its bytes"
+widgets.quiz([
+    widgets.Question("Which emotion label is the rarest in the training data?", emotion.label_names, rarest,
+                     f"Only {emotion_counts.min():,} of {emotion_counts.sum():,} training tweets are {rarest}."),
+    widgets.Question("In sentiment's TEST split, which label is more common?", ["negative", "positive"], more_common,
+                     "The test tweets were collected later than the training tweets, and their mix differs: "
+                     f"{(sentiment_test == 'negative').sum():,} negative, {(sentiment_test == 'positive').sum():,} positive."),
+    widgets.Question("What does this lesson's tokenizer make of the emoji 😩?",
+                     ["[UNK], an unknown token", "several pieces of its bytes", "the word 'weary'"], emoji_becomes,
+                     f"It gave {emoji_tokens}: each tokenizer has its own vocabulary."),
+    widgets.Question(f"Padding every emotion tweet to {config.max_length} tokens: what share of the encoder's work "
+                     "goes to pads?",
+                     ["less than 10%", "about a quarter", "more than half"],
+                     "more than half" if to_64 > 0.5 else "about a quarter" if to_64 > 0.15 else "less than 10%",
+                     f"{to_64:.0%} of the tokens are pads, and a pad costs as much compute as a real token."),
+    widgets.Question("Why does TweetEval score emotion by macro-F1 rather than accuracy?",
+                     ["it is faster to compute", "every label counts the same, however rare it is",
+                      "accuracy cannot be computed for four labels"],
+                     "every label counts the same, however rare it is",
+                     "Always answering the commonest label gets a decent accuracy but a poor macro-F1 (exercise 3)."),
+])
+
+# %% [markdown]
 # **Next:** lesson 2 builds the model that reads these batches.

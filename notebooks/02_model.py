@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: -all
+#     cell_metadata_filter: jupyter,-all
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -74,7 +74,31 @@ model.heads
 # %% [markdown]
 # Each head is `dense -> tanh -> dropout -> linear`, the same as BERT's classification head, with weights
 # drawn from N(0, 0.02) and zero biases. The heads live in an `nn.ModuleDict` keyed by task name.
+# (Printing a module lists its layers, not what `forward` does with them, so the tanh does not show above.)
 #
+# ## The code
+#
+# The whole model is two small classes. Here is the package's code exactly as it runs, first the head:
+
+# %%
+import inspect
+
+from IPython.display import Code
+
+from mtl_tutorial import ClassificationHead, MultiTaskModel
+
+Code(inspect.getsource(ClassificationHead), language="python")
+
+# %% [markdown]
+# and the forward pass of the multi-task model: the shared encoder reads the batch, one vector is taken per
+# tweet (`sequence_representation`, below), and the task's name picks the head that turns it into logits.
+
+# %%
+from mtl_tutorial.model import sequence_representation
+
+Code(inspect.getsource(MultiTaskModel.forward) + "\n" + inspect.getsource(sequence_representation), language="python")
+
+# %% [markdown]
 # ## Where the parameters are
 
 # %%
@@ -160,4 +184,134 @@ mtl.plots.similarity_maps(maps);
 # summarise a sentence. The quick setting therefore uses `"mean"`; the full recipe keeps the tutorial's
 # `"pooler"` for RoBERTa. Fine-tuning adapts whichever vector we pick, but a good start helps a small run.
 #
+# ## Exercises
+#
+# Write the three pieces of the model yourself. Replace each `raise NotImplementedError` with your code
+# and run the cell: the check runs your code and the package's on real tweets (through the pre-trained
+# MiniLM) and says what is right or wrong. The hidden cell after each exercise holds a solution.
+#
+# **Exercise 1: mean pooling.** From the encoder's `last_hidden_state` `(tweets, tokens, hidden)` and the
+# `attention_mask` `(tweets, tokens)`, return one vector per tweet `(tweets, hidden)`: the mean of its
+# *real* tokens (pads left out).
+
+# %%
+from mtl_tutorial import exercises
+
+
+def mean_pool(last_hidden_state, attention_mask):
+    """The mean of each tweet's real token vectors: (tweets, tokens, hidden) -> (tweets, hidden)."""
+    raise NotImplementedError("zero the pad positions with the mask, sum over tokens, divide by the real count")
+
+
+exercises.check_mean_pooling(mean_pool)
+
+# %% jupyter={"source_hidden": true}
+# Solution
+def mean_pool(last_hidden_state, attention_mask):
+    """The mean of each tweet's real token vectors: (tweets, tokens, hidden) -> (tweets, hidden)."""
+    mask = attention_mask.unsqueeze(-1).to(last_hidden_state.dtype)  # (tweets, tokens, 1)
+    return (last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+exercises.check_mean_pooling(mean_pool)
+
+# %% [markdown]
+# **Exercise 2: the classification head.** A module `Head(hidden_size, num_labels, dropout)`:
+# dense (hidden -> hidden), tanh, dropout, output layer (hidden -> labels), with weights drawn from
+# N(0, 0.02) and zero biases.
+
+# %%
+from torch import nn
+
+
+class Head(nn.Module):
+    """dense -> tanh -> dropout -> linear, weights from N(0, 0.02), zero biases."""
+
+    def __init__(self, hidden_size, num_labels, dropout=0.1):
+        super().__init__()
+        raise NotImplementedError("make the two linear layers and the dropout, then initialise the weights")
+
+    def forward(self, features):
+        raise NotImplementedError
+
+
+exercises.check_head(Head)
+
+# %% jupyter={"source_hidden": true}
+# Solution
+class Head(nn.Module):
+    """dense -> tanh -> dropout -> linear, weights from N(0, 0.02), zero biases."""
+
+    def __init__(self, hidden_size, num_labels, dropout=0.1):
+        super().__init__()
+        self.dense = nn.Linear(hidden_size, hidden_size)
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden_size, num_labels)
+        for layer in (self.dense, self.out):
+            nn.init.normal_(layer.weight, mean=0.0, std=0.02)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, features):
+        return self.out(self.dropout(torch.tanh(self.dense(features))))
+
+
+exercises.check_head(Head)
+
+# %% [markdown]
+# **Exercise 3: the forward pass, routed by task.** Write `MultiTaskModel.forward` as a function of the
+# model (`self`): run the shared encoder `self.encoder`, take one vector per tweet with
+# `sequence_representation(outputs, attention_mask, self.pooling)`, and return the logits of the head of
+# `task`, `self.heads[task]`. A task without a head must raise an error.
+
+# %%
+def forward(self, input_ids, attention_mask, task):
+    """Logits of `task`'s head for a batch of that task's tweets."""
+    raise NotImplementedError("encoder, then one vector per tweet, then the task's own head")
+
+
+exercises.check_forward(forward)
+
+# %% jupyter={"source_hidden": true}
+# Solution
+def forward(self, input_ids, attention_mask, task):
+    """Logits of `task`'s head for a batch of that task's tweets."""
+    outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+    return self.heads[task](sequence_representation(outputs, attention_mask, self.pooling))
+
+
+exercises.check_forward(forward)
+
+# %% [markdown]
+# ## Quiz
+#
+# On what this lesson's cells showed. Choose an answer, then press **Check**.
+
+# %%
+from mtl_tutorial import widgets
+
+shared_share = counts.iloc[0] / counts.sum()
+gaps = {}  # per pooling: how much closer same-mood pairs are than different-mood pairs
+for pooling, table in maps.items():
+    values = table.to_numpy()
+    gaps[pooling] = (values[0, 1] + values[2, 3]) / 2 - values[:2, 2:].mean()
+clearest = max(gaps, key=gaps.get)
+widgets.quiz([
+    widgets.Question("What share of the model's parameters is shared by the tasks?",
+                     ["about half", "about 90%", "more than 99%"],
+                     "more than 99%" if shared_share > 0.99 else "about 90%" if shared_share > 0.8 else "about half",
+                     f"The encoder holds {shared_share:.2%} of them; each head is a dense and an output layer."),
+    widgets.Question("After backward() on an emotion batch's loss, which parts had a gradient?",
+                     ["only the emotion head", "the encoder and the emotion head", "the encoder and both heads"],
+                     "the encoder and the emotion head",
+                     "The loss flows back through its own head and the shared encoder; the sentiment head is untouched."),
+    widgets.Question("How many logits does the sentiment head give for each tweet?", ["2", "3", "4"],
+                     str(len(tasks["sentiment"].label_names)),
+                     f"One per label: {', '.join(tasks['sentiment'].label_names)}."),
+    widgets.Question("Before fine-tuning, which sequence representation best separated the happy pair from the angry "
+                     "pair?", list(maps), clearest,
+                     "Same-mood pairs minus different-mood pairs, in cosine: "
+                     + ", ".join(f"{pooling} {gap:+.2f}" for pooling, gap in gaps.items()) + "."),
+])
+
+# %% [markdown]
 # **Next:** lesson 3 decides which task trains at each step.

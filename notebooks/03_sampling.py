@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: -all
+#     cell_metadata_filter: jupyter,-all
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -135,3 +135,120 @@ mtl.widgets.temperature_panel(sizes, temperature=config.temperature)
 # %% [markdown]
 # Which sampler is best is an empirical question: it depends on how related the tasks are and how
 # different their sizes. Lesson 4 lets you train with each of them and compare the dev curves.
+#
+# ## Exercises
+#
+# Write the sampler yourself. Replace each `raise NotImplementedError` with your code and run the cell: the
+# check runs your function and the package's with the real TweetEval sizes and says what is right or
+# wrong. The hidden cell after each exercise holds a solution.
+#
+# **Exercise 1: temperature sampling.** Given each task's number of training tweets $n_i$ and a
+# temperature $T$, return each task's probability $p_i = n_i^{1/T} / \sum_j n_j^{1/T}$.
+
+# %%
+from mtl_tutorial import exercises
+
+
+def temperature_probabilities(sizes, temperature):
+    """{task: probability} with p_i proportional to n_i ** (1 / T)."""
+    raise NotImplementedError("weigh each size, then divide by the total weight")
+
+
+exercises.check_temperature(temperature_probabilities)
+
+# %% jupyter={"source_hidden": true}
+# Solution
+def temperature_probabilities(sizes, temperature):
+    """{task: probability} with p_i proportional to n_i ** (1 / T)."""
+    weights = {task: size ** (1 / temperature) for task, size in sizes.items()}
+    total = sum(weights.values())
+    return {task: weight / total for task, weight in weights.items()}
+
+
+exercises.check_temperature(temperature_probabilities)
+
+# %% [markdown]
+# **Exercise 2: steps per task in one epoch.** An epoch has as many steps as all tasks have batches
+# together (a task of $n$ tweets has $\lceil n / b \rceil$ batches of $b$). A task drawn with probability
+# $p_i$ gets, on average, $p_i$ of those steps. Return that expected number of steps for each task.
+
+# %%
+def draws_per_epoch(sizes, batch_size, probabilities):
+    """{task: expected number of steps in one epoch} when each step draws a task with `probabilities`."""
+    raise NotImplementedError("count the batches of every task, then share them out by probability")
+
+
+exercises.check_draws_per_epoch(draws_per_epoch)
+
+# %% jupyter={"source_hidden": true}
+# Solution
+def draws_per_epoch(sizes, batch_size, probabilities):
+    """{task: expected number of steps in one epoch} when each step draws a task with `probabilities`."""
+    steps = sum(-(-size // batch_size) for size in sizes.values())  # -(-n // b) rounds up
+    return {task: probabilities[task] * steps for task in sizes}
+
+
+exercises.check_draws_per_epoch(draws_per_epoch)
+
+# %% [markdown]
+# **Exercise 3: draw an epoch's schedule.** Return a list of `steps` task names, each drawn with the given
+# probabilities. The same `seed` must give the same list (every process of a multi-GPU run, and a run
+# resumed after a crash, must train the same task at the same step), and your function must not reseed or
+# draw from the global random generators, whose draws (dropout, data order) belong to the rest of the run.
+
+# %%
+import torch
+
+
+def draw_schedule(probabilities, steps, seed):
+    """A list of `steps` task names drawn with `probabilities`, the same for the same seed."""
+    raise NotImplementedError("make a torch.Generator from the seed and draw with torch.multinomial")
+
+
+exercises.check_schedule(draw_schedule)
+
+# %% jupyter={"source_hidden": true}
+# Solution
+def draw_schedule(probabilities, steps, seed):
+    """A list of `steps` task names drawn with `probabilities`, the same for the same seed."""
+    generator = torch.Generator().manual_seed(seed)
+    tasks = list(probabilities)
+    weights = torch.tensor([probabilities[task] for task in tasks])
+    draws = torch.multinomial(weights, steps, replacement=True, generator=generator)
+    return [tasks[i] for i in draws.tolist()]
+
+
+exercises.check_schedule(draw_schedule)
+
+# %% [markdown]
+# ## Quiz
+#
+# On what this lesson's cells showed. Choose an answer, then press **Check**.
+
+# %%
+from mtl_tutorial import widgets
+
+proportional = task_probabilities(sizes, "proportional")
+passes = recipes.passes_per_epoch(sizes, config.batch_size)
+emotion_passes = {sampler: f"{value:.2f}" for sampler, value in passes["emotion"].items()}
+widgets.quiz([
+    widgets.Question("With proportional sampling, what share of the steps trains emotion?",
+                     ["about 7%", "about 20%", "half of them"],
+                     "about 7%" if proportional["emotion"] < 0.1 else "about 20%" if proportional["emotion"] < 0.35
+                     else "half of them",
+                     f"p = {proportional['emotion']:.3f}: emotion has {sizes['emotion']:,} of the "
+                     f"{sum(sizes.values()):,} training tweets."),
+    widgets.Question("With uniform sampling, how many times per epoch is emotion's training set gone through?",
+                     sorted(set(emotion_passes.values()), key=float), emotion_passes["uniform"],
+                     "Half the steps go to emotion, but it has far fewer batches than sentiment: "
+                     + ", ".join(f"{sampler} {value}" for sampler, value in emotion_passes.items()) + "."),
+    widgets.Question("What does raising the temperature T do to the mix of tasks?",
+                     ["gives the big task even more steps", "moves it towards uniform", "makes the draw less random"],
+                     "moves it towards uniform",
+                     "The exponent 1/T shrinks towards 0, so every n_i^(1/T) approaches 1 (the slider above)."),
+    widgets.Question("Why is an epoch's schedule drawn from a generator seeded by (seed, epoch)?",
+                     ["it is faster", "every process, and a resumed run, draws the same tasks",
+                      "so that the tasks alternate"],
+                     "every process, and a resumed run, draws the same tasks",
+                     "The original tutorial drew with NumPy's unseeded global generator (exercise 3)."),
+])

@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: -all
+#     cell_metadata_filter: jupyter,-all
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -61,6 +61,75 @@ config = mtl.lesson_config()
 print(mtl.describe_scale(config))
 
 # %% [markdown]
+# ## The loop by hand, on a few batches
+#
+# Before handing the work to `fit`, we write the loop ourselves on a few batches: 64 training tweets per
+# task, one epoch. First what the loop needs: the tasks, the model, each task's stream of batches, the
+# number of steps, the optimiser and its schedule. We start from the same seed as `fit`, so that we get the
+# same heads and the same batches.
+
+# %%
+import dataclasses
+
+import torch
+import torch.nn.functional as F
+from accelerate.utils import set_seed
+from transformers import get_linear_schedule_with_warmup
+
+from mtl_tutorial import build_model, encode_task, task_schedule
+from mtl_tutorial.data import BatchStream, batches_per_pass
+from mtl_tutorial.train import load_run_tasks
+
+few = dataclasses.replace(config, epochs=1, max_train_examples=64, max_eval_examples=64, mixed_precision="no",
+                          gradient_probe_batches=0)
+device = "cuda" if torch.cuda.is_available() else "cpu"
+set_seed(few.seed)  # fit starts with the same call
+tasks = load_run_tasks(few)
+model, tokenizer = build_model({name: task.label_names for name, task in tasks.items()}, few.model, few.pooling)
+model.to(device)
+train = {name: encode_task(tokenizer, task, few.max_length)["train"] for name, task in tasks.items()}
+streams = {name: BatchStream(split, few.batch_size, tokenizer.pad_token_id, few.seed) for name, split in train.items()}
+sizes = {name: len(split) for name, split in train.items()}
+steps = sum(batches_per_pass(size, few.batch_size) for size in sizes.values())
+optimizer = torch.optim.AdamW(model.parameters(), lr=few.learning_rate, weight_decay=few.weight_decay, fused=True)
+scheduler = get_linear_schedule_with_warmup(optimizer, int(few.warmup_ratio * steps), steps)
+print(f"{steps} steps: {sizes}")
+
+# %% [markdown]
+# And the loop itself: the sampler picks a task, that task's next batch goes through the shared encoder and
+# the task's own head, then loss, backward, clip, step, schedule, and the gradients are cleared.
+
+# %%
+torch.manual_seed(few.seed + 1)  # fit seeds the dropout of epoch e with seed + e
+model.train()
+log = []
+for task in task_schedule(sizes, steps, few.sampler, few.seed, few.temperature, epoch=1, num_epochs=few.epochs):
+    batch = {key: value.to(device) for key, value in next(streams[task]).items()}
+    logits = model(batch["input_ids"], batch["attention_mask"], task)  # shared encoder, the task's head
+    loss = F.cross_entropy(logits, batch["labels"])
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), few.max_grad_norm)  # clip BEFORE the step
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad()
+    log.append({"task": task, "loss": loss.item(), "size": len(batch["labels"])})
+    print(f"{task:>9}: loss {loss.item():.4f}")
+
+# %% [markdown]
+# Now `fit` with the same settings. Its history records each task's mean training loss over the epoch; our
+# loop's losses, averaged the same way, should be the same numbers: the same batches went through the same
+# model in the same order.
+
+# %%
+from mtl_tutorial import exercises
+
+by_fit = recipes.train_run(few, "runs/by-hand-vs-fit")
+exercises.hand_loop_vs_fit(log, by_fit.history).round(6)
+
+# %% [markdown]
+# They agree (on a GPU, to within its rounding). From here on `fit` runs the loop: it adds what a real run
+# needs around it (dev scores after every epoch, a checkpoint per task, resuming, several processes).
+#
 # ## Choose and train
 #
 # Pick one or more TweetEval tasks (Ctrl- or Cmd-click for several), the encoder, the task sampler, the
@@ -114,3 +183,97 @@ sorted(path.name for path in run.folder.iterdir())
 # **Things to try:** one task alone (a single-task baseline); `uniform` against `proportional` with
 # 3,000 training tweets per task; more epochs, and watch the dev loss turn upwards while the training
 # loss keeps falling.
+#
+# ## Exercises
+#
+# Replace each `raise NotImplementedError` with your code and run the cell: the check runs your code and
+# the package's on real tweets and says what is right or wrong. The hidden cell after each exercise holds
+# a solution.
+#
+# **Exercise 1: one training step.** Write the body of the loop above as a function: forward through the
+# task's head, cross-entropy loss, backward, clip the gradient to `max_grad_norm`, optimiser step, schedule
+# step, clear the gradients; return the loss. The check runs it for two steps (a sentiment batch, then an
+# emotion batch) on a tiny model and compares every weight with the package's `train_step`.
+
+# %%
+def train_step(model, batch, task, optimizer, scheduler, max_grad_norm):
+    """One step on one task's batch; returns the loss."""
+    raise NotImplementedError("forward, loss, backward, clip, step, schedule, zero_grad")
+
+
+exercises.check_train_step(train_step)
+
+# %% jupyter={"source_hidden": true}
+# Solution
+def train_step(model, batch, task, optimizer, scheduler, max_grad_norm):
+    """One step on one task's batch; returns the loss."""
+    logits = model(batch["input_ids"], batch["attention_mask"], task)
+    loss = F.cross_entropy(logits, batch["labels"])
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad()
+    return loss
+
+
+exercises.check_train_step(train_step)
+
+# %% [markdown]
+# **Exercise 2: each task's best epoch.** From a history table like `run.history` (one row per epoch and
+# task), return `{task: epoch}`: the epoch of the task's highest official dev score, `dev_official` (the
+# first one if two are equal). The check tries it on your run and on a recorded 6-epoch run.
+
+# %%
+def best_epochs(history):
+    """{task: the epoch of its highest dev_official}."""
+    raise NotImplementedError("group the rows by task, find the row of the highest dev_official")
+
+
+exercises.check_best_epochs(best_epochs, run.history)
+
+# %% jupyter={"source_hidden": true}
+# Solution
+def best_epochs(history):
+    """{task: the epoch of its highest dev_official}."""
+    best_rows = history.loc[history.groupby("task", sort=False)["dev_official"].idxmax()]
+    return {task: int(epoch) for task, epoch in zip(best_rows["task"], best_rows["epoch"])}
+
+
+exercises.check_best_epochs(best_epochs, run.history)
+
+# %% [markdown]
+# ## Quiz
+#
+# On what this lesson's cells showed. Choose an answer, then press **Check**.
+
+# %%
+from mtl_tutorial import widgets
+
+best = {task: result["best_epoch"] for task, result in run.results.items()}
+epochs = [str(epoch) for epoch in sorted(run.history["epoch"].unique())]
+first_task = next(iter(best))
+first_rows = run.history[run.history["task"] == first_task]
+dev_scores = ", ".join(f"epoch {e}: {score:.3f}" for e, score in zip(first_rows["epoch"], first_rows["dev_official"]))
+questions = [
+    widgets.Question(f"In your run, at which epoch did {first_task} reach its best dev score?", epochs,
+                     str(best[first_task]), f"The star in the dev curves. Its dev scores: {dev_scores}."),
+    widgets.Question("Where in a step must the gradient be clipped?",
+                     ["before loss.backward()", "between loss.backward() and optimizer.step()",
+                      "after optimizer.step()"],
+                     "between loss.backward() and optimizer.step()",
+                     "The step uses the gradient as it is then; clipping after it (as the original tutorial did) "
+                     "changes nothing."),
+    widgets.Question("Why did the hand-written loop and fit give the same losses?",
+                     ["fit has no randomness", "both started from the same seed: same heads, batches, tasks and "
+                      "dropout masks", "the losses were rounded"],
+                     "both started from the same seed: same heads, batches, tasks and dropout masks",
+                     "Every random choice in fit is seeded: heads by set_seed, batches and schedule by (seed, pass "
+                     "or epoch), dropout by seed + epoch."),
+]
+if len(best) > 1:
+    same = len(set(best.values())) == 1
+    questions.append(widgets.Question(
+        "Did all the tasks of your run peak at the same epoch?", ["yes", "no"], "yes" if same else "no",
+        f"Best epochs: {best}. They need not agree, so fit keeps a checkpoint per task, best/<task>/."))
+widgets.quiz(questions)

@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: -all
+#     cell_metadata_filter: jupyter,-all
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -244,5 +244,116 @@ mtl.best_vs_last(run).round(4)
 # %% [markdown]
 # **8. No way to label new text.** See the labelling panel above.
 #
+# ## Exercises
+#
+# Write the scores yourself. Replace each `raise NotImplementedError` with your code and run the cell: the
+# check runs your function and the package's on real test tweets, labelled by a quick word model (tf-idf and
+# logistic regression), by the majority class and, where there is one, by this lesson's model, and says
+# what is right or wrong. The hidden cell after each exercise holds a solution.
+#
+# **Exercise 1: sentiment's official score.** SemEval-2017 Task 4A scores sentiment by **macro-recall**:
+# the recall of each label (the share of its tweets that were found), averaged with equal weight over
+# negative (0), neutral (1) and positive (2).
+
+# %%
+from sklearn.metrics import f1_score, recall_score
+
+from mtl_tutorial import exercises
+
+
+def sentiment_score(y_true, y_pred):
+    """The mean over the three labels of each label's recall."""
+    raise NotImplementedError("one recall per label, then their plain mean")
+
+
+exercises.check_sentiment_score(sentiment_score, predictions=predictions.get("sentiment"))
+
+# %% jupyter={"source_hidden": true}
+# Solution
+def sentiment_score(y_true, y_pred):
+    """The mean over the three labels of each label's recall."""
+    return recall_score(y_true, y_pred, labels=[0, 1, 2], average="macro", zero_division=0)
+
+
+exercises.check_sentiment_score(sentiment_score, predictions=predictions.get("sentiment"))
+
+# %% [markdown]
+# **Exercise 2: stance's official score.** TweetEval's stance tasks (SemEval-2016 Task 6) label a tweet
+# none (0), against (1) or favor (2) of a target, and score a model by the **mean of the F1 of against and
+# of the F1 of favor**: 'none' counts only through the mistakes it causes.
+
+# %%
+def stance_score(y_true, y_pred):
+    """The mean of the F1 of 'against' (1) and of 'favor' (2)."""
+    raise NotImplementedError("the F1 of label 1 and of label 2, then their mean")
+
+
+exercises.check_stance_score(stance_score)
+
+# %% jupyter={"source_hidden": true}
+# Solution
+def stance_score(y_true, y_pred):
+    """The mean of the F1 of 'against' (1) and of 'favor' (2)."""
+    return f1_score(y_true, y_pred, labels=[1, 2], average="macro", zero_division=0)
+
+
+exercises.check_stance_score(stance_score)
+
+# %% [markdown]
+# **Exercise 3: a confusion matrix.** Count, for every true label (row) and predicted label (column), how many
+# tweets fall there: a `num_labels x num_labels` table, even for labels the model never predicts.
+
+# %%
+def confusion(y_true, y_pred, num_labels):
+    """counts[true label, predicted label], num_labels x num_labels."""
+    raise NotImplementedError("start from a table of zeros and add one per tweet")
+
+
+exercises.check_confusion(confusion)
+
+# %% jupyter={"source_hidden": true}
+# Solution
+def confusion(y_true, y_pred, num_labels):
+    """counts[true label, predicted label], num_labels x num_labels."""
+    counts = torch.zeros((num_labels, num_labels), dtype=torch.long)
+    for truth, guess in zip(y_true, y_pred):
+        counts[truth, guess] += 1
+    return counts
+
+
+exercises.check_confusion(confusion)
+
+# %% [markdown]
+# ## Quiz
+#
+# On what this lesson's cells showed. Choose an answer, then press **Check**.
+
+# %%
+from mtl_tutorial import widgets
+
+table = recipes.confusion_of(predictions[first_task])
+recall = pd.Series(table.to_numpy().diagonal() / table.sum(axis=1).clip(lower=1).to_numpy(), index=table.index)
+difference = comparison["multi - single"]
+questions = [
+    widgets.Question(f"Which {first_task} label did the model find least often (lowest recall) on test?",
+                     list(table.index), recall.idxmin(),
+                     "Each row's diagonal cell divided by the row's total: "
+                     + ", ".join(f"{label} {value:.2f}" for label, value in recall.items()) + "."),
+    widgets.Question(f"Did multi-task training beat single-task training on {difference.index[0]} in this run?",
+                     ["yes", "no"], "yes" if difference.iloc[0] > 0 else "no",
+                     f"multi - single = {difference.iloc[0]:+.3f}; with one seed and a few hundred test tweets, "
+                     "a difference this size may well be noise."),
+    widgets.Question("A model that always answers 'neutral' gets what macro-recall on sentiment?",
+                     ["0", "1/3", "the share of neutral tweets"], "1/3",
+                     "Recall 1 on neutral and 0 on the other two labels: (1 + 0 + 0) / 3 (exercise 1)."),
+    widgets.Question("The original tutorial clipped gradients after optimizer.step(). What did its clipping change?",
+                     ["it halved the learning rate", "nothing: the step had already used the unclipped gradient",
+                      "it made training diverge"],
+                     "nothing: the step had already used the unclipped gradient",
+                     "The update is made inside optimizer.step(); the gradient is cleared before the next one."),
+]
+widgets.quiz(questions)
+
+# %% [markdown]
 # That is the whole pipeline. `00_overview` runs it again in one page; the command line
 # `mtl-tutorial train | evaluate | predict` does the same outside a notebook.
