@@ -178,7 +178,8 @@ mtl.plots.pad_fractions(waste);
 # Now you write three pieces of this lesson yourself. Each cell holds a function that is not written yet:
 # replace its `raise NotImplementedError` with your code and run the cell. The check under it runs your
 # function and the package's own on real TweetEval tweets and says, in words, what is right or wrong.
-# A solution is hidden in the cell after each exercise: click its "…" to open it (it runs the same check).
+# A solution is hidden in the cell after each exercise (in JupyterLab, click the "…" to open it; Colab
+# shows it): it fills the function in and runs the same check.
 #
 # **Exercise 1: tokenise a split once.** Turn a list of tweets into one list of token ids per tweet, with
 # the encoder's markers, cut at `max_length` tokens and *not* padded (padding comes later, per batch).

@@ -222,7 +222,7 @@ exercises.check_train_step(train_step)
 # %% [markdown]
 # **Exercise 2: each task's best epoch.** From a history table like `run.history` (one row per epoch and
 # task), return `{task: epoch}`: the epoch of the task's highest official dev score, `dev_official` (the
-# first one if two are equal). The check tries it on your run and on a recorded 6-epoch run.
+# first one if two are equal). The check tries it on your run and on a recorded 5-epoch run.
 
 # %%
 def best_epochs(history):

@@ -133,10 +133,7 @@ def padded_to(width, pad_with_zero=False, left=False, mask_everything=False):
 
 def test_collate(data):
     passes(exercises.check_collate(collate, data))
-    verdict = fails(
-        exercises.check_collate(padded_to(64), data), "your batch is padded to 64, not to its longest tweet"
-    )
-    assert "(32)" in verdict.message or "longest tweet (" in verdict.message
+    fails(exercises.check_collate(padded_to(64), data), "your batch is padded to 64, not to its longest tweet (30)")
     fails(exercises.check_collate(padded_to(None, pad_with_zero=True), data), "not the pad id 1", "RoBERTa")
     fails(exercises.check_collate(padded_to(None, left=True), data), "you padded on the left")
     fails(exercises.check_collate(padded_to(None, mask_everything=True), data), "1 on the pad positions too")
@@ -509,7 +506,7 @@ def best_epochs(history):
 
 def test_the_recorded_history_is_a_real_run_whose_tasks_peak_apart():
     history = exercises.recorded_history()
-    assert sorted(history["epoch"].unique()) == [1, 2, 3, 4, 5, 6] and set(history["task"]) == {
+    assert sorted(history["epoch"].unique()) == [1, 2, 3, 4, 5] and set(history["task"]) == {
         "emotion",
         "sentiment",
     }
@@ -517,12 +514,12 @@ def test_the_recorded_history_is_a_real_run_whose_tasks_peak_apart():
     assert best == {
         task: int(rows.loc[rows["dev_official"].idxmax(), "epoch"]) for task, rows in history.groupby("task")
     }
-    assert len(set(best.values())) == 2 and 6 not in best.values()
+    assert len(set(best.values())) == 2 and 5 not in best.values()
 
 
 def test_best_epochs(tiny_encoder_dir, tweeteval_dir, tmp_path):
     verdict = passes(exercises.check_best_epochs(best_epochs))
-    assert "the recorded 6-epoch run" in verdict.message
+    assert "the recorded 5-epoch run" in verdict.message
     run = fit(
         TrainConfig(
             tasks=["emotion", "sentiment"],
@@ -554,11 +551,9 @@ def test_best_epochs(tiny_encoder_dir, tweeteval_dir, tmp_path):
         return {task: int(rows["dev_official"].idxmax()) for task, rows in history.groupby("task")}
 
     fails(exercises.check_best_epochs(last), "you took the last epoch")
-    fails(exercises.check_best_epochs(same_for_all), "you picked one epoch for all tasks")
-    fails(exercises.check_best_epochs(row_numbers), "you returned a row number")
-    history = exercises.recorded_history()
-    if lowest_loss(history) != exercises.best_epochs_by_fit(history):
-        fails(exercises.check_best_epochs(lowest_loss), "the lowest dev LOSS")
+    fails(exercises.check_best_epochs(same_for_all), "you picked one epoch for all the tasks")
+    fails(exercises.check_best_epochs(row_numbers), "you returned row numbers of the table")
+    fails(exercises.check_best_epochs(lowest_loss), "sentiment's best epoch is 2, you said 3", "the lowest dev LOSS")
 
 
 def test_a_hand_written_loop_gives_fits_loss_on_the_same_batches(tiny_encoder_dir, tweeteval_dir, tmp_path):
