@@ -11,13 +11,15 @@
     evaluate    scoring a split, each task's best checkpoint on test, predictions, comparisons
     train       fit(): the training loop (Accelerate), one step, the per-epoch bookkeeping
     lessons     what the notebooks share: the repository, the lessons' scale, runs trained once and reused
+    exercises   check functions that run a student's own pieces against the package's, on real tweets
     plots       pictures for the lessons (matplotlib figures)
-    widgets     ipywidgets panels over the same functions (temperature, training, labelling)
+    widgets     ipywidgets panels over the same functions (temperature, training, labelling, quizzes)
     cli         `mtl-tutorial train | evaluate | predict | data`
     files       writing files and folders atomically;  checksums: SHA-256 of every TweetEval file
 
 Notebooks use one namespace: `import mtl_tutorial as mtl`, then `mtl.fit(...)`, `mtl.plots.dev_curves(...)`.
-`plots`, `widgets` and `cli` load on first use, so the training code never needs matplotlib widgets.
+`plots`, `widgets`, `cli` and `exercises` load on first use, so the training code never needs matplotlib
+or widgets.
 """
 
 import importlib
@@ -35,7 +37,7 @@ from .runs import TrainingRun, best_models, load_history, open_run, saved_config
 from .sampling import SAMPLERS, passes_per_epoch, task_probabilities, task_schedule
 from .train import fit, train_step
 
-LAZY_MODULES = ("plots", "widgets", "cli")
+LAZY_MODULES = ("plots", "widgets", "cli", "exercises")
 
 __all__ = [
     "TrainConfig",
@@ -54,7 +56,7 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    """`mtl.plots`, `mtl.widgets` and `mtl.cli` are imported the first time they are used."""
+    """`mtl.plots`, `mtl.widgets`, `mtl.cli` and `mtl.exercises` are imported the first time they are used."""
     if name in LAZY_MODULES:
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'mtl_tutorial' has no attribute {name!r}")

@@ -36,18 +36,14 @@ from transformers import (
     get_linear_schedule_with_warmup,
 )
 
-from .data import Task, batches_per_pass, encode, load_task, pad_batch
+from .batching import batches_per_pass, encode, pad_batch
+from .config import TrainConfig
+from .data import Task, load_task
 from .metrics import confusion_table, majority_baseline, official_score
-from .model import (
-    ClassificationHead,
-    MultiTaskModel,
-    load_encoder,
-    packaged_encoder_path,
-    sequence_representation,
-)
-from .recipes import passes_per_epoch
-from .sampling import task_probabilities
-from .train import TrainConfig, make_optimizer, train_step
+from .model import (ClassificationHead, MultiTaskModel, load_encoder, packaged_encoder_path,
+                    sequence_representation)
+from .sampling import passes_per_epoch, task_probabilities
+from .train import make_optimizer, train_step
 
 RECORDED_HISTORY = Path(__file__).with_name("recorded") / "history_5_epochs.csv"
 

@@ -185,15 +185,12 @@ mtl.plots.pad_fractions(waste);
 # the encoder's markers, cut at `max_length` tokens and *not* padded (padding comes later, per batch).
 
 # %%
-from mtl_tutorial import exercises
-
-
 def encode_tweets(tokenizer, texts, max_length):
     """One list of token ids per tweet: [CLS] ... [SEP], at most max_length ids, no padding."""
     raise NotImplementedError("call the tokenizer once on all the texts")
 
 
-exercises.check_encode(encode_tweets)
+mtl.exercises.check_encode(encode_tweets)
 
 # %% jupyter={"source_hidden": true}
 # Solution
@@ -202,7 +199,7 @@ def encode_tweets(tokenizer, texts, max_length):
     return tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
 
 
-exercises.check_encode(encode_tweets)
+mtl.exercises.check_encode(encode_tweets)
 
 # %% [markdown]
 # **Exercise 2: pad a batch to its own longest tweet.** A PyTorch `DataLoader` calls a *collate function*
@@ -219,7 +216,7 @@ def collate(examples, pad_id):
     raise NotImplementedError("find the longest tweet, then fill a (tweets x longest) tensor with pad_id")
 
 
-exercises.check_collate(collate)
+mtl.exercises.check_collate(collate)
 
 # %% jupyter={"source_hidden": true}
 # Solution
@@ -236,7 +233,7 @@ def collate(examples, pad_id):
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
-exercises.check_collate(collate)
+mtl.exercises.check_collate(collate)
 
 # %% [markdown]
 # **Exercise 3: the majority-class baseline.** The floor every model must beat: always answer the commonest
@@ -252,7 +249,7 @@ def majority_baseline(train_labels, test_labels, num_labels):
     raise NotImplementedError("find the commonest training label, predict it for every test tweet, score it")
 
 
-exercises.check_majority_baseline(majority_baseline)
+mtl.exercises.check_majority_baseline(majority_baseline)
 
 # %% jupyter={"source_hidden": true}
 # Solution
@@ -264,7 +261,7 @@ def majority_baseline(train_labels, test_labels, num_labels):
             "macro_f1": f1_score(test_labels, predictions, labels=list(range(num_labels)), average="macro")}
 
 
-exercises.check_majority_baseline(majority_baseline)
+mtl.exercises.check_majority_baseline(majority_baseline)
 
 # %% [markdown]
 # ## Quiz
@@ -272,34 +269,36 @@ exercises.check_majority_baseline(majority_baseline)
 # On what this lesson's cells showed. Choose an answer, then press **Check**.
 
 # %%
-from mtl_tutorial import widgets
-
+Question = mtl.widgets.Question
 emotion_counts = tasks["emotion"].splits["train"]["label"].value_counts()
 rarest = emotion.label_names[emotion_counts.idxmin()]
-sentiment_test = tasks["sentiment"].splits["test"]["label"].map(dict(enumerate(tasks["sentiment"].label_names)))
-more_common = sentiment_test.value_counts()[["negative", "positive"]].idxmax()
+sentiment = tasks["sentiment"]
+sentiment_test = sentiment.splits["test"]["label"].map(dict(enumerate(sentiment.label_names)))
+negative, positive = (sentiment_test == "negative").sum(), (sentiment_test == "positive").sum()
 to_64 = pd.DataFrame(waste)["emotion"].iloc[0]  # the first way: every tweet padded to max_length
 emoji_tokens = tokenizer.tokenize("😩")
-emoji_becomes = "[UNK], an unknown token" if emoji_tokens == [tokenizer.unk_token] else "several pieces of its bytes"
-widgets.quiz([
-    widgets.Question("Which emotion label is the rarest in the training data?", emotion.label_names, rarest,
-                     f"Only {emotion_counts.min():,} of {emotion_counts.sum():,} training tweets are {rarest}."),
-    widgets.Question("In sentiment's TEST split, which label is more common?", ["negative", "positive"], more_common,
-                     "The test tweets were collected later than the training tweets, and their mix differs: "
-                     f"{(sentiment_test == 'negative').sum():,} negative, {(sentiment_test == 'positive').sum():,} positive."),
-    widgets.Question("What does this lesson's tokenizer make of the emoji 😩?",
-                     ["[UNK], an unknown token", "several pieces of its bytes", "the word 'weary'"], emoji_becomes,
-                     f"It gave {emoji_tokens}: each tokenizer has its own vocabulary."),
-    widgets.Question(f"Padding every emotion tweet to {config.max_length} tokens: what share of the encoder's work "
-                     "goes to pads?",
-                     ["less than 10%", "about a quarter", "more than half"],
-                     "more than half" if to_64 > 0.5 else "about a quarter" if to_64 > 0.15 else "less than 10%",
-                     f"{to_64:.0%} of the tokens are pads, and a pad costs as much compute as a real token."),
-    widgets.Question("Why does TweetEval score emotion by macro-F1 rather than accuracy?",
-                     ["it is faster to compute", "every label counts the same, however rare it is",
-                      "accuracy cannot be computed for four labels"],
-                     "every label counts the same, however rare it is",
-                     "Always answering the commonest label gets a decent accuracy but a poor macro-F1 (exercise 3)."),
+unknown = emoji_tokens == [tokenizer.unk_token]
+emoji_becomes = "[UNK], an unknown token" if unknown else "several pieces of its bytes"
+mtl.widgets.quiz([
+    Question("Which emotion label is the rarest in the training data?", emotion.label_names, rarest,
+             f"Only {emotion_counts.min():,} of {emotion_counts.sum():,} training tweets are {rarest}."),
+    Question("In sentiment's TEST split, which label is more common?", ["negative", "positive"],
+             "negative" if negative > positive else "positive",
+             "The test tweets were collected later than the training tweets, and their mix differs: "
+             f"{negative:,} negative, {positive:,} positive."),
+    Question("What does this lesson's tokenizer make of the emoji 😩?",
+             ["[UNK], an unknown token", "several pieces of its bytes", "the word 'weary'"], emoji_becomes,
+             f"It gave {emoji_tokens}: each tokenizer has its own vocabulary."),
+    Question(f"Padding every emotion tweet to {config.max_length} tokens: what share of the encoder's work "
+             "goes to pads?",
+             ["less than 10%", "about a quarter", "more than half"],
+             "more than half" if to_64 > 0.5 else "about a quarter" if to_64 > 0.15 else "less than 10%",
+             f"{to_64:.0%} of the tokens are pads, and a pad costs as much compute as a real token."),
+    Question("Why does TweetEval score emotion by macro-F1 rather than accuracy?",
+             ["it is faster to compute", "every label counts the same, however rare it is",
+              "accuracy cannot be computed for four labels"],
+             "every label counts the same, however rare it is",
+             "Always answering the commonest label gets a decent accuracy but a poor macro-F1 (exercise 3)."),
 ])
 
 # %% [markdown]

@@ -85,18 +85,15 @@ import inspect
 
 from IPython.display import Code
 
-from mtl_tutorial import ClassificationHead, MultiTaskModel
-
-Code(inspect.getsource(ClassificationHead), language="python")
+Code(inspect.getsource(mtl.ClassificationHead), language="python")
 
 # %% [markdown]
 # and the forward pass of the multi-task model: the shared encoder reads the batch, one vector is taken per
 # tweet (`sequence_representation`, below), and the task's name picks the head that turns it into logits.
 
 # %%
-from mtl_tutorial.model import sequence_representation
-
-Code(inspect.getsource(MultiTaskModel.forward) + "\n" + inspect.getsource(sequence_representation), language="python")
+forward_and_pooling = [mtl.MultiTaskModel.forward, mtl.model.sequence_representation]
+Code("\n".join(inspect.getsource(code) for code in forward_and_pooling), language="python")
 
 # %% [markdown]
 # ## Where the parameters are
@@ -195,15 +192,12 @@ mtl.plots.similarity_maps(maps);
 # *real* tokens (pads left out).
 
 # %%
-from mtl_tutorial import exercises
-
-
 def mean_pool(last_hidden_state, attention_mask):
     """The mean of each tweet's real token vectors: (tweets, tokens, hidden) -> (tweets, hidden)."""
-    raise NotImplementedError("zero the pad positions with the mask, sum over tokens, divide by the real count")
+    raise NotImplementedError("zero the pads with the mask, sum over tokens, divide by the real count")
 
 
-exercises.check_mean_pooling(mean_pool)
+mtl.exercises.check_mean_pooling(mean_pool)
 
 # %% jupyter={"source_hidden": true}
 # Solution
@@ -213,7 +207,7 @@ def mean_pool(last_hidden_state, attention_mask):
     return (last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
 
-exercises.check_mean_pooling(mean_pool)
+mtl.exercises.check_mean_pooling(mean_pool)
 
 # %% [markdown]
 # **Exercise 2: the classification head.** A module `Head(hidden_size, num_labels, dropout)`:
@@ -235,7 +229,7 @@ class Head(nn.Module):
         raise NotImplementedError
 
 
-exercises.check_head(Head)
+mtl.exercises.check_head(Head)
 
 # %% jupyter={"source_hidden": true}
 # Solution
@@ -255,7 +249,7 @@ class Head(nn.Module):
         return self.out(self.dropout(torch.tanh(self.dense(features))))
 
 
-exercises.check_head(Head)
+mtl.exercises.check_head(Head)
 
 # %% [markdown]
 # **Exercise 3: the forward pass, routed by task.** Write `MultiTaskModel.forward` as a function of the
@@ -269,17 +263,17 @@ def forward(self, input_ids, attention_mask, task):
     raise NotImplementedError("encoder, then one vector per tweet, then the task's own head")
 
 
-exercises.check_forward(forward)
+mtl.exercises.check_forward(forward)
 
 # %% jupyter={"source_hidden": true}
 # Solution
 def forward(self, input_ids, attention_mask, task):
     """Logits of `task`'s head for a batch of that task's tweets."""
     outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
-    return self.heads[task](sequence_representation(outputs, attention_mask, self.pooling))
+    return self.heads[task](mtl.model.sequence_representation(outputs, attention_mask, self.pooling))
 
 
-exercises.check_forward(forward)
+mtl.exercises.check_forward(forward)
 
 # %% [markdown]
 # ## Quiz
@@ -287,30 +281,30 @@ exercises.check_forward(forward)
 # On what this lesson's cells showed. Choose an answer, then press **Check**.
 
 # %%
-from mtl_tutorial import widgets
-
+Question = mtl.widgets.Question
 shared_share = counts.iloc[0] / counts.sum()
 gaps = {}  # per pooling: how much closer same-mood pairs are than different-mood pairs
 for pooling, table in maps.items():
     values = table.to_numpy()
     gaps[pooling] = (values[0, 1] + values[2, 3]) / 2 - values[:2, 2:].mean()
 clearest = max(gaps, key=gaps.get)
-widgets.quiz([
-    widgets.Question("What share of the model's parameters is shared by the tasks?",
-                     ["about half", "about 90%", "more than 99%"],
-                     "more than 99%" if shared_share > 0.99 else "about 90%" if shared_share > 0.8 else "about half",
-                     f"The encoder holds {shared_share:.2%} of them; each head is a dense and an output layer."),
-    widgets.Question("After backward() on an emotion batch's loss, which parts had a gradient?",
-                     ["only the emotion head", "the encoder and the emotion head", "the encoder and both heads"],
-                     "the encoder and the emotion head",
-                     "The loss flows back through its own head and the shared encoder; the sentiment head is untouched."),
-    widgets.Question("How many logits does the sentiment head give for each tweet?", ["2", "3", "4"],
-                     str(len(tasks["sentiment"].label_names)),
-                     f"One per label: {', '.join(tasks['sentiment'].label_names)}."),
-    widgets.Question("Before fine-tuning, which sequence representation best separated the happy pair from the angry "
-                     "pair?", list(maps), clearest,
-                     "Same-mood pairs minus different-mood pairs, in cosine: "
-                     + ", ".join(f"{pooling} {gap:+.2f}" for pooling, gap in gaps.items()) + "."),
+mtl.widgets.quiz([
+    Question("What share of the model's parameters is shared by the tasks?",
+             ["about half", "about 90%", "more than 99%"],
+             "more than 99%" if shared_share > 0.99 else "about 90%" if shared_share > 0.8 else "about half",
+             f"The encoder holds {shared_share:.2%} of them; each head is a dense and an output layer."),
+    Question("After backward() on an emotion batch's loss, which parts had a gradient?",
+             ["only the emotion head", "the encoder and the emotion head", "the encoder and both heads"],
+             "the encoder and the emotion head",
+             "The loss flows back through its own head and the shared encoder; the sentiment head is "
+             "untouched."),
+    Question("How many logits does the sentiment head give for each tweet?", ["2", "3", "4"],
+             str(len(tasks["sentiment"].label_names)),
+             f"One per label: {', '.join(tasks['sentiment'].label_names)}."),
+    Question("Before fine-tuning, which sequence representation best separated the happy pair from the angry "
+             "pair?", list(maps), clearest,
+             "Same-mood pairs minus different-mood pairs, in cosine: "
+             + ", ".join(f"{pooling} {gap:+.2f}" for pooling, gap in gaps.items()) + "."),
 ])
 
 # %% [markdown]

@@ -146,15 +146,12 @@ mtl.widgets.temperature_panel(sizes, temperature=config.temperature)
 # temperature $T$, return each task's probability $p_i = n_i^{1/T} / \sum_j n_j^{1/T}$.
 
 # %%
-from mtl_tutorial import exercises
-
-
 def temperature_probabilities(sizes, temperature):
     """{task: probability} with p_i proportional to n_i ** (1 / T)."""
     raise NotImplementedError("weigh each size, then divide by the total weight")
 
 
-exercises.check_temperature(temperature_probabilities)
+mtl.exercises.check_temperature(temperature_probabilities)
 
 # %% jupyter={"source_hidden": true}
 # Solution
@@ -165,7 +162,7 @@ def temperature_probabilities(sizes, temperature):
     return {task: weight / total for task, weight in weights.items()}
 
 
-exercises.check_temperature(temperature_probabilities)
+mtl.exercises.check_temperature(temperature_probabilities)
 
 # %% [markdown]
 # **Exercise 2: steps per task in one epoch.** An epoch has as many steps as all tasks have batches
@@ -178,7 +175,7 @@ def draws_per_epoch(sizes, batch_size, probabilities):
     raise NotImplementedError("count the batches of every task, then share them out by probability")
 
 
-exercises.check_draws_per_epoch(draws_per_epoch)
+mtl.exercises.check_draws_per_epoch(draws_per_epoch)
 
 # %% jupyter={"source_hidden": true}
 # Solution
@@ -188,7 +185,7 @@ def draws_per_epoch(sizes, batch_size, probabilities):
     return {task: probabilities[task] * steps for task in sizes}
 
 
-exercises.check_draws_per_epoch(draws_per_epoch)
+mtl.exercises.check_draws_per_epoch(draws_per_epoch)
 
 # %% [markdown]
 # **Exercise 3: draw an epoch's schedule.** Return a list of `steps` task names, each drawn with the given
@@ -205,7 +202,7 @@ def draw_schedule(probabilities, steps, seed):
     raise NotImplementedError("make a torch.Generator from the seed and draw with torch.multinomial")
 
 
-exercises.check_schedule(draw_schedule)
+mtl.exercises.check_schedule(draw_schedule)
 
 # %% jupyter={"source_hidden": true}
 # Solution
@@ -218,7 +215,7 @@ def draw_schedule(probabilities, steps, seed):
     return [tasks[i] for i in draws.tolist()]
 
 
-exercises.check_schedule(draw_schedule)
+mtl.exercises.check_schedule(draw_schedule)
 
 # %% [markdown]
 # ## Quiz
@@ -226,29 +223,28 @@ exercises.check_schedule(draw_schedule)
 # On what this lesson's cells showed. Choose an answer, then press **Check**.
 
 # %%
-from mtl_tutorial import widgets
-
-proportional = task_probabilities(sizes, "proportional")
-passes = recipes.passes_per_epoch(sizes, config.batch_size)
+Question = mtl.widgets.Question
+proportional = mtl.task_probabilities(sizes, "proportional")
+passes = mtl.passes_per_epoch(sizes, config.batch_size)
 emotion_passes = {sampler: f"{value:.2f}" for sampler, value in passes["emotion"].items()}
-widgets.quiz([
-    widgets.Question("With proportional sampling, what share of the steps trains emotion?",
-                     ["about 7%", "about 20%", "half of them"],
-                     "about 7%" if proportional["emotion"] < 0.1 else "about 20%" if proportional["emotion"] < 0.35
-                     else "half of them",
-                     f"p = {proportional['emotion']:.3f}: emotion has {sizes['emotion']:,} of the "
-                     f"{sum(sizes.values()):,} training tweets."),
-    widgets.Question("With uniform sampling, how many times per epoch is emotion's training set gone through?",
-                     sorted(set(emotion_passes.values()), key=float), emotion_passes["uniform"],
-                     "Half the steps go to emotion, but it has far fewer batches than sentiment: "
-                     + ", ".join(f"{sampler} {value}" for sampler, value in emotion_passes.items()) + "."),
-    widgets.Question("What does raising the temperature T do to the mix of tasks?",
-                     ["gives the big task even more steps", "moves it towards uniform", "makes the draw less random"],
-                     "moves it towards uniform",
-                     "The exponent 1/T shrinks towards 0, so every n_i^(1/T) approaches 1 (the slider above)."),
-    widgets.Question("Why is an epoch's schedule drawn from a generator seeded by (seed, epoch)?",
-                     ["it is faster", "every process, and a resumed run, draws the same tasks",
-                      "so that the tasks alternate"],
-                     "every process, and a resumed run, draws the same tasks",
-                     "The original tutorial drew with NumPy's unseeded global generator (exercise 3)."),
+mtl.widgets.quiz([
+    Question("With proportional sampling, what share of the steps trains emotion?",
+             ["about 7%", "about 20%", "half of them"],
+             "about 7%" if proportional["emotion"] < 0.1 else "about 20%" if proportional["emotion"] < 0.35
+             else "half of them",
+             f"p = {proportional['emotion']:.3f}: emotion has {sizes['emotion']:,} of the "
+             f"{sum(sizes.values()):,} training tweets."),
+    Question("With uniform sampling, how many times per epoch is emotion's training set gone through?",
+             sorted(set(emotion_passes.values()), key=float), emotion_passes["uniform"],
+             "Half the steps go to emotion, but it has far fewer batches than sentiment: "
+             + ", ".join(f"{sampler} {value}" for sampler, value in emotion_passes.items()) + "."),
+    Question("What does raising the temperature T do to the mix of tasks?",
+             ["gives the big task even more steps", "moves it towards uniform", "makes the draw less random"],
+             "moves it towards uniform",
+             "The exponent 1/T shrinks towards 0, so every n_i^(1/T) approaches 1 (the slider above)."),
+    Question("Why is an epoch's schedule drawn from a generator seeded by (seed, epoch)?",
+             ["it is faster", "every process, and a resumed run, draws the same tasks",
+              "so that the tasks alternate"],
+             "every process, and a resumed run, draws the same tasks",
+             "The original tutorial drew with NumPy's unseeded global generator (exercise 3)."),
 ])

@@ -76,22 +76,20 @@ import torch.nn.functional as F
 from accelerate.utils import set_seed
 from transformers import get_linear_schedule_with_warmup
 
-from mtl_tutorial import build_model, encode_task, task_schedule
-from mtl_tutorial.data import BatchStream, batches_per_pass
-from mtl_tutorial.train import load_run_tasks
-
 few = dataclasses.replace(config, epochs=1, max_train_examples=64, max_eval_examples=64, mixed_precision="no",
                           gradient_probe_batches=0)
 device = "cuda" if torch.cuda.is_available() else "cpu"
 set_seed(few.seed)  # fit starts with the same call
-tasks = load_run_tasks(few)
-model, tokenizer = build_model({name: task.label_names for name, task in tasks.items()}, few.model, few.pooling)
+tasks = mtl.runs.load_run_tasks(few)
+labels = {name: task.label_names for name, task in tasks.items()}
+model, tokenizer = mtl.build_model(labels, few.model, few.pooling)
 model.to(device)
-train = {name: encode_task(tokenizer, task, few.max_length)["train"] for name, task in tasks.items()}
-streams = {name: BatchStream(split, few.batch_size, tokenizer.pad_token_id, few.seed) for name, split in train.items()}
+train = {name: mtl.encode_task(tokenizer, task, few.max_length)["train"] for name, task in tasks.items()}
+streams = {name: mtl.BatchStream(split, few.batch_size, few.seed) for name, split in train.items()}
 sizes = {name: len(split) for name, split in train.items()}
-steps = sum(batches_per_pass(size, few.batch_size) for size in sizes.values())
-optimizer = torch.optim.AdamW(model.parameters(), lr=few.learning_rate, weight_decay=few.weight_decay, fused=True)
+steps = sum(mtl.batching.batches_per_pass(size, few.batch_size) for size in sizes.values())
+optimizer = torch.optim.AdamW(model.parameters(), lr=few.learning_rate, weight_decay=few.weight_decay,
+                              fused=True)
 scheduler = get_linear_schedule_with_warmup(optimizer, int(few.warmup_ratio * steps), steps)
 print(f"{steps} steps: {sizes}")
 
@@ -103,7 +101,8 @@ print(f"{steps} steps: {sizes}")
 torch.manual_seed(few.seed + 1)  # fit seeds the dropout of epoch e with seed + e
 model.train()
 log = []
-for task in task_schedule(sizes, steps, few.sampler, few.seed, few.temperature, epoch=1, num_epochs=few.epochs):
+schedule = mtl.task_schedule(sizes, steps, few.sampler, few.seed, few.temperature, epoch=1, num_epochs=1)
+for task in schedule:
     batch = {key: value.to(device) for key, value in next(streams[task]).items()}
     logits = model(batch["input_ids"], batch["attention_mask"], task)  # shared encoder, the task's head
     loss = F.cross_entropy(logits, batch["labels"])
@@ -121,10 +120,8 @@ for task in task_schedule(sizes, steps, few.sampler, few.seed, few.temperature, 
 # model in the same order.
 
 # %%
-from mtl_tutorial import exercises
-
-by_fit = recipes.train_run(few, "runs/by-hand-vs-fit")
-exercises.hand_loop_vs_fit(log, by_fit.history).round(6)
+by_fit = mtl.train_run(few, "runs/by-hand-vs-fit")
+mtl.exercises.hand_loop_vs_fit(log, by_fit.history).round(6)
 
 # %% [markdown]
 # They agree (on a GPU, to within its rounding). From here on `fit` runs the loop: it adds what a real run
@@ -201,7 +198,7 @@ def train_step(model, batch, task, optimizer, scheduler, max_grad_norm):
     raise NotImplementedError("forward, loss, backward, clip, step, schedule, zero_grad")
 
 
-exercises.check_train_step(train_step)
+mtl.exercises.check_train_step(train_step)
 
 # %% jupyter={"source_hidden": true}
 # Solution
@@ -217,7 +214,7 @@ def train_step(model, batch, task, optimizer, scheduler, max_grad_norm):
     return loss
 
 
-exercises.check_train_step(train_step)
+mtl.exercises.check_train_step(train_step)
 
 # %% [markdown]
 # **Exercise 2: each task's best epoch.** From a history table like `run.history` (one row per epoch and
@@ -230,7 +227,7 @@ def best_epochs(history):
     raise NotImplementedError("group the rows by task, find the row of the highest dev_official")
 
 
-exercises.check_best_epochs(best_epochs, run.history)
+mtl.exercises.check_best_epochs(best_epochs, run.history)
 
 # %% jupyter={"source_hidden": true}
 # Solution
@@ -240,7 +237,7 @@ def best_epochs(history):
     return {task: int(epoch) for task, epoch in zip(best_rows["task"], best_rows["epoch"])}
 
 
-exercises.check_best_epochs(best_epochs, run.history)
+mtl.exercises.check_best_epochs(best_epochs, run.history)
 
 # %% [markdown]
 # ## Quiz
@@ -248,32 +245,31 @@ exercises.check_best_epochs(best_epochs, run.history)
 # On what this lesson's cells showed. Choose an answer, then press **Check**.
 
 # %%
-from mtl_tutorial import widgets
-
+Question = mtl.widgets.Question
 best = {task: result["best_epoch"] for task, result in run.results.items()}
 epochs = [str(epoch) for epoch in sorted(run.history["epoch"].unique())]
 first_task = next(iter(best))
 first_rows = run.history[run.history["task"] == first_task]
-dev_scores = ", ".join(f"epoch {e}: {score:.3f}" for e, score in zip(first_rows["epoch"], first_rows["dev_official"]))
+dev_scores = ", ".join(f"epoch {e}: {s:.3f}" for e, s in zip(first_rows["epoch"], first_rows["dev_official"]))
 questions = [
-    widgets.Question(f"In your run, at which epoch did {first_task} reach its best dev score?", epochs,
-                     str(best[first_task]), f"The star in the dev curves. Its dev scores: {dev_scores}."),
-    widgets.Question("Where in a step must the gradient be clipped?",
-                     ["before loss.backward()", "between loss.backward() and optimizer.step()",
-                      "after optimizer.step()"],
-                     "between loss.backward() and optimizer.step()",
-                     "The step uses the gradient as it is then; clipping after it (as the original tutorial did) "
-                     "changes nothing."),
-    widgets.Question("Why did the hand-written loop and fit give the same losses?",
-                     ["fit has no randomness", "both started from the same seed: same heads, batches, tasks and "
-                      "dropout masks", "the losses were rounded"],
-                     "both started from the same seed: same heads, batches, tasks and dropout masks",
-                     "Every random choice in fit is seeded: heads by set_seed, batches and schedule by (seed, pass "
-                     "or epoch), dropout by seed + epoch."),
+    Question(f"In your run, at which epoch did {first_task} reach its best dev score?", epochs,
+             str(best[first_task]), f"The star in the dev curves. Its dev scores: {dev_scores}."),
+    Question("Where in a step must the gradient be clipped?",
+             ["before loss.backward()", "between loss.backward() and optimizer.step()",
+              "after optimizer.step()"],
+             "between loss.backward() and optimizer.step()",
+             "The step uses the gradient as it is then; clipping after it (as the original tutorial did) "
+             "changes nothing."),
+    Question("Why did the hand-written loop and fit give the same losses?",
+             ["fit has no randomness", "both started from the same seed: same heads, batches, tasks and "
+              "dropout masks", "the losses were rounded"],
+             "both started from the same seed: same heads, batches, tasks and dropout masks",
+             "Every random choice in fit is seeded: heads by set_seed, batches and schedule by (seed, pass "
+             "or epoch), dropout by seed + epoch."),
 ]
 if len(best) > 1:
     same = len(set(best.values())) == 1
-    questions.append(widgets.Question(
+    questions.append(Question(
         "Did all the tasks of your run peak at the same epoch?", ["yes", "no"], "yes" if same else "no",
         f"Best epochs: {best}. They need not agree, so fit keeps a checkpoint per task, best/<task>/."))
-widgets.quiz(questions)
+mtl.widgets.quiz(questions)

@@ -258,15 +258,12 @@ mtl.best_vs_last(run).round(4)
 # %%
 from sklearn.metrics import f1_score, recall_score
 
-from mtl_tutorial import exercises
-
-
 def sentiment_score(y_true, y_pred):
     """The mean over the three labels of each label's recall."""
     raise NotImplementedError("one recall per label, then their plain mean")
 
 
-exercises.check_sentiment_score(sentiment_score, predictions=predictions.get("sentiment"))
+mtl.exercises.check_sentiment_score(sentiment_score, predictions=predictions.get("sentiment"))
 
 # %% jupyter={"source_hidden": true}
 # Solution
@@ -275,7 +272,7 @@ def sentiment_score(y_true, y_pred):
     return recall_score(y_true, y_pred, labels=[0, 1, 2], average="macro", zero_division=0)
 
 
-exercises.check_sentiment_score(sentiment_score, predictions=predictions.get("sentiment"))
+mtl.exercises.check_sentiment_score(sentiment_score, predictions=predictions.get("sentiment"))
 
 # %% [markdown]
 # **Exercise 2: stance's official score.** TweetEval's stance tasks (SemEval-2016 Task 6) label a tweet
@@ -288,7 +285,7 @@ def stance_score(y_true, y_pred):
     raise NotImplementedError("the F1 of label 1 and of label 2, then their mean")
 
 
-exercises.check_stance_score(stance_score)
+mtl.exercises.check_stance_score(stance_score)
 
 # %% jupyter={"source_hidden": true}
 # Solution
@@ -297,7 +294,7 @@ def stance_score(y_true, y_pred):
     return f1_score(y_true, y_pred, labels=[1, 2], average="macro", zero_division=0)
 
 
-exercises.check_stance_score(stance_score)
+mtl.exercises.check_stance_score(stance_score)
 
 # %% [markdown]
 # **Exercise 3: a confusion matrix.** Count, for every true label (row) and predicted label (column), how many
@@ -309,7 +306,7 @@ def confusion(y_true, y_pred, num_labels):
     raise NotImplementedError("start from a table of zeros and add one per tweet")
 
 
-exercises.check_confusion(confusion)
+mtl.exercises.check_confusion(confusion)
 
 # %% jupyter={"source_hidden": true}
 # Solution
@@ -321,7 +318,7 @@ def confusion(y_true, y_pred, num_labels):
     return counts
 
 
-exercises.check_confusion(confusion)
+mtl.exercises.check_confusion(confusion)
 
 # %% [markdown]
 # ## Quiz
@@ -329,30 +326,29 @@ exercises.check_confusion(confusion)
 # On what this lesson's cells showed. Choose an answer, then press **Check**.
 
 # %%
-from mtl_tutorial import widgets
-
-table = recipes.confusion_of(predictions[first_task])
-recall = pd.Series(table.to_numpy().diagonal() / table.sum(axis=1).clip(lower=1).to_numpy(), index=table.index)
+Question = mtl.widgets.Question
+table = mtl.confusion_of(predictions[first_task])
+recall = pd.Series(table.to_numpy().diagonal(), index=table.index) / table.sum(axis=1).clip(lower=1)
 difference = comparison["multi - single"]
 questions = [
-    widgets.Question(f"Which {first_task} label did the model find least often (lowest recall) on test?",
-                     list(table.index), recall.idxmin(),
-                     "Each row's diagonal cell divided by the row's total: "
-                     + ", ".join(f"{label} {value:.2f}" for label, value in recall.items()) + "."),
-    widgets.Question(f"Did multi-task training beat single-task training on {difference.index[0]} in this run?",
-                     ["yes", "no"], "yes" if difference.iloc[0] > 0 else "no",
-                     f"multi - single = {difference.iloc[0]:+.3f}; with one seed and a few hundred test tweets, "
-                     "a difference this size may well be noise."),
-    widgets.Question("A model that always answers 'neutral' gets what macro-recall on sentiment?",
-                     ["0", "1/3", "the share of neutral tweets"], "1/3",
-                     "Recall 1 on neutral and 0 on the other two labels: (1 + 0 + 0) / 3 (exercise 1)."),
-    widgets.Question("The original tutorial clipped gradients after optimizer.step(). What did its clipping change?",
-                     ["it halved the learning rate", "nothing: the step had already used the unclipped gradient",
-                      "it made training diverge"],
-                     "nothing: the step had already used the unclipped gradient",
-                     "The update is made inside optimizer.step(); the gradient is cleared before the next one."),
+    Question(f"Which {first_task} label did the model find least often (lowest recall) on test?",
+             list(table.index), recall.idxmin(),
+             "Each row's diagonal cell divided by the row's total: "
+             + ", ".join(f"{label} {value:.2f}" for label, value in recall.items()) + "."),
+    Question(f"Did multi-task training beat single-task training on {difference.index[0]} in this run?",
+             ["yes", "no"], "yes" if difference.iloc[0] > 0 else "no",
+             f"multi - single = {difference.iloc[0]:+.3f}; with one seed and a few hundred test tweets, "
+             "a difference this size may well be noise."),
+    Question("A model that always answers 'neutral' gets what macro-recall on sentiment?",
+             ["0", "1/3", "the share of neutral tweets"], "1/3",
+             "Recall 1 on neutral and 0 on the other two labels: (1 + 0 + 0) / 3 (exercise 1)."),
+    Question("The original tutorial clipped gradients after optimizer.step(). What did its clipping change?",
+             ["it halved the learning rate", "nothing: the step had already used the unclipped gradient",
+              "it made training diverge"],
+             "nothing: the step had already used the unclipped gradient",
+             "The update is made inside optimizer.step(); the gradient is cleared before the next one."),
 ]
-widgets.quiz(questions)
+mtl.widgets.quiz(questions)
 
 # %% [markdown]
 # That is the whole pipeline. `00_overview` runs it again in one page; the command line

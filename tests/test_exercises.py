@@ -12,11 +12,10 @@ from sklearn.metrics import f1_score, recall_score
 from torch import nn
 from transformers import get_linear_schedule_with_warmup
 
-from mtl_tutorial import exercises, fit
-from mtl_tutorial.data import BatchStream, batches_per_pass, encode_task
-from mtl_tutorial.model import build_model, sequence_representation
-from mtl_tutorial.sampling import task_schedule
-from mtl_tutorial.train import TrainConfig, load_run_tasks
+from mtl_tutorial import BatchStream, TrainConfig, build_model, encode_task, exercises, fit, task_schedule
+from mtl_tutorial.batching import batches_per_pass
+from mtl_tutorial.model import sequence_representation
+from mtl_tutorial.runs import load_run_tasks
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +132,8 @@ def padded_to(width, pad_with_zero=False, left=False, mask_everything=False):
 
 def test_collate(data):
     passes(exercises.check_collate(collate, data))
-    fails(exercises.check_collate(padded_to(64), data), "your batch is padded to 64, not to its longest tweet (30)")
+    fails(exercises.check_collate(padded_to(64), data),
+          "your batch is padded to 64, not to its longest tweet (30)")
     fails(exercises.check_collate(padded_to(None, pad_with_zero=True), data), "not the pad id 1", "RoBERTa")
     fails(exercises.check_collate(padded_to(None, left=True), data), "you padded on the left")
     fails(exercises.check_collate(padded_to(None, mask_everything=True), data), "1 on the pad positions too")
@@ -553,7 +553,8 @@ def test_best_epochs(tiny_encoder_dir, tweeteval_dir, tmp_path):
     fails(exercises.check_best_epochs(last), "you took the last epoch")
     fails(exercises.check_best_epochs(same_for_all), "you picked one epoch for all the tasks")
     fails(exercises.check_best_epochs(row_numbers), "you returned row numbers of the table")
-    fails(exercises.check_best_epochs(lowest_loss), "sentiment's best epoch is 2, you said 3", "the lowest dev LOSS")
+    fails(exercises.check_best_epochs(lowest_loss), "sentiment's best epoch is 2, you said 3",
+          "the lowest dev LOSS")
 
 
 def test_a_hand_written_loop_gives_fits_loss_on_the_same_batches(tiny_encoder_dir, tweeteval_dir, tmp_path):
@@ -575,10 +576,8 @@ def test_a_hand_written_loop_gives_fits_loss_on_the_same_batches(tiny_encoder_di
         tasks = load_run_tasks(config)
         model, tokenizer = build_model({name: task.label_names for name, task in tasks.items()}, config.model)
         encoded = {name: encode_task(tokenizer, task, config.max_length) for name, task in tasks.items()}
-        streams = {
-            name: BatchStream(encoded[name]["train"], config.batch_size, tokenizer.pad_token_id, config.seed)
-            for name in tasks
-        }
+        streams = {name: BatchStream(splits["train"], config.batch_size, config.seed)
+                   for name, splits in encoded.items()}
         sizes = {name: len(encoded[name]["train"]) for name in tasks}
         steps = sum(batches_per_pass(size, config.batch_size) for size in sizes.values())
         optimizer = torch.optim.AdamW(
