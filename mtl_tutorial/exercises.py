@@ -29,12 +29,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 from torch import nn
-from transformers import (
-    AutoTokenizer,
-    BertConfig,
-    BertModel,
-    get_linear_schedule_with_warmup,
-)
+from transformers import AutoTokenizer, BertConfig, BertModel, get_linear_schedule_with_warmup
 
 from .batching import batches_per_pass, encode, pad_batch
 from .config import TrainConfig
