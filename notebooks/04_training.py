@@ -68,7 +68,8 @@ print(mtl.describe_scale(config))
 # dev curves of every task are redrawn. On a CPU keep to the packaged MiniLM and a few hundred tweets:
 # it trains about 40 tweets a second; `roberta-base` needs a GPU (and the internet, to download it).
 #
-# Every run is written to `runs/multitask`, replacing the one before: **lesson 5 reads that folder.**
+# Every run is written to `runs/multitask`, replacing the one before once it has finished (a failed or
+# interrupted run leaves the previous one whole; the status line says why): **lesson 5 reads that folder.**
 
 # %%
 
