@@ -125,8 +125,7 @@ class TrainingPanel(Shown):
         self.details.layout.display = "none"
         failure = None
         with self.output:  # in a kernel, Output swallows what is raised inside it: catch it in here
-            clear_output()
-            try:
+            try:  # the last run's curves stay until the first epoch of this one is drawn
                 config = self.config()
                 tasks = " + ".join(config.tasks)
                 self.status.value = f"Training {tasks} for {config.epochs} epochs into {self.folder} ..."
@@ -147,12 +146,13 @@ class TrainingPanel(Shown):
             self.train()
 
     def report(self, error: BaseException) -> None:
-        """One readable status line for a failed run; the whole traceback goes in the collapsed details."""
-        what = "interrupted" if isinstance(error, KeyboardInterrupt) else f"stopped: {first_line(error)}"
+        """One readable status line for a failed run, what matters first; the traceback goes in the folded details."""
         kept = "nothing was written"
         if saved_config(self.folder) is not None:
             kept = f"{self.folder} still holds the previous run"
-        self.status.value = f"Training {what} ({kept})."
+        why = "." if isinstance(error, KeyboardInterrupt) else f": {first_line(error)}"
+        what = "interrupted" if isinstance(error, KeyboardInterrupt) else "stopped"
+        self.status.value = self.status.tooltip = f"Training {what} ({kept}){why}"  # the tooltip: all of it
         self.log.outputs = ()
         self.log.append_stdout("".join(traceback.format_exception(error)))
         self.details.layout.display = None
@@ -222,12 +222,13 @@ class PredictionPanel(Shown):
     figure: Figure | None = None
 
     def predict(self, text: str | None = None) -> pd.DataFrame:
-        """What the Label button does (for `text`, if given, else the typed tweet): every head's probabilities."""
+        """What the Label button does (for `text`, if given, else the typed tweet): every head's probabilities,
+        drawn and in a table."""
         if text is not None:
             self.text.value = text
         self.answer = label_tweet(self.models, self.text.value)
         self.figure = plots.head_probabilities(self.answer, self.text.value)
-        show(self.output, self.figure)
+        show(self.output, self.figure, self.answer.set_index(["task", "label"]).round(3))
         return self.answer
 
 

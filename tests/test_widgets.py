@@ -64,7 +64,7 @@ def test_training_again_replaces_the_run_and_bad_choices_are_reported(tiny_setti
     panel.tasks.value = ()
     panel.button.click()  # a button reports errors in its status line; a direct call raises them
     kept = f"{tmp_path / 'run'} still holds the previous run"
-    assert panel.status.value == f"Training stopped: no task given ({kept})."
+    assert panel.status.value == f"Training stopped ({kept}): no task given"
     assert not panel.button.disabled and panel.details.layout.display is None
     assert "Traceback" in panel.log.outputs[0]["text"] and "no task given" in panel.log.outputs[0]["text"]
     with pytest.raises(ValueError, match="no task given"):
@@ -107,8 +107,9 @@ def test_in_a_real_kernel_a_failed_run_is_one_status_line_and_the_last_run_survi
     _, _, pressed, report = notebook.cells
     assert pressed.outputs == []  # nothing dumped under the cell: no traceback, no error
     status, same_run, output_id, log_id = report.outputs[0]["text"].splitlines()
-    assert status.startswith("Training stopped: cannot load encoder 'no-such-encoder': it is neither a model")
-    assert status.endswith("(run still holds the previous run).") and same_run == "True"
+    assert status.startswith("Training stopped (run still holds the previous run): cannot load encoder "
+                             "'no-such-encoder': it is neither a model folder nor a model id")
+    assert same_run == "True"
     state = notebook.metadata.widgets["application/vnd.jupyter.widget-state+json"]["state"]
     shown = json.dumps(state[output_id]["state"]["outputs"])
     assert "Traceback" not in shown and "no-such-encoder" not in shown
