@@ -130,7 +130,7 @@ class TrainingPanel(Shown):
                 tasks = " + ".join(config.tasks)
                 self.status.value = f"Training {tasks} for {config.epochs} epochs into {self.folder} ..."
                 run = train_run(config, self.folder, on_epoch_end=self.show_epoch, progress=True)
-            except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 (every failure is reported, then raised)
+            except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 (each is reported, then raised)
                 failure = error
         self.button.disabled = False
         if failure is not None:
@@ -146,7 +146,7 @@ class TrainingPanel(Shown):
             self.train()
 
     def report(self, error: BaseException) -> None:
-        """One readable status line for a failed run, what matters first; the traceback goes in the folded details."""
+        """One readable status line for a failed run, what matters first; the traceback goes in the details."""
         kept = "nothing was written"
         if saved_config(self.folder) is not None:
             kept = f"{self.folder} still holds the previous run"
@@ -222,8 +222,8 @@ class PredictionPanel(Shown):
     figure: Figure | None = None
 
     def predict(self, text: str | None = None) -> pd.DataFrame:
-        """What the Label button does (for `text`, if given, else the typed tweet): every head's probabilities,
-        drawn and in a table."""
+        """What the Label button does (for `text`, if given, else the typed tweet): every head's
+        probabilities, drawn and in a table."""
         if text is not None:
             self.text.value = text
         self.answer = label_tweet(self.models, self.text.value)

@@ -102,7 +102,7 @@ def test_in_a_real_kernel_a_failed_run_is_one_status_line_and_the_last_run_survi
     kernel = nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
                                      resources={"metadata": {"path": str(tmp_path)}})
     kernel.execute()
-    results = json.loads((tmp_path / "run" / "results.json").read_text())  # the first run's, left by the click
+    results = json.loads((tmp_path / "run" / "results.json").read_text())  # the first run's, still there
 
     _, _, pressed, report = notebook.cells
     assert pressed.outputs == []  # nothing dumped under the cell: no traceback, no error
@@ -116,4 +116,4 @@ def test_in_a_real_kernel_a_failed_run_is_one_status_line_and_the_last_run_survi
     logged = "".join(output.get("text", "") for output in state[log_id]["state"]["outputs"])
     assert logged.startswith("Traceback") and "OSError: cannot load encoder 'no-such-encoder'" in logged
     assert results["emotion"]["test_examples"] == 32 and mtl.saved_config(tmp_path / "run").model is None
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["run"]  # no half-trained folder beside it
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".run.lock", "run"]  # nothing half-trained
