@@ -32,12 +32,10 @@ import sys
 
 PACKAGE_URL = "git+https://github.com/OWNER/mtl-tutorial"  # the repository this notebook comes from
 if "google.colab" in sys.modules:
-    import os
-    import subprocess
+    import os, subprocess
 
     class Stop(Exception):
-        def _render_traceback_(self):  # shown as one line; "Run all" stops here
-            return [str(self)]
+        _render_traceback_ = lambda self: [str(self)]  # shown as one line; "Run all" stops here
 
     fix = "set PACKAGE_URL in this cell to git+https://github.com/<owner>/mtl-tutorial, then run it again"
     if "OWNER" in PACKAGE_URL:

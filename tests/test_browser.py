@@ -28,8 +28,9 @@ SCREENSHOTS = REPO / "tests" / "screenshots"
 CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-LAB_SETTINGS = {  # every cell in the page (no windowing), the kernel starts without asking, no news pop-up
-    "notebook-extension/tracker": {"windowingMode": "none", "autoStartDefaultKernel": True},
+LAB_SETTINGS = {  # every cell in the page (no windowing, no space after the last); kernels start; no news
+    "notebook-extension/tracker": {"windowingMode": "none", "scrollPastEnd": False,
+                                   "autoStartDefaultKernel": True},
     "apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
 }
 RUN_ALL_SECONDS = 600  # a lesson's cells; the CI scale takes a minute or two at most
@@ -195,12 +196,19 @@ def screenshot(page, name: str, cell=None) -> None:
     if cell is not None:
         cell.screenshot(path=SCREENSHOTS / f"{name}.png")
         return
-    height = page.evaluate("() => Math.max(...[window.lesson.content.node, ...window.lesson.content.node"
-                           ".querySelectorAll('.jp-WindowedPanel-outer')].map(node => node.scrollHeight))")
-    page.set_viewport_size({"width": 1280, "height": min(height + 150, 16_000)})
+    height = page.evaluate(LESSON_HEIGHT)
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": min(height + 150, 16_000)})
+    page.evaluate(LESSON_HEIGHT)  # scrolled to the top again, in the taller page
     page.wait_for_timeout(500)
     page.screenshot(path=SCREENSHOTS / f"{name}.png")
     page.set_viewport_size(VIEWPORT)
+
+
+LESSON_HEIGHT = """() => {  // scroll the lesson to its top and measure it
+    const scroller = window.lesson.content.node.querySelector('.jp-WindowedPanel-outer');
+    scroller.scrollTop = 0;
+    return scroller.scrollHeight;
+}"""
 
 
 def cell_with(page, text: str):
@@ -299,7 +307,7 @@ def test_lesson_4_train_draws_the_dev_curves_and_a_bad_encoder_is_one_readable_l
     screenshot(page, "04_training-panel", panel)
     assert (run / "results.json").read_bytes() == results
     assert json.loads((run / "config.json").read_text()) == config
-    assert sorted(path.name for path in run.parent.iterdir()) == [".multitask.lock", "multitask"]  # no half run
+    assert sorted(path.name for path in run.parent.iterdir()) == [".multitask.lock", "multitask"]  # no half
     assert not page.evaluate(PROGRESS)["errors"]
 
     details.get_by_text("details").click()  # unfolded, they hold the whole traceback
