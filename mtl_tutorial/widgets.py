@@ -129,6 +129,7 @@ class TrainingPanel(Shown):
                 config = self.config()
                 tasks = " + ".join(config.tasks)
                 self.status.value = f"Training {tasks} for {config.epochs} epochs into {self.folder} ..."
+                self.status.tooltip = None
                 run = train_run(config, self.folder, on_epoch_end=self.show_epoch, progress=True)
             except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 (each is reported, then raised)
                 failure = error
@@ -146,7 +147,7 @@ class TrainingPanel(Shown):
             self.train()
 
     def report(self, error: BaseException) -> None:
-        """One readable status line for a failed run, what matters first; the traceback goes in the details."""
+        """One status line for a failed run, what matters first; the traceback goes in the details."""
         kept = "nothing was written"
         if saved_config(self.folder) is not None:
             kept = f"{self.folder} still holds the previous run"
