@@ -6,6 +6,7 @@ A rename within one folder is atomic, so a reader (or a crash) sees the old file
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -41,7 +42,7 @@ def staged_folder(folder: Path):
         yield staging
         staging.chmod(0o755)
         for path in staging.iterdir():
-            path.chmod(0o644)
+            path.chmod(0o755 if path.is_dir() else 0o644)
         replace_folder(staging, folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -59,16 +60,18 @@ def replace_folder(new: Path, old: Path) -> None:
         os.replace(new, old)
 
 
-def recover_interrupted_writes(folder: Path) -> None:
+def recover_interrupted_writes(folder: Path, name: str = "*") -> None:
     """Tidy `folder` after a crash: put back a folder that `replace_folder` had moved aside but not
-    yet replaced, and delete the unfinished temporary files and folders of the functions above."""
-    for moved_aside in Path(folder).glob(".*.old"):
+    yet replaced, and delete the unfinished temporary files and folders of the functions above
+    (of every file in `folder`, or of the one called `name`)."""
+    name = name if name == "*" else glob.escape(name)
+    for moved_aside in Path(folder).glob(f".{name}.old"):
         original = moved_aside.with_name(moved_aside.name[1:].removesuffix(".old"))
         if original.exists():
             shutil.rmtree(moved_aside, ignore_errors=True)
         else:
             os.replace(moved_aside, original)
-    for partial in Path(folder).glob(".*.partial"):
+    for partial in Path(folder).glob(f".{name}.*partial"):
         if partial.is_dir():
             shutil.rmtree(partial, ignore_errors=True)
         else:

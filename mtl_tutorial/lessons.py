@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 from pathlib import Path
 
 import torch
 
 from .config import TrainConfig
 from .data import task_name
-from .runs import TrainingRun, is_finished, open_run, saved_config
+from .files import recover_interrupted_writes, staged_folder
+from .runs import TrainingRun, exclusive_run_folder, is_finished, lock_file, open_run, saved_config
 from .train import fit
 
 REPOSITORY = "OWNER/mtl-tutorial"  # on GitHub; the notebooks' Colab cells and README's badges must agree (tested)
@@ -77,18 +77,27 @@ def describe_scale(config: TrainConfig) -> str:
 
 
 def train_run(config: TrainConfig, folder: str | Path, on_epoch_end=None, progress: bool = False) -> TrainingRun:
-    """Train `config` into `folder`, replacing the run that was there: one lesson folder, one run."""
+    """Train `config` into `folder`, replacing the run that was there only once the new one has finished.
+
+    The new run trains in a hidden folder beside it, so a failure (a mistyped encoder, an interrupted
+    kernel, a crash) leaves the previous run whole: one lesson folder, one complete run.
+    """
     folder = Path(folder)
-    if folder.exists() and any(folder.iterdir()):
-        if saved_config(folder) is None:
-            raise ValueError(f"{folder} holds files that are not a training run; choose another folder")
-        shutil.rmtree(folder)
-    return fit(config, folder, on_epoch_end=on_epoch_end, progress=progress)
+    recover_interrupted_writes(folder.parent, folder.name)
+    if folder.exists() and any(folder.iterdir()) and saved_config(folder) is None:
+        raise ValueError(f"{folder} holds files that are not a training run; choose another folder")
+    with exclusive_run_folder(folder), staged_folder(folder) as staging:
+        try:
+            run = fit(config, staging, on_epoch_end=on_epoch_end, progress=progress)
+        finally:
+            lock_file(staging).unlink(missing_ok=True)  # the hidden folder's lock: no one else knows its name
+    return TrainingRun(folder, run.history, run.results)
 
 
 def open_or_train(config: TrainConfig, folder: str | Path, on_epoch_end=None, progress: bool = False) -> TrainingRun:
     """The run of `config` in `folder`: read back if it finished, resumed if it stopped, else trained anew."""
     folder = Path(folder)
+    recover_interrupted_writes(folder.parent, folder.name)
     if saved_config(folder) != config:
         return train_run(config, folder, on_epoch_end, progress)
     if is_finished(folder):

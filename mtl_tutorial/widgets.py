@@ -6,8 +6,10 @@ notebook shows it, a test sets the widgets' values and calls `.click()` on the b
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import html
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from .data import TWEETEVAL_TASKS
 from .evaluate import label_tweet
 from .lessons import train_run
 from .model import PACKAGED_ENCODER
-from .runs import TrainingRun, best_models
+from .runs import TrainingRun, best_models, saved_config
 from .sampling import SAMPLERS
 
 ENCODERS = (PACKAGED_ENCODER, "roberta-base", "distilroberta-base", "bert-base-uncased")  # or type any id or folder
@@ -100,6 +102,8 @@ class TrainingPanel(Shown):
     button: widgets.Button
     status: widgets.Label
     output: widgets.Output
+    log: widgets.Output
+    details: widgets.Accordion
     box: widgets.VBox
     run: TrainingRun | None = None
     figure: Figure | None = None
@@ -112,22 +116,48 @@ class TrainingPanel(Shown):
             temperature=self.temperature.value, epochs=self.epochs.value, max_train_examples=self.caps[self.train_cap.value],
         )
 
-    def train(self, button=None) -> TrainingRun:
-        """What the Train button does: train the chosen run into `folder`, redrawing the curves every epoch."""
-        config = self.config()
+    def train(self) -> TrainingRun:
+        """Train the chosen run into `folder`, redrawing the curves every epoch, and return it.
+
+        The run in `folder` is replaced only when the new one has finished. A failure is shown as one
+        line in `status` (its traceback under "details") and raised; `self.run` stays the previous run.
+        """
         self.button.disabled = True
-        self.status.value = f"Training {' + '.join(config.tasks)} for {config.epochs} epochs into {self.folder} ..."
-        try:
-            with self.output:
-                clear_output()
-                self.run = train_run(config, self.folder, on_epoch_end=self.show_epoch, progress=True)
-        except Exception as error:
-            self.status.value = f"Training stopped: {error}"
-            raise
-        finally:
-            self.button.disabled = False
+        self.details.layout.display = "none"
+        failure = None
+        with self.output:  # in a kernel, Output swallows what is raised inside it: catch it in here
+            try:  # the last run's curves stay until the first epoch of this one is drawn
+                config = self.config()
+                tasks = " + ".join(config.tasks)
+                self.status.value = f"Training {tasks} for {config.epochs} epochs into {self.folder} ..."
+                self.status.tooltip = None
+                run = train_run(config, self.folder, on_epoch_end=self.show_epoch, progress=True)
+            except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 (each is reported, then raised)
+                failure = error
+        self.button.disabled = False
+        if failure is not None:
+            self.report(failure)
+            raise failure
+        self.run = run
         self.status.value = f"Done: {self.folder} holds the run (history.csv, best/<task>/, results.json)."
-        return self.run
+        return run
+
+    def press(self, button=None) -> None:
+        """What the Train button does: `train`; a failure shows in the panel (no caller to raise to)."""
+        with contextlib.suppress(Exception):  # already in the status line and the details
+            self.train()
+
+    def report(self, error: BaseException) -> None:
+        """One status line for a failed run, what matters first; the traceback goes in the details."""
+        kept = "nothing was written"
+        if saved_config(self.folder) is not None:
+            kept = f"{self.folder} still holds the previous run"
+        why = "." if isinstance(error, KeyboardInterrupt) else f": {first_line(error)}"
+        what = "interrupted" if isinstance(error, KeyboardInterrupt) else "stopped"
+        self.status.value = self.status.tooltip = f"Training {what} ({kept}){why}"  # the tooltip: all of it
+        self.log.outputs = ()
+        self.log.append_stdout("".join(traceback.format_exception(error)))
+        self.details.layout.display = None
 
     def show_epoch(self, history: pd.DataFrame) -> None:
         """Called by `fit` after every epoch: draw the dev curves so far and the history table."""
@@ -138,6 +168,11 @@ class TrainingPanel(Shown):
         self.status.value = f"Epoch {epochs} of {self.epochs.value} done ({history['seconds'].iloc[-1]:.0f} s)."
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message, or its kind when it has none."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 def cap_label(cap: int | None) -> str:
     return "all tweets" if cap is None else f"{cap:,} tweets per task"
 
@@ -145,8 +180,8 @@ def cap_label(cap: int | None) -> str:
 def training_panel(settings: TrainConfig, folder: str | Path) -> TrainingPanel:
     """Widgets to choose tasks, encoder, sampler, epochs and training-set cap, and a Train button.
 
-    The other settings (learning rate, dev/test caps, ...) come from `settings`; each run replaces
-    the one in `folder`, which the next lesson reads.
+    The other settings (learning rate, dev/test caps, ...) come from `settings`; each finished run
+    replaces the one in `folder`, which the next lesson reads.
     """
     sizes = sorted({*TRAIN_CAPS, settings.max_train_examples} - {None})
     caps = {cap_label(size): size for size in [*sizes, None]}
@@ -164,10 +199,12 @@ def training_panel(settings: TrainConfig, folder: str | Path) -> TrainingPanel:
     )
     button = widgets.Button(description="Train", button_style="primary", icon="play")
     status = widgets.Label("Choose, then press Train (several tasks: Ctrl- or Cmd-click).")
-    output = widgets.Output()
-    box = widgets.VBox([*controls.values(), button, status, output])
-    panel = TrainingPanel(settings, Path(folder), **controls, caps=caps, button=button, status=status, output=output, box=box)
-    button.on_click(panel.train)
+    output, log = widgets.Output(), widgets.Output()
+    details = widgets.Accordion([log], titles=("details",), selected_index=None, layout={"display": "none"})
+    box = widgets.VBox([*controls.values(), button, status, details, output])
+    panel = TrainingPanel(settings, Path(folder), **controls, caps=caps, button=button, status=status,
+                          output=output, log=log, details=details, box=box)
+    button.on_click(panel.press)
     return panel
 
 
@@ -187,12 +224,13 @@ class PredictionPanel(Shown):
     figure: Figure | None = None
 
     def predict(self, text: str | None = None) -> pd.DataFrame:
-        """What the Label button does (for `text`, if given, else the typed tweet): every head's probabilities."""
+        """What the Label button does (for `text`, if given, else the typed tweet): every head's
+        probabilities, drawn and in a table."""
         if text is not None:
             self.text.value = text
         self.answer = label_tweet(self.models, self.text.value)
         self.figure = plots.head_probabilities(self.answer, self.text.value)
-        show(self.output, self.figure)
+        show(self.output, self.figure, self.answer.set_index(["task", "label"]).round(3))
         return self.answer
 
 

@@ -30,10 +30,22 @@
 # Colab only: install the package and switch on widgets (elsewhere this cell does nothing).
 import sys
 
-PACKAGE_URL = "git+https://github.com/OWNER/mtl-tutorial"
+PACKAGE_URL = "git+https://github.com/OWNER/mtl-tutorial"  # the repository this notebook comes from
 if "google.colab" in sys.modules:
-    import subprocess
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", PACKAGE_URL], check=True)
+    import os, subprocess
+
+    class Stop(Exception):
+        _render_traceback_ = lambda self: [str(self)]  # shown as one line; "Run all" stops here
+
+    fix = "set PACKAGE_URL in this cell to git+https://github.com/<owner>/mtl-tutorial, then run it again"
+    if "OWNER" in PACKAGE_URL:
+        raise Stop(f"The repository of these notebooks is not set: {fix}.")
+    print(f"Installing mtl-tutorial[notebooks] from {PACKAGE_URL} ...")
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", f"mtl-tutorial[notebooks] @ {PACKAGE_URL}"],
+                         env={**os.environ, "GIT_TERMINAL_PROMPT": "0"}, capture_output=True, text=True)
+    if pip.returncode != 0:
+        print(pip.stderr, file=sys.stderr)
+        raise Stop(f"pip could not install mtl-tutorial from {PACKAGE_URL} (its error is above): {fix}.")
     from google.colab import output
     output.enable_custom_widget_manager()
 

@@ -8,8 +8,6 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from mtl_tutorial import lessons
-
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 LESSONS = sorted(path.stem for path in NOTEBOOKS.glob("*.py"))
 
@@ -29,10 +27,3 @@ def test_the_py_and_the_ipynb_have_the_same_cells(lesson):
     for number, (in_source, in_notebook) in enumerate(zip(source, notebook), start=1):
         assert in_source == in_notebook, f"{lesson}: cell {number} differs; run `jupytext --sync notebooks/{lesson}.py`"
     assert len(source) == len(notebook), f"{lesson}: {len(source)} cells in the .py, {len(notebook)} in the .ipynb"
-
-
-@pytest.mark.parametrize("lesson", LESSONS)
-def test_colab_cell_and_readme_badge_name_the_same_repository(lesson):
-    first_code = next(source for kind, source in cells(NOTEBOOKS / f"{lesson}.py") if kind == "code")
-    assert f'PACKAGE_URL = "{lessons.PACKAGE_URL}"' in first_code and "enable_custom_widget_manager" in first_code
-    assert lessons.colab_url(lesson) in (NOTEBOOKS.parent / "README.md").read_text(encoding="utf-8")

@@ -1,6 +1,11 @@
 """The lesson widgets without a browser: set their values, press their buttons, check what came back."""
 
+import json
+from pathlib import Path
+
 import matplotlib
+import nbclient
+import nbformat
 import pandas as pd
 import pytest
 
@@ -58,9 +63,13 @@ def test_training_again_replaces_the_run_and_bad_choices_are_reported(tiny_setti
     assert set(run.history["task"]) == {"emotion"} and mtl.saved_config(tmp_path / "run").tasks == ["emotion"]
     panel.tasks.value = ()
     panel.button.click()  # a button reports errors in its status line; a direct call raises them
-    assert panel.status.value == "Training stopped: no task given" and not panel.button.disabled
+    kept = f"{tmp_path / 'run'} still holds the previous run"
+    assert panel.status.value == f"Training stopped ({kept}): no task given"
+    assert not panel.button.disabled and panel.details.layout.display is None
+    assert "Traceback" in panel.log.outputs[0]["text"] and "no task given" in panel.log.outputs[0]["text"]
     with pytest.raises(ValueError, match="no task given"):
         panel.train()
+    assert panel.run is run and mtl.saved_config(tmp_path / "run").tasks == ["emotion"]
 
 
 def test_the_label_button_shows_every_heads_probabilities(tiny_settings, tmp_path):
@@ -75,3 +84,36 @@ def test_the_label_button_shows_every_heads_probabilities(tiny_settings, tmp_pat
     assert [axes.get_title() for axes in panel.figure.axes] == ["emotion head", "sentiment head"]
     again = panel.predict("worst day ever")
     assert panel.text.value == "worst day ever" and isinstance(again, pd.DataFrame) and len(again) == 7
+
+
+def test_in_a_real_kernel_a_failed_run_is_one_status_line_and_the_last_run_survives(tweeteval_dir, tmp_path):
+    """Inside a kernel (not in pytest), ipywidgets' Output swallows exceptions: press Train there."""
+    package = Path(widgets.__file__).resolve().parents[1]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in [
+        (f"import os, sys\nos.environ['HF_HUB_OFFLINE'] = '1'\nsys.path.insert(0, {str(package)!r})\n"
+         "from mtl_tutorial import TrainConfig, widgets\n"
+         "settings = TrainConfig(tasks=['emotion', 'sentiment'], epochs=1, max_train_examples=32,\n"
+         f"                      max_eval_examples=32, max_length=32, data_dir={str(tweeteval_dir)!r})\n"
+         "panel = widgets.training_panel(settings, 'run')\npanel"),
+        "first = panel.train()",
+        "panel.encoder.value = 'no-such-encoder'\npanel.button.click()",
+        "print(panel.status.value, panel.run is first, panel.output.model_id, panel.log.model_id, sep='\\n')",
+    ]])
+    kernel = nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    kernel.execute()
+    results = json.loads((tmp_path / "run" / "results.json").read_text())  # the first run's, still there
+
+    _, _, pressed, report = notebook.cells
+    assert pressed.outputs == []  # nothing dumped under the cell: no traceback, no error
+    status, same_run, output_id, log_id = report.outputs[0]["text"].splitlines()
+    assert status.startswith("Training stopped (run still holds the previous run): cannot load encoder "
+                             "'no-such-encoder': it is neither a model folder nor a model id")
+    assert same_run == "True"
+    state = notebook.metadata.widgets["application/vnd.jupyter.widget-state+json"]["state"]
+    shown = json.dumps(state[output_id]["state"]["outputs"])
+    assert "Traceback" not in shown and "no-such-encoder" not in shown
+    logged = "".join(output.get("text", "") for output in state[log_id]["state"]["outputs"])
+    assert logged.startswith("Traceback") and "OSError: cannot load encoder 'no-such-encoder'" in logged
+    assert results["emotion"]["test_examples"] == 32 and mtl.saved_config(tmp_path / "run").model is None
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".run.lock", "run"]  # nothing half-trained

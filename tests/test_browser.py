@@ -1,0 +1,335 @@
+"""The lessons as a student meets them: JupyterLab in a real browser (headless Chromium), every cell run.
+
+A JupyterLab server on 127.0.0.1 (a free port, a token) serves a temporary copy of the notebooks, made
+from their .py sources; Playwright drives Debian's Chromium through each lesson in order, runs all its
+cells at the CI scale, checks that no cell failed and every widget rendered, then moves, presses and
+types as a student would. A screenshot of each lesson goes to tests/screenshots/ (git-ignored).
+Select these tests with `-m browser`; they are skipped only where Chromium is not installed.
+"""
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+from playwright.sync_api import sync_playwright
+
+REPO = Path(__file__).resolve().parents[1]
+SCREENSHOTS = REPO / "tests" / "screenshots"
+CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+LAB_SETTINGS = {  # every cell in the page (no windowing, no space after the last); kernels start; no news
+    "notebook-extension/tracker": {"windowingMode": "none", "scrollPastEnd": False,
+                                   "autoStartDefaultKernel": True},
+    "apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
+}
+RUN_ALL_SECONDS = 600  # a lesson's cells; the CI scale takes a minute or two at most
+TRAINING_MS = 300_000  # a run started with the Train button
+VIEWPORT = {"width": 1280, "height": 1400}
+
+pytestmark = pytest.mark.browser
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Lab:
+    """A JupyterLab server over a folder of lessons, started and stopped by the `lab` fixture."""
+
+    def __init__(self, root: Path, env: dict):
+        self.root, self.port, self.token = root, free_port(), secrets.token_hex(16)
+        self.log = root.parent / "jupyterlab.log"
+        command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
+                   "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
+                   f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={self.token}",
+                   "--LabApp.expose_app_in_browser=True",  # window.jupyterapp: open, run all, read the cells
+                   f"--LabApp.user_settings_dir={root.parent / 'settings'}",
+                   f"--LabApp.workspaces_dir={root.parent / 'workspaces'}"]
+        with open(self.log, "w") as log:
+            self.server = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{path}?token={self.token}"
+
+    def wait_until_up(self, seconds: float = 120) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.server.poll() is not None:
+                log = self.log.read_text()[-3000:]
+                raise RuntimeError(f"JupyterLab exited with {self.server.returncode}:\n{log}")
+            try:
+                urllib.request.urlopen(self.url("api/status"), timeout=5)
+                return
+            except OSError:
+                time.sleep(0.5)
+        raise TimeoutError(f"JupyterLab did not answer in {seconds} s:\n{self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        """Shut down every kernel and the server; kill the server if it does not go."""
+        try:
+            request = urllib.request.Request(self.url("api/shutdown"), method="POST")
+            urllib.request.urlopen(request, timeout=30)
+        except OSError:
+            pass  # not up, or already gone: the server process is ended below
+        try:
+            self.server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.server.kill()
+            self.server.wait()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory, tweeteval_dir):
+    if not CHROMIUM.exists():
+        message = f"Chromium is not installed at {CHROMIUM} (Debian: apt-get install -y chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; .ci/run installs it, so in CI this test must run")
+        pytest.skip(message)
+    folder = tmp_path_factory.mktemp("lab")
+    root = folder / "notebooks"
+    root.mkdir()
+    for source in sorted((REPO / "notebooks").glob("*.py")):
+        notebook = jupytext.read(source)
+        notebook.metadata.pop("jupytext", None)
+        nbformat.write(notebook, root / f"{source.stem}.ipynb")
+    for name, values in LAB_SETTINGS.items():
+        path = folder / "settings" / "@jupyterlab" / f"{name}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
+    home = {name: str(folder / name.lower()) for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR",
+                                                          "JUPYTER_RUNTIME_DIR", "IPYTHONDIR")}
+    env = {**os.environ, **home, "MTL_TUTORIAL_QUICK": "1", "MTL_TUTORIAL_DATA_DIR": str(tweeteval_dir),
+           "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(REPO)}
+    server = Lab(root, env)
+    try:
+        server.wait_until_up()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def page(lab):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            page.set_default_timeout(120_000)
+            page.goto(lab.url("lab"))
+            page.wait_for_function("() => window.jupyterapp")
+            page.evaluate("async () => { await window.jupyterapp.restored; }")
+            page.evaluate("() => window.jupyterapp.shell.collapseLeft()")  # the lesson gets the whole width
+            yield page
+        finally:
+            browser.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# What a student does: open a lesson, run all its cells, look at it
+# ---------------------------------------------------------------------------------------------
+
+OPEN_LESSON = """async (path) => {
+    if (window.lesson) { await window.lesson.sessionContext.shutdown(); window.lesson.dispose(); }
+    window.lesson = await window.jupyterapp.commands.execute('docmanager:open', {path});
+    await window.lesson.context.ready;
+    await window.lesson.sessionContext.ready;
+}"""
+KERNEL_IDLE = "() => window.lesson.sessionContext.session?.kernel?.status === 'idle'"
+PROGRESS = """() => {
+    const cells = window.lesson.content.widgets.filter(cell => cell.model.type === 'code');
+    const outputs = cells.flatMap(cell => cell.model.outputs.toJSON());
+    return {run: cells.filter(cell => cell.model.executionCount !== null).length, cells: cells.length,
+            busy: window.lesson.sessionContext.session.kernel.status !== 'idle',
+            errors: outputs.filter(output => output.output_type === 'error')
+                           .map(output => output.ename + ': ' + output.evalue)};
+}"""
+WIDGETS = """() => {
+    const cells = window.lesson.content.widgets.filter(cell => cell.model.type === 'code');
+    const shown = cells.filter(cell => cell.model.outputs.toJSON().some(
+        output => output.data && output.data['application/vnd.jupyter.widget-view+json']));
+    return {views: shown.length,
+            rendered: shown.filter(cell => cell.outputArea.node.querySelector('.jupyter-widgets')).length,
+            broken: window.lesson.content.node.innerText.includes('Error displaying widget')};
+}"""
+
+
+def run_lesson(page, lesson: str) -> dict:
+    """Open `lesson`, run all its cells as the Run menu does, and check every cell and widget."""
+    page.evaluate(OPEN_LESSON, f"{lesson}.ipynb")
+    page.wait_for_function(KERNEL_IDLE)
+    started = time.monotonic()
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    while True:
+        progress = page.evaluate(PROGRESS)
+        assert not progress["errors"], f"{lesson}: a cell failed: {progress['errors']}"
+        if progress["run"] == progress["cells"] and not progress["busy"]:
+            break
+        assert time.monotonic() - started < RUN_ALL_SECONDS, f"{lesson}: not done in {RUN_ALL_SECONDS} s"
+        time.sleep(1)
+    shown = page.evaluate(WIDGETS)
+    assert shown["rendered"] == shown["views"] and not shown["broken"], f"{lesson}: a widget failed: {shown}"
+    assert "Traceback" not in visible_text(page, ".jp-Notebook"), f"{lesson}: a traceback is shown"
+    return {"seconds": time.monotonic() - started, "widgets": shown["views"]}
+
+
+def visible_text(page, selector: str) -> str:
+    """What a reader sees in `selector`: text inside collapsed or hidden parts does not count."""
+    return page.locator(selector).first.inner_text()
+
+
+def screenshot(page, name: str, cell=None) -> None:
+    """The whole lesson in one picture (the page made as tall as the notebook), or one cell of it."""
+    if cell is not None:
+        cell.screenshot(path=SCREENSHOTS / f"{name}.png")
+        return
+    height = page.evaluate(LESSON_HEIGHT)
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": min(height + 150, 16_000)})
+    page.evaluate(LESSON_HEIGHT)  # scrolled to the top again, in the taller page
+    page.wait_for_timeout(500)
+    page.screenshot(path=SCREENSHOTS / f"{name}.png")
+    page.set_viewport_size(VIEWPORT)
+
+
+LESSON_HEIGHT = """() => {  // scroll the lesson to its top and measure it
+    const scroller = window.lesson.content.node.querySelector('.jp-WindowedPanel-outer');
+    scroller.scrollTop = 0;
+    return scroller.scrollHeight;
+}"""
+
+
+def cell_with(page, text: str):
+    """The code cell whose source contains `text` (its output area holds the widget it shows)."""
+    return page.locator(".jp-CodeCell").filter(has=page.locator(".jp-InputArea-editor", has_text=text))
+
+
+def control(panel, kind: str, label: str):
+    """The widget of `kind` (slider, dropdown, text, ...) described as `label` in a panel."""
+    return panel.locator(f".widget-{kind}", has=panel.page.locator("label.widget-label", has_text=label))
+
+
+def figure_in(locator) -> str:
+    """The data of the (last) figure drawn in `locator`; it changes when the figure is redrawn."""
+    return locator.locator(".jupyter-widgets.widget-output img").last.get_attribute("src")
+
+
+PROBABILITIES = """node => {  // the table under the figure: a task's name heads its first row only
+    let task = null;
+    return [...node.querySelectorAll('.widget-output table tbody tr')].map(row => {
+        const heads = [...row.querySelectorAll('th')].map(th => th.innerText);
+        if (heads.length === 2) task = heads[0];
+        return [task, heads[heads.length - 1], row.querySelector('td').innerText];
+    });
+}"""
+FIGURE_CHANGED = """([node, before]) => {
+    const images = node.querySelectorAll('.widget-output img');
+    return images.length > 0 && images[images.length - 1].src !== before;
+}"""
+
+
+# ---------------------------------------------------------------------------------------------
+# The lessons, in order (lesson 5 reads the run that lesson 4 trains)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lesson", ["00_overview", "01_data", "02_model"])
+def test_a_lesson_runs_in_the_browser(page, lesson):
+    run_lesson(page, lesson)
+    screenshot(page, lesson)
+
+
+def test_lesson_3_the_temperature_slider_redraws_the_figure(page):
+    assert run_lesson(page, "03_sampling")["widgets"] == 1
+    panel = cell_with(page, "widgets.temperature_panel(")
+    panel.scroll_into_view_if_needed()
+    before = figure_in(panel)
+    assert panel.locator(".widget-readout").inner_text() == "2.00"
+    readout = panel.locator(".widget-readout")
+    readout.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("8")
+    page.keyboard.press("Enter")
+    page.wait_for_function(FIGURE_CHANGED, arg=[panel.element_handle(), before])
+    assert panel.locator(".widget-readout").inner_text() == "8.00"
+    screenshot(page, "03_sampling")
+    screenshot(page, "03_sampling-panel", panel)
+
+
+def test_lesson_4_train_draws_the_dev_curves_and_a_bad_encoder_is_one_readable_line(page, lab):
+    run_lesson(page, "04_training")
+    panel = cell_with(page, "widgets.training_panel(")
+    status = panel.locator("div.widget-label")
+    assert status.inner_text().startswith("Done: runs/multitask holds the run")
+    panel.scroll_into_view_if_needed()
+    before = figure_in(panel)
+
+    # a smaller run, chosen in the widgets: 1 epoch, 100 tweets per task
+    control(panel, "slider", "epochs").locator(".widget-readout").click()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("1")
+    page.keyboard.press("Enter")
+    control(panel, "dropdown", "training tweets").locator("select").select_option("100 tweets per task")
+    panel.get_by_role("button", name="Train").click()
+    page.wait_for_function(FIGURE_CHANGED, arg=[panel.element_handle(), before], timeout=TRAINING_MS)
+    status.filter(has_text="Done: runs/multitask holds the run").wait_for(timeout=TRAINING_MS)
+    run = lab.root / "runs" / "multitask"
+    config = json.loads((run / "config.json").read_text())
+    assert (config["epochs"], config["max_train_examples"]) == (1, 100)
+    results = (run / "results.json").read_bytes()
+
+    # a mistyped encoder: one readable line, the traceback folded away, the run above kept
+    encoder = control(panel, "text", "encoder").locator("input")
+    encoder.fill("no-such-encoder")
+    encoder.press("Enter")
+    panel.get_by_role("button", name="Train").click()
+    failed = status.filter(has_text="Training stopped")
+    failed.wait_for(timeout=TRAINING_MS)
+    line = failed.inner_text()
+    kept = "(runs/multitask still holds the previous run)"
+    assert line.startswith(f"Training stopped {kept}: cannot load encoder 'no-such-encoder'"), line
+    assert "Traceback" not in visible_text(page, ".jp-Notebook")
+    details = panel.locator(".widget-accordion")
+    assert details.is_visible() and details.inner_text().strip() == "details"  # folded
+    screenshot(page, "04_training")
+    screenshot(page, "04_training-panel", panel)
+    assert (run / "results.json").read_bytes() == results
+    assert json.loads((run / "config.json").read_text()) == config
+    assert sorted(path.name for path in run.parent.iterdir()) == [".multitask.lock", "multitask"]  # no half
+    assert not page.evaluate(PROGRESS)["errors"]
+
+    details.get_by_text("details").click()  # unfolded, they hold the whole traceback
+    assert "Traceback (most recent call last)" in visible_text(page, ".jp-Notebook")
+
+
+def test_lesson_5_the_labeller_shows_every_heads_probabilities(page):
+    run_lesson(page, "05_evaluation")
+    panel = cell_with(page, "widgets.prediction_panel(")
+    panel.scroll_into_view_if_needed()
+    before = figure_in(panel)
+    tweet = "my flight got cancelled and nobody at the desk will help, furious"
+    panel.locator("textarea").fill(tweet)
+    panel.get_by_role("button", name="Label it").click()
+    page.wait_for_function(FIGURE_CHANGED, arg=[panel.element_handle(), before])
+    heads = {}
+    for task, label, probability in panel.evaluate(PROBABILITIES):
+        heads.setdefault(task, []).append((label, float(probability)))
+    assert list(heads) == ["emotion", "sentiment"]
+    assert [label for label, _ in heads["emotion"]] == ["anger", "joy", "optimism", "sadness"]
+    assert [label for label, _ in heads["sentiment"]] == ["negative", "neutral", "positive"]
+    for labels in heads.values():
+        assert sum(probability for _, probability in labels) == pytest.approx(1.0, abs=0.01)
+    screenshot(page, "05_evaluation")
+    screenshot(page, "05_evaluation-panel", panel)
