@@ -265,7 +265,7 @@ def test_uncertainty_weighting_resumes_to_the_same_run(tmp_path, tiny_encoder_di
 @pytest.mark.parametrize("changes, message", [
     (dict(combine="pcgrad"), "combine='pcgrad' needs strategy='all-tasks'"),
     (dict(strategy="all-tasks", sampler="adaptive"), "sampler='adaptive' needs strategy='sample'"),
-    (dict(strategy="all-tasks", combine="gradnorm"), "unknown combine method 'gradnorm'"),
+    (dict(strategy="all-tasks", combine="gradnorm"), "unknown combine 'gradnorm': choose one of equal, uncertainty"),
     (dict(strategy="each-task"), "unknown strategy 'each-task': choose one of sample, all-tasks"),
     (dict(target_scores={"emotion": 0.76}), "target_scores are for sampler='adaptive', not 'proportional'"),
     (dict(sampler="adaptive", target_scores={"emotion": 76.3}), "between 0 and 1"),
