@@ -1,5 +1,7 @@
-"""Does multi-task learning help? Single-task baselines, multi-task runs with each sampler, and with a batch of
-every task per step combined by each method (equal, uncertainty, PCGrad, MGDA, UPGrad).
+"""Does multi-task learning help? Single-task baselines and multi-task runs, sampled or all-tasks.
+
+The multi-task arms either sample one task per step (each sampler, adaptive included) or take a batch of
+every task per step, combined by each method (equal, uncertainty, PCGrad, MGDA, UPGrad).
 
 Every arm uses the same encoder, data caps, epochs, learning rate and seeds, and the package's own
 `fit`. Runs already finished are kept, so the script can be stopped and started again; the report
@@ -37,7 +39,8 @@ ARMS = {
     "multi-task uniform": ({"sampler": "uniform"}, (77,)),
     "multi-task annealed": ({"sampler": "annealed"}, (77,)),
     "multi-task adaptive": ({"sampler": "adaptive", "temperature": 2.0}, (77,)),
-    **{f"multi-task all-tasks {combine}": ({"strategy": "all-tasks", "combine": combine}, (77,)) for combine in COMBINES},
+    **{f"multi-task all-tasks {combine}": ({"strategy": "all-tasks", "combine": combine}, (77,))
+       for combine in COMBINES},
 }
 # Test scores published in the TweetEval paper (Barbieri et al. 2020), single-task, full training data.
 PUBLISHED = {"paper: RoBERTa-base": {"emotion": 76.1, "sentiment": 71.3},

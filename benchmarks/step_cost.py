@@ -6,7 +6,8 @@ TweetEval data with the package's own step functions. Each arm runs in its own p
 memory), the arms alternate, `--rounds` times, and the medians are reported. Run by hand; results go to
 benchmarks/RESULTS.md.
 
-    python benchmarks/step_cost.py --data-dir ../shared/data/tweeteval --rounds 2 --output benchmarks/step_cost-cpu.json
+    python benchmarks/step_cost.py --data-dir ../shared/data/tweeteval --rounds 2 \
+        --output benchmarks/step_cost-cpu.json
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from mtl_tutorial.combine import COMBINES, TaskCombiner
 from mtl_tutorial.config import TrainConfig
 from mtl_tutorial.model import build_model
 from mtl_tutorial.runs import load_run_tasks
-from mtl_tutorial.train import (all_tasks_step, epoch_schedule, make_accelerator, make_optimizer, sampling_probabilities,
-                                train_step)
+from mtl_tutorial.train import (all_tasks_step, epoch_schedule, make_accelerator, make_optimizer,
+                                sampling_probabilities, train_step)
 
 ARMS = ("sample", *(f"all-tasks {combine}" for combine in COMBINES))
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
@@ -47,8 +48,9 @@ def resident_mib() -> float:
 
 def arm_config(arm: str, args) -> TrainConfig:
     strategy, _, combine = arm.partition(" ")
-    return TrainConfig(tasks=args.tasks, model=args.model, strategy=strategy, combine=combine or None, batch_size=args.batch_size,
-                       max_train_examples=args.max_train_examples, max_eval_examples=8, data_dir=args.data_dir)
+    return TrainConfig(tasks=args.tasks, model=args.model, strategy=strategy, combine=combine or None,
+                       batch_size=args.batch_size, max_train_examples=args.max_train_examples,
+                       max_eval_examples=8, data_dir=args.data_dir)
 
 
 def measure(arm: str, args) -> dict:
@@ -56,7 +58,8 @@ def measure(arm: str, args) -> dict:
     config = arm_config(arm, args)
     accelerator = make_accelerator(config.mixed_precision)
     tasks = load_run_tasks(config)
-    model, tokenizer = build_model({name: task.label_names for name, task in tasks.items()}, config.model, config.pooling)
+    labels = {name: task.label_names for name, task in tasks.items()}
+    model, tokenizer = build_model(labels, config.model, config.pooling)
     encoded = {name: encode_task(tokenizer, task, config.max_length)["train"] for name, task in tasks.items()}
     streams = {name: BatchStream(split, config.batch_size, config.seed) for name, split in encoded.items()}
     sizes = {name: len(split) for name, split in encoded.items()}
@@ -65,7 +68,8 @@ def measure(arm: str, args) -> dict:
     scheduler = get_linear_schedule_with_warmup(optimizer, 0, 10**6)
     model, optimizer = accelerator.prepare(model, optimizer)
     model.train()
-    schedule = epoch_schedule(config, sizes, args.warmup + args.steps, 1, sampling_probabilities(config, sizes, 1, []))
+    probabilities = sampling_probabilities(config, sizes, 1, [])
+    schedule = epoch_schedule(config, sizes, args.warmup + args.steps, 1, probabilities)
     before, seconds, examples = resident_mib(), [], 0
     for index, step_tasks in enumerate(schedule):
         batches = {task: next(streams[task]) for task in step_tasks}
@@ -78,19 +82,25 @@ def measure(arm: str, args) -> dict:
         if index >= args.warmup:
             seconds.append(time.perf_counter() - started)
             examples += sum(len(batch["labels"]) for batch in batches.values())
-    return {"arm": arm, "seconds_per_step": statistics.median(seconds), "examples_per_step": examples / len(seconds),
-            "seconds_per_1000_examples": 1000 * sum(seconds) / examples, "rss_before_steps_mib": before,
+    encoder = accelerator.unwrap_model(model).encoder
+    return {"arm": arm, "seconds_per_step": statistics.median(seconds),
+            "examples_per_step": examples / len(seconds),
+            "seconds_per_1000_examples": 1000 * sum(seconds) / examples,
+            "rss_before_steps_mib": before,
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "encoder_parameters": sum(p.numel() for p in accelerator.unwrap_model(model).encoder.parameters())}
+            "encoder_parameters": sum(p.numel() for p in encoder.parameters())}
 
 
 def machine() -> dict:
-    """What ran the benchmark: the CPU, the flags that matter to torch, threads, versions, and how busy it was."""
+    """What ran the benchmark: the CPU, the flags that matter to torch, threads, versions, how busy it was."""
     cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")), platform.processor())
-    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
-    return {"cpu": model, "cpu_flags": [flag for flag in CPU_FLAGS if flag in flags], "cores": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "load_average": os.getloadavg()}
+    first_processor = [line.partition(":") for line in cpuinfo.split("\n\n")[0].splitlines()]
+    fields = {key.strip(): value.strip() for key, _, value in first_processor}
+    flags = fields.get("flags", "").split()
+    return {"cpu": fields.get("model name", platform.processor()),
+            "cpu_flags": [flag for flag in CPU_FLAGS if flag in flags], "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "load_average": os.getloadavg()}
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -101,22 +111,24 @@ def summarise(runs: list[dict]) -> dict:
         summary[arm] = {key: statistics.median(run[key] for run in mine)
                         for key in ("seconds_per_step", "seconds_per_1000_examples", "examples_per_step")}
         summary[arm]["peak_rss_mib"] = max(run["peak_rss_mib"] for run in mine)
-        summary[arm]["step_memory_mib"] = max(run["peak_rss_mib"] - run["rss_before_steps_mib"] for run in mine)
+        summary[arm]["step_memory_mib"] = max(run["peak_rss_mib"] - run["rss_before_steps_mib"]
+                                              for run in mine)
         summary[arm]["runs"] = mine
-    for arm, row in summary.items():
-        row["step_time_vs_sample"] = row["seconds_per_step"] / summary["sample"]["seconds_per_step"]
-        row["example_time_vs_sample"] = row["seconds_per_1000_examples"] / summary["sample"]["seconds_per_1000_examples"]
+    sample = summary["sample"]
+    for row in summary.values():
+        row["step_time_vs_sample"] = row["seconds_per_step"] / sample["seconds_per_step"]
+        row["example_time_vs_sample"] = row["seconds_per_1000_examples"] / sample["seconds_per_1000_examples"]
     return summary
 
 
 def table(summary: dict) -> str:
     """The summary as a Markdown table for RESULTS.md."""
-    lines = ["| arm | examples per step | s per step | s per 1000 examples | vs sample (per example) | peak RSS MiB | "
-             "step memory MiB |", "|---|---|---|---|---|---|---|"]
+    lines = ["| arm | examples per step | s per step | s per 1000 examples | vs sample (per example) | "
+             "peak RSS MiB | step memory MiB |", "|---|---|---|---|---|---|---|"]
     for arm, row in summary.items():
         lines.append(f"| {arm} | {row['examples_per_step']:.0f} | {row['seconds_per_step']:.3f} | "
-                     f"{row['seconds_per_1000_examples']:.2f} | {row['example_time_vs_sample']:.2f}x | {row['peak_rss_mib']:.0f} | "
-                     f"{row['step_memory_mib']:.0f} |")
+                     f"{row['seconds_per_1000_examples']:.2f} | {row['example_time_vs_sample']:.2f}x | "
+                     f"{row['peak_rss_mib']:.0f} | {row['step_memory_mib']:.0f} |")
     return "\n".join(lines)
 
 
@@ -137,8 +149,9 @@ def main() -> None:
     if args.arm:
         print(json.dumps(measure(args.arm, args)))
         return
-    child = [sys.executable, __file__, "--tasks", *args.tasks, "--batch-size", str(args.batch_size), "--max-train-examples",
-             str(args.max_train_examples), "--steps", str(args.steps), "--warmup", str(args.warmup)]
+    child = [sys.executable, __file__, "--tasks", *args.tasks, "--batch-size", str(args.batch_size),
+             "--max-train-examples", str(args.max_train_examples), "--steps", str(args.steps),
+             "--warmup", str(args.warmup)]
     child += [word for name, flag in (("data_dir", "--data-dir"), ("model", "--model")) if getattr(args, name)
               for word in (flag, getattr(args, name))]
     started, runs = machine(), []
@@ -149,8 +162,9 @@ def main() -> None:
                 sys.exit(f"{arm} failed:\n{finished.stderr[-3000:]}")
             runs.append(json.loads(finished.stdout.strip().splitlines()[-1]))
             print(f"{arm}: {runs[-1]['seconds_per_step']:.3f} s per step", file=sys.stderr)
-    result = {"machine": started, "load_average_at_end": os.getloadavg(), "settings": {key: value for key, value in vars(args).items()
-              if key not in ("arm", "output")}, "arms": summarise(runs)}
+    settings = {key: value for key, value in vars(args).items() if key not in ("arm", "output")}
+    result = {"machine": started, "load_average_at_end": os.getloadavg(), "settings": settings,
+              "arms": summarise(runs)}
     text = json.dumps(result, indent=1, default=str)
     if args.output:
         args.output.write_text(text + "\n")

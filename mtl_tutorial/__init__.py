@@ -4,8 +4,9 @@
     data        tasks: find, download (checksummed) and read TweetEval or course-style TSV folders, write them
     batching    tokenise once, pad each batch to its longest tweet, length-grouped shuffled batches per task
     metrics     accuracy, macro-F1, macro-recall and each TweetEval task's official score
-    sampling    which task trains at each step: proportional, uniform, temperature, annealed, round-robin, adaptive
-    combine     or a batch of every task per step, combined: equal, uncertainty weighting, PCGrad, MGDA, UPGrad
+    sampling    which task trains at each step: proportional, uniform, temperature, annealed, round-robin,
+                adaptive (follows the dev scores)
+    combine     or a batch of every task per step, combined: equal, uncertainty, PCGrad, MGDA, UPGrad
     model       ClassificationHead and MultiTaskModel (one shared encoder, one head per task), save and load
     conflict    the cosine between two tasks' gradients on the shared encoder
     runs        the run folder: its files, the resumable checkpoint, reading a run back
@@ -34,8 +35,8 @@ from .metrics import official_score, scores
 from .model import (ClassificationHead, MultiTaskModel, build_model, load_encoder, load_model, save_model,
                     similarities)
 from .runs import TrainingRun, best_models, load_history, open_run, saved_config
-from .sampling import (ADAPTIVE, SAMPLERS, adaptive_probabilities, draw_tasks, passes_per_epoch, task_probabilities,
-                       task_schedule)
+from .sampling import (ADAPTIVE, SAMPLERS, adaptive_probabilities, draw_tasks, passes_per_epoch,
+                       task_probabilities, task_schedule)
 from .train import all_tasks_step, fit, train_step
 
 LAZY_MODULES = ("plots", "widgets", "cli")

@@ -58,8 +58,8 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         if kind.startswith("list"):
             parser.add_argument(flag, nargs="+", default=default, help=item.metadata["help"])
         elif kind.startswith("dict"):
-            parser.add_argument(flag, nargs="+", type=name_and_number, action=NameValuePairs, metavar="NAME=VALUE",
-                                default=default, help=item.metadata["help"])
+            parser.add_argument(flag, nargs="+", type=name_and_number, action=NameValuePairs,
+                                metavar="NAME=VALUE", default=default, help=item.metadata["help"])
         else:
             parser.add_argument(flag, type={"int": int, "float": float}.get(kind, str), default=default,
                                 choices=item.metadata.get("choices"), help=item.metadata["help"])

@@ -77,6 +77,6 @@ class TaskCombiner(nn.Module):
         PCGrad, MGDA and UPGrad need only the rows' dot products, the Gramian J J^T (tasks x tasks).
         """
         gramian = jacobian @ jacobian.T
-        if not torch.isfinite(gramian).all():  # fp16 overflow: the weights do not matter, the scaler skips the step
+        if not torch.isfinite(gramian).all():  # fp16 overflow: any weights do, the scaler skips this step
             return torch.ones(len(jacobian), device=jacobian.device)
         return self.aggregator.gramian_weighting(gramian)

@@ -38,10 +38,10 @@ class TrainConfig:
                             "combined by --combine", STRATEGIES)
     sampler: str = setting("proportional", "with --strategy sample: which task trains at each step",
                            (*SAMPLERS, ADAPTIVE))
-    temperature: float = setting(2.0, "for --sampler temperature: p_i ∝ n_i^(1/T); for adaptive: its starting mix")
+    temperature: float = setting(2.0, "for --sampler temperature: p_i ∝ n_i^(1/T); adaptive starts from it")
     target_scores: dict[str, float] | None = setting(
-        None, "for --sampler adaptive: each task's target official dev score as TASK=SCORE, e.g. its single-task "
-              "score (default: the task's best dev score so far)")
+        None, "for --sampler adaptive: each task's target official dev score as TASK=SCORE, e.g. its "
+              "single-task score (default: the task's best dev score so far)")
     combine: str | None = setting(None, "with --strategy all-tasks: how the tasks' losses or gradients are "
                                         "combined (default equal)", COMBINES)
     epochs: int = setting(5, "passes over the tasks' training data")
@@ -88,7 +88,7 @@ POSITIVE = ("temperature", "learning_rate", "max_grad_norm")
 def check_setting(item: dataclasses.Field, value) -> None:
     """Refuse a value that would only fail later, deep inside training, with a message naming the field."""
     name, choices = item.name, item.metadata.get("choices")
-    if value is None and item.default is None:  # not set (combine: only all-tasks has one)
+    if value is None and item.default is None:  # left unset: no cap, the packaged model, no combine method
         return
     if choices and value not in choices:
         raise ValueError(f"unknown {name} {value!r}: choose one of {', '.join(choices)}")
@@ -114,13 +114,16 @@ def check_strategy(config: TrainConfig) -> None:
                          "with sampling, each step trains one task and there is nothing to combine")
     if config.strategy == "all-tasks":
         if config.sampler != TrainConfig.sampler:
-            raise ValueError(f"sampler={config.sampler!r} needs strategy='sample': strategy 'all-tasks' trains "
-                             "every task at every step and samples nothing")
+            raise ValueError(f"sampler={config.sampler!r} needs strategy='sample': strategy 'all-tasks' "
+                             "trains every task at every step and samples nothing")
         config.combine = config.combine or "equal"
     if config.target_scores is not None:
         if config.sampler != ADAPTIVE:
             raise ValueError(f"target_scores are for sampler='adaptive', not {config.sampler!r}")
+        if not isinstance(config.target_scores, dict):
+            raise ValueError(f"target_scores must map task names to scores, got {config.target_scores!r}")
         wrong = {task: score for task, score in config.target_scores.items()
                  if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0 < score <= 1}
         if wrong:
-            raise ValueError(f"target scores are official dev scores between 0 and 1 (e.g. 0.76), got {wrong}")
+            raise ValueError(f"target scores are official dev scores between 0 and 1 (e.g. 0.76), "
+                             f"got {wrong}")

@@ -210,13 +210,15 @@ def per_task_by_epoch(history: pd.DataFrame, column: str, ylabel: str, title: st
 
 
 def sampling_by_epoch(history: pd.DataFrame) -> Figure:
-    """Each task's sampling probability in each epoch of a run (it moves with the adaptive and annealed samplers)."""
+    """Each task's sampling probability in each epoch of a run (it moves under the adaptive and annealed
+    samplers)."""
     return per_task_by_epoch(history, "sampling_probability", "probability of the task at a step",
                              "Task mix per epoch", (0, 1))
 
 
 def task_weights(history: pd.DataFrame) -> Figure:
-    """Each task's mean weight per epoch in an all-tasks run: 1 (equal), exp(-s) (uncertainty) or the aggregator's."""
+    """Each task's mean weight per epoch in an all-tasks run: 1 (equal), exp(-s) (uncertainty) or the
+    aggregator's (PCGrad, MGDA, UPGrad)."""
     return per_task_by_epoch(history, "weight", "mean weight of the task in a step", "Task weights per epoch")
 
 

@@ -83,7 +83,8 @@ def adaptive_probabilities(base: dict[str, float], dev_scores: dict[str, list[fl
     total = sum(gaps.values())
     if total == 0:
         return dict(base)
-    return {task: (1 - share) * probability + share * gaps[task] / total for task, probability in base.items()}
+    return {task: (1 - share) * probability + share * gaps[task] / total
+            for task, probability in base.items()}
 
 
 def passes_per_epoch(sizes: dict[str, int], batch_size: int = 32, samplers=("proportional", "temperature", "uniform"),

@@ -52,7 +52,8 @@ def make_optimizer(model, config: TrainConfig, combiner: TaskCombiner | None = N
     """
     groups = [{"params": list(model.parameters())}]
     if combiner is not None and list(combiner.parameters()):
-        groups.append({"params": list(combiner.parameters()), "lr": LOG_VARIANCE_LEARNING_RATE, "weight_decay": 0.0})
+        groups.append({"params": list(combiner.parameters()), "lr": LOG_VARIANCE_LEARNING_RATE,
+                       "weight_decay": 0.0})
     return torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=config.weight_decay, fused=True)
 
 
@@ -168,7 +169,8 @@ def epoch_schedule(config: TrainConfig, sizes: dict[str, int], steps: int, epoch
     if config.sampler == ADAPTIVE:
         tasks = draw_tasks(probabilities, steps, config.seed, epoch)
     else:
-        tasks = task_schedule(sizes, steps, config.sampler, config.seed, config.temperature, epoch, config.epochs)
+        tasks = task_schedule(sizes, steps, config.sampler, config.seed, config.temperature, epoch,
+                              config.epochs)
     return [[task] for task in tasks]
 
 
@@ -205,7 +207,8 @@ def train_into(folder: Path, config: TrainConfig, resume: bool, on_epoch_end, pr
         raise ValueError(f"max_length {config.max_length} is longer than this encoder's {longest} positions")
     unknown = sorted(set(config.target_scores or {}) - set(tasks))
     if unknown:
-        raise ValueError(f"target_scores name tasks this run does not train: {unknown}; its tasks are {list(tasks)}")
+        raise ValueError(f"target_scores name tasks this run does not train: {unknown}; "
+                         f"its tasks are {list(tasks)}")
     if accelerator.is_main_process:  # only now: a typo in a task or model name leaves no folder behind
         folder.mkdir(parents=True, exist_ok=True)
         save_config(folder, config)
@@ -216,7 +219,7 @@ def train_into(folder: Path, config: TrainConfig, resume: bool, on_epoch_end, pr
     sizes = {name: len(encoded[name]["train"]) for name in tasks}
     steps_per_epoch = sum(batches_per_pass(size, config.batch_size * world) for size in sizes.values())
     combiner = None
-    if config.strategy == "all-tasks":  # a batch of every task per step: as many batches per epoch as sampling
+    if config.strategy == "all-tasks":  # a batch of every task per step; an epoch has sampling's batches
         steps_per_epoch = -(-steps_per_epoch // len(tasks))
         combiner = TaskCombiner(config.combine, len(tasks)).to(accelerator.device)
 
@@ -236,7 +239,7 @@ def train_into(folder: Path, config: TrainConfig, resume: bool, on_epoch_end, pr
         # dropout: a resumed epoch draws the same masks, and each process its own
         torch.manual_seed(config.seed + epoch + 10_000 * accelerator.process_index)
         model.train()
-        probabilities = sampling_probabilities(config, sizes, epoch, history) if config.strategy == "sample" else {}
+        probabilities = {} if combiner else sampling_probabilities(config, sizes, epoch, history)
         schedule = epoch_schedule(config, sizes, steps_per_epoch, epoch, probabilities)
         loss_sum = {name: torch.zeros((), device=accelerator.device) for name in tasks}
         weight_sum = {name: torch.zeros((), device=accelerator.device) for name in tasks}
@@ -246,7 +249,7 @@ def train_into(folder: Path, config: TrainConfig, resume: bool, on_epoch_end, pr
         show = progress and accelerator.is_main_process
         for step_tasks in tqdm(schedule, desc=f"epoch {epoch}/{config.epochs}", disable=not show):
             batches = {task: next(streams[task]) for task in step_tasks}
-            for task, batch in batches.items():  # counted on the CPU: reading a GPU tensor would wait for the GPU
+            for task, batch in batches.items():  # counted on the CPU: reading a GPU tensor waits for the GPU
                 size, width = batch["attention_mask"].shape
                 examples[task] += size
                 tokens += size * width
@@ -254,7 +257,8 @@ def train_into(folder: Path, config: TrainConfig, resume: bool, on_epoch_end, pr
             batches = {task: to_device(batch, accelerator.device) for task, batch in batches.items()}
             if combiner is None:  # one task per step
                 [(task, batch)] = batches.items()
-                losses = train_step(model, batch, task, optimizer, scheduler, accelerator, config.max_grad_norm)[None]
+                loss = train_step(model, batch, task, optimizer, scheduler, accelerator, config.max_grad_norm)
+                losses = loss[None]
             else:  # every task at every step, combined
                 losses, weights = all_tasks_step(model, batches, combiner, optimizer, scheduler, accelerator,
                                                  config.max_grad_norm)
@@ -290,8 +294,8 @@ def train_into(folder: Path, config: TrainConfig, resume: bool, on_epoch_end, pr
             })
         if accelerator.is_main_process:
             # last/ first: it records which epoch is each task's best, so a crash before best/ can be repaired
-            save_checkpoint(folder, bare_model, tokenizer, optimizer, scheduler, streams, best, history, epoch,
-                            combiner)
+            save_checkpoint(folder, bare_model, tokenizer, optimizer, scheduler, streams, best, history,
+                            epoch, combiner)
             for name in improved_tasks:
                 save_best(folder, name, bare_model, tokenizer, epoch, best[name])
             save_history(folder, history)

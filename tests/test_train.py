@@ -38,7 +38,7 @@ def test_history_records_real_losses_and_speed(real_run):
 
 
 def test_history_records_each_epochs_task_mix(real_run):
-    assert real_run.history["sampling_probability"].tolist() == [0.5] * 4  # proportional over 400 + 400 tweets
+    assert real_run.history["sampling_probability"].tolist() == [0.5] * 4  # proportional, 400 + 400 tweets
 
 
 def test_test_scores_come_from_each_tasks_best_checkpoint(real_run):
@@ -76,10 +76,11 @@ def crash_after_first_epoch(history):
 
 def test_the_adaptive_sampler_follows_the_dev_scores_and_resumes_to_the_same_run(tmp_path, tiny_encoder_dir,
                                                                                  tweeteval_dir):
-    targets = {"emotion": 0.5, "irony": 0.9}  # above what the tiny model reaches: both tasks lag, by different gaps
+    targets = {"emotion": 0.5, "irony": 0.9}  # above the tiny model's scores: both lag, by different gaps
     config = TrainConfig(tasks=["emotion", "irony"], model=str(tiny_encoder_dir), sampler="adaptive",
-                         target_scores=targets, temperature=1.0, epochs=3, batch_size=8, max_train_examples=96,
-                         max_eval_examples=40, max_length=32, data_dir=str(tweeteval_dir))
+                         target_scores=targets, temperature=1.0, epochs=3, batch_size=8,
+                         max_train_examples=96, max_eval_examples=40, max_length=32,
+                         data_dir=str(tweeteval_dir))
     history = fit(config, tmp_path / "whole", progress=False).history
     base = task_probabilities({"emotion": 96, "irony": 96}, "temperature", 1.0)
     for epoch in (1, 2, 3):
