@@ -73,7 +73,8 @@ def adaptive_probabilities(base: dict[str, float], dev_scores: dict[str, list[fl
     A task's gap is how far its latest dev score lies below its target: `targets[task]` (e.g. its
     single-task score) or else its own best dev score so far. A share `1 - share` of the steps follows
     `base`, the rest goes to the tasks in proportion to their gaps: no task falls below (1 - share) * base.
-    With no gap anywhere (e.g. before the first epoch), the mix is `base`.
+    With no gap anywhere the mix is `base`: before any dev score, and without targets until a task's
+    score falls below its best, so in epoch 3 at the earliest.
     """
     if not 0 <= share < 1:
         raise ValueError(f"share must be in [0, 1), got {share}")
