@@ -55,7 +55,6 @@ class TaskCombiner(nn.Module):
         super().__init__()
         if method not in COMBINES:
             raise ValueError(f"unknown combine method {method!r}: choose one of {', '.join(COMBINES)}")
-        self.method = method
         self.log_variances = nn.Parameter(torch.zeros(num_tasks)) if method == "uncertainty" else None
         self.aggregator = AGGREGATORS[method]() if method in AGGREGATORS else None
 

@@ -239,7 +239,7 @@ def train_into(folder: Path, config: TrainConfig, resume: bool, on_epoch_end, pr
         # dropout: a resumed epoch draws the same masks, and each process its own
         torch.manual_seed(config.seed + epoch + 10_000 * accelerator.process_index)
         model.train()
-        probabilities = {} if combiner else sampling_probabilities(config, sizes, epoch, history)
+        probabilities = {} if combiner is not None else sampling_probabilities(config, sizes, epoch, history)
         schedule = epoch_schedule(config, sizes, steps_per_epoch, epoch, probabilities)
         loss_sum = {name: torch.zeros((), device=accelerator.device) for name in tasks}
         weight_sum = {name: torch.zeros((), device=accelerator.device) for name in tasks}
