@@ -4,7 +4,9 @@
     data        tasks: find, download (checksummed) and read TweetEval or course-style TSV folders, write them
     batching    tokenise once, pad each batch to its longest tweet, length-grouped shuffled batches per task
     metrics     accuracy, macro-F1, macro-recall and each TweetEval task's official score
-    sampling    which task trains at each step: proportional, uniform, temperature, annealed, round-robin
+    sampling    which task trains at each step: proportional, uniform, temperature, annealed, round-robin,
+                adaptive (follows the dev scores)
+    combine     or a batch of every task per step, combined: equal, uncertainty, PCGrad, MGDA, UPGrad
     model       ClassificationHead and MultiTaskModel (one shared encoder, one head per task), save and load
     conflict    the cosine between two tasks' gradients on the shared encoder
     runs        the run folder: its files, the resumable checkpoint, reading a run back
@@ -25,6 +27,7 @@ or widgets.
 import importlib
 
 from .batching import BatchStream, EncodedSplit, encode, encode_task, pad_batch, padding_waste
+from .combine import COMBINES, TaskCombiner, mgda_pair, pcgrad_pair, uncertainty_weighted_loss
 from .config import TrainConfig
 from .data import TWEETEVAL_TASKS, DataError, Task, load_task, load_tasks, write_tsv_folder
 from .evaluate import (best_vs_last, confusion_of, evaluate_run, evaluate_split, label_tweet, multitask_vs_single_task,
@@ -34,8 +37,9 @@ from .metrics import official_score, scores
 from .model import (ClassificationHead, MultiTaskModel, build_model, load_encoder, load_model, save_model,
                     similarities)
 from .runs import TrainingRun, best_models, load_history, open_run, saved_config
-from .sampling import SAMPLERS, passes_per_epoch, task_probabilities, task_schedule
-from .train import fit, train_step
+from .sampling import (ADAPTIVE, SAMPLERS, adaptive_probabilities, draw_tasks, passes_per_epoch,
+                       task_probabilities, task_schedule)
+from .train import all_tasks_step, fit, train_step
 
 LAZY_MODULES = ("plots", "widgets", "cli", "exercises")
 
@@ -45,11 +49,13 @@ __all__ = [
     "BatchStream", "EncodedSplit", "encode", "encode_task", "pad_batch", "padding_waste",
     "official_score", "scores",
     "SAMPLERS", "passes_per_epoch", "task_probabilities", "task_schedule",
+    "ADAPTIVE", "adaptive_probabilities", "draw_tasks",
+    "COMBINES", "TaskCombiner", "mgda_pair", "pcgrad_pair", "uncertainty_weighted_loss",
     "ClassificationHead", "MultiTaskModel", "build_model", "load_encoder", "load_model", "save_model", "similarities",
     "TrainingRun", "best_models", "load_history", "open_run", "saved_config",
     "evaluate_run", "evaluate_split", "predict", "predict_run", "results_table", "multitask_vs_single_task",
     "predictions_on_test", "confusion_of", "score_of", "best_vs_last", "label_tweet",
-    "fit", "train_step",
+    "fit", "train_step", "all_tasks_step",
     "describe_scale", "lesson_config", "open_or_train", "single_task_runs", "train_run",
     *LAZY_MODULES,
 ]

@@ -41,6 +41,8 @@ def command_line(config: TrainConfig, out: str | Path) -> str:
         value = getattr(config, name)
         if name in DATA_LOCATION or value == getattr(defaults, name):
             continue
+        if isinstance(value, dict):
+            value = [f"{key}={item}" for key, item in value.items()]
         words += [f"--{name.replace('_', '-')}", *(value if isinstance(value, list) else [str(value)])]
     return shlex.join(words + ["--out", str(out)])
 
@@ -55,9 +57,30 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         kind = str(item.type).split(" | ")[0]
         if kind.startswith("list"):
             parser.add_argument(flag, nargs="+", default=default, help=item.metadata["help"])
+        elif kind.startswith("dict"):
+            parser.add_argument(flag, nargs="+", type=name_and_number, action=NameValuePairs,
+                                metavar="NAME=VALUE", default=default, help=item.metadata["help"])
         else:
             parser.add_argument(flag, type={"int": int, "float": float}.get(kind, str), default=default,
                                 choices=item.metadata.get("choices"), help=item.metadata["help"])
+
+
+def name_and_number(word: str) -> tuple[str, float]:
+    """`emotion=0.76` -> ("emotion", 0.76)."""
+    name, equals, number = word.rpartition("=")
+    try:
+        if name and equals:
+            return name, float(number)
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"{word!r} is not NAME=VALUE, e.g. emotion=0.76")
+
+
+class NameValuePairs(argparse.Action):
+    """Collects `NAME=VALUE` words into a dict: `--target-scores emotion=0.76 sentiment=0.69`."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, dict(values))
 
 
 def train_command(args) -> None:

@@ -10,11 +10,13 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .combine import COMBINES
 from .data import TWEETEVAL_TASKS
-from .sampling import SAMPLERS
+from .sampling import ADAPTIVE, SAMPLERS
 
 POOLINGS = ("mean", "cls", "pooler")
 MIXED_PRECISIONS = ("no", "bf16", "fp16")
+STRATEGIES = ("sample", "all-tasks")
 
 
 def setting(default, help: str, choices: tuple | None = None, option: bool = True, **more):
@@ -32,8 +34,16 @@ class TrainConfig:
     model: str | None = setting(None, "hub id (roberta-base) or folder; default: the packaged MiniLM (offline)")
     pooling: str = setting("mean", "one vector per tweet: mean of tokens, first token, or the encoder's pooler",
                            POOLINGS)
-    sampler: str = setting("proportional", "which task trains at each step", SAMPLERS)
-    temperature: float = setting(2.0, "for --sampler temperature: p_i ∝ n_i^(1/T)")
+    strategy: str = setting("sample", "sample: one task per step; all-tasks: a batch of every task per step, "
+                            "combined by --combine", STRATEGIES)
+    sampler: str = setting("proportional", "with --strategy sample: which task trains at each step",
+                           (*SAMPLERS, ADAPTIVE))
+    temperature: float = setting(2.0, "for --sampler temperature: p_i ∝ n_i^(1/T); adaptive starts from it")
+    target_scores: dict[str, float] | None = setting(
+        None, "for --sampler adaptive: each task's target official dev score as TASK=SCORE, e.g. its "
+              "single-task score (default: the task's best dev score so far)")
+    combine: str | None = setting(None, "with --strategy all-tasks: how the tasks' losses or gradients are "
+                                        "combined (default equal)", COMBINES)
     epochs: int = setting(5, "passes over the tasks' training data")
     batch_size: int = setting(32, "training tweets per step")
     eval_batch_size: int = setting(128, "tweets per batch when scoring", option=False)
@@ -64,6 +74,7 @@ class TrainConfig:
                 setattr(self, name, str(getattr(self, name)))
         for item in dataclasses.fields(self):
             check_setting(item, getattr(self, item.name))
+        check_strategy(self)
 
     def data_location(self) -> dict:
         """Where the tasks' files are found: the keyword arguments of `data.load_task`."""
@@ -77,6 +88,8 @@ POSITIVE = ("temperature", "learning_rate", "max_grad_norm")
 def check_setting(item: dataclasses.Field, value) -> None:
     """Refuse a value that would only fail later, deep inside training, with a message naming the field."""
     name, choices = item.name, item.metadata.get("choices")
+    if value is None and item.default is None:  # left unset: no cap, the packaged model, no combine method
+        return
     if choices and value not in choices:
         raise ValueError(f"unknown {name} {value!r}: choose one of {', '.join(choices)}")
     if value is None or name == "tasks":
@@ -92,3 +105,25 @@ def check_setting(item: dataclasses.Field, value) -> None:
         raise ValueError(f"{name} must be 0 or more, got {value}")
     if name == "warmup_ratio" and not 0 <= value < 1:
         raise ValueError(f"warmup_ratio must be in [0, 1), got {value}")
+
+
+def check_strategy(config: TrainConfig) -> None:
+    """Refuse settings the strategy has no use for; strategy "all-tasks" combines by "equal" unless told."""
+    if config.strategy == "sample" and config.combine is not None:
+        raise ValueError(f"combine={config.combine!r} needs strategy='all-tasks' (--strategy all-tasks): "
+                         "with sampling, each step trains one task and there is nothing to combine")
+    if config.strategy == "all-tasks":
+        if config.sampler != TrainConfig.sampler:
+            raise ValueError(f"sampler={config.sampler!r} needs strategy='sample': strategy 'all-tasks' "
+                             "trains every task at every step and samples nothing")
+        config.combine = config.combine or "equal"
+    if config.target_scores is not None:
+        if config.sampler != ADAPTIVE:
+            raise ValueError(f"target_scores are for sampler='adaptive', not {config.sampler!r}")
+        if not isinstance(config.target_scores, dict):
+            raise ValueError(f"target_scores must map task names to scores, got {config.target_scores!r}")
+        wrong = {task: score for task, score in config.target_scores.items()
+                 if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0 < score <= 1}
+        if wrong:
+            raise ValueError(f"target scores are official dev scores between 0 and 1 (e.g. 0.76), "
+                             f"got {wrong}")

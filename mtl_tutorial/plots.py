@@ -1,7 +1,8 @@
 """Pictures for the lessons; every function returns a matplotlib Figure (nothing is shown or saved).
 
 Dev curves per epoch, label distributions, tweet lengths, pad-token shares, similarity maps, sampling
-probabilities, schedules and temperatures, confusion matrices, head probabilities, multi- vs single-task.
+probabilities, schedules and temperatures, the task mix and task weights per epoch, confusion matrices,
+head probabilities, multi- vs single-task.
 """
 
 from __future__ import annotations
@@ -192,6 +193,33 @@ def multitask_vs_single_task(table: pd.DataFrame) -> Figure:
     axes.set(xlabel="", ylabel="official test score", ylim=(0, 1), title="Multi-task vs single-task, each from its best dev epoch")
     axes.legend(loc="upper right")
     return figure
+
+
+def per_task_by_epoch(history: pd.DataFrame, column: str, ylabel: str, title: str, ylim=None) -> Figure:
+    """One line per task: `column` of a run's history against the epoch."""
+    if column not in history:
+        raise KeyError(f"this history has no {column!r} column; it has {list(history.columns)}")
+    figure, axes = plt.subplots(figsize=(6, 3.5), constrained_layout=True)
+    for task, rows in history.groupby("task", sort=False):
+        axes.plot(rows["epoch"], rows[column], "o-", label=task)
+    axes.set(xlabel="epoch", ylabel=ylabel, ylim=ylim, title=title)
+    axes.xaxis.get_major_locator().set_params(integer=True)
+    axes.grid(alpha=0.3)
+    axes.legend()
+    return figure
+
+
+def sampling_by_epoch(history: pd.DataFrame) -> Figure:
+    """Each task's sampling probability in each epoch of a run (it moves under the adaptive and annealed
+    samplers)."""
+    return per_task_by_epoch(history, "sampling_probability", "probability of the task at a step",
+                             "Task mix per epoch", (0, 1))
+
+
+def task_weights(history: pd.DataFrame) -> Figure:
+    """Each task's mean weight per epoch in an all-tasks run: 1 (equal), exp(-s) (uncertainty) or the
+    aggregator's (PCGrad, MGDA, UPGrad)."""
+    return per_task_by_epoch(history, "weight", "mean weight of the task in a step", "Task weights per epoch")
 
 
 def gradient_conflict(history: pd.DataFrame) -> Figure:

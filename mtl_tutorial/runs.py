@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from .combine import TaskCombiner
 from .config import TrainConfig
 from .data import Task, load_tasks, task_name
 from .files import recover_interrupted_writes, staged_folder, write_atomically, write_json_atomically
@@ -220,14 +221,16 @@ def saved_best_epoch(folder: Path, task: str) -> int | None:
         return None
 
 
-def save_checkpoint(folder: Path, model, tokenizer, optimizer, scheduler, streams, best, history, epoch) -> None:
-    """Everything needed to continue after `epoch`: weights, optimizer, schedule, data positions, history.
+def save_checkpoint(folder: Path, model, tokenizer, optimizer, scheduler, streams, best, history, epoch,
+                    combiner: TaskCombiner | None = None) -> None:
+    """Everything needed to continue after `epoch`: weights, optimizer, schedule, data positions, history,
+    learned task weights. The adaptive sampler needs no more: its mix follows from the history's dev scores.
 
     The history travels in the checkpoint, so a crash between writing last/ and history.json loses nothing.
     """
     state = {"epoch": epoch, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
              "streams": {name: stream.state_dict() for name, stream in streams.items()}, "best": best,
-             "history": history}
+             "history": history, **({"combiner": combiner.state_dict()} if combiner is not None else {})}
     with staged_folder(last_folder(folder)) as staging:
         save_model(model, tokenizer, staging)
         torch.save(state, staging / STATE_FILE)
@@ -237,8 +240,9 @@ def has_checkpoint(folder: Path) -> bool:
     return (last_folder(folder) / STATE_FILE).exists()
 
 
-def restore_checkpoint(folder: Path, model, optimizer, scheduler, streams) -> tuple[int, dict, list[dict]]:
-    """Load the run's last/ into the model, optimizer, schedule and data streams.
+def restore_checkpoint(folder: Path, model, optimizer, scheduler, streams,
+                       combiner: TaskCombiner | None = None) -> tuple[int, dict, list[dict]]:
+    """Load the run's last/ into the model, optimizer, schedule, data streams and learned task weights.
 
     Returns what the loop needs to go on: the last finished epoch, each task's best so far, the history.
     """
@@ -250,6 +254,8 @@ def restore_checkpoint(folder: Path, model, optimizer, scheduler, streams) -> tu
         scheduler.load_state_dict(state["scheduler"])
         for name, stream in streams.items():
             stream.load_state_dict(state["streams"][name])
+        if combiner is not None:
+            combiner.load_state_dict(state["combiner"])
         finished = state["epoch"], state["best"], state["history"]
     except Exception as error:  # torch, pickle and a foreign file each raise their own kinds
         reason = (str(error).splitlines() or [""])[0][:300]

@@ -2,6 +2,8 @@
 
 With 3k emotion tweets and 45k sentiment tweets, sampling in proportion to size lets the big task
 dominate; uniform sampling over-fits the small one. Temperature and annealing sit in between.
+The adaptive sampler starts from temperature sampling and, after each epoch, gives more steps to the
+tasks whose dev score fell furthest below their target.
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-SAMPLERS = ("proportional", "uniform", "temperature", "annealed", "round_robin")
+SAMPLERS = ("proportional", "uniform", "temperature", "annealed", "round_robin")  # fixed mixes
+ADAPTIVE = "adaptive"  # a mix that follows the dev scores (adaptive_probabilities)
+ADAPTIVE_SHARE = 0.5  # the share of the steps that the adaptive sampler moves towards the lagging tasks
 
 
 def task_probabilities(sizes: dict[str, int], sampler: str = "proportional", temperature: float = 2.0,
@@ -41,19 +45,47 @@ def task_probabilities(sizes: dict[str, int], sampler: str = "proportional", tem
 
 def task_schedule(sizes: dict[str, int], steps: int, sampler: str = "proportional", seed: int = 77,
                   temperature: float = 2.0, epoch: int = 1, num_epochs: int = 1) -> list[str]:
-    """The task of every step of one epoch, drawn from `task_probabilities`.
+    """The task of every step of one epoch, drawn from `task_probabilities` (round_robin: in turn)."""
+    tasks = list(sizes)
+    if sampler == "round_robin":
+        return [tasks[step % len(tasks)] for step in range(steps)]
+    return draw_tasks(task_probabilities(sizes, sampler, temperature, epoch, num_epochs), steps, seed, epoch)
+
+
+def draw_tasks(probabilities: dict[str, float], steps: int, seed: int = 77, epoch: int = 1) -> list[str]:
+    """`steps` tasks drawn at random from `probabilities`.
 
     The draw depends only on (seed, epoch), so every process of a multi-process run, and a run
     resumed after a crash, gets exactly the same schedule.
     """
-    tasks = list(sizes)
-    if sampler == "round_robin":
-        return [tasks[step % len(tasks)] for step in range(steps)]
-    probabilities = task_probabilities(sizes, sampler, temperature, epoch, num_epochs)
+    tasks = list(probabilities)
     generator = torch.Generator().manual_seed(seed * 1_000 + epoch)
     weights = torch.tensor([probabilities[task] for task in tasks], dtype=torch.float64)
     draws = torch.multinomial(weights, steps, replacement=True, generator=generator)
     return [tasks[i] for i in draws.tolist()]
+
+
+def adaptive_probabilities(base: dict[str, float], dev_scores: dict[str, list[float]],
+                           targets: dict[str, float] | None = None,
+                           share: float = ADAPTIVE_SHARE) -> dict[str, float]:
+    """The adaptive sampler's mix for the next epoch (after Gottumukkala et al. 2020, dynamic sampling).
+
+    A task's gap is how far its latest dev score lies below its target: `targets[task]` (e.g. its
+    single-task score) or else its own best dev score so far. A share `1 - share` of the steps follows
+    `base`, the rest goes to the tasks in proportion to their gaps: no task falls below (1 - share) * base.
+    With no gap anywhere the mix is `base`: before any dev score, and without targets until a task's
+    score falls below its best, so in epoch 3 at the earliest.
+    """
+    if not 0 <= share < 1:
+        raise ValueError(f"share must be in [0, 1), got {share}")
+    targets = targets or {}
+    gaps = {task: max(targets.get(task, max(scores, default=0.0)) - scores[-1], 0.0) if scores else 0.0
+            for task, scores in dev_scores.items()}
+    total = sum(gaps.values())
+    if total == 0:
+        return dict(base)
+    return {task: (1 - share) * probability + share * gaps[task] / total
+            for task, probability in base.items()}
 
 
 def passes_per_epoch(sizes: dict[str, int], batch_size: int = 32, samplers=("proportional", "temperature", "uniform"),

@@ -58,3 +58,18 @@ def test_quality_pairs_arms_by_seed_and_resumes(tiny_encoder_dir, tweeteval_dir,
     # a second call finds every run finished: it trains nothing and rebuilds the same report
     again = subprocess.run(command, capture_output=True, text=True)
     assert again.returncode == 0 and "==" not in again.stdout and table.read_text() == text
+
+
+def test_step_cost_measures_each_arm_against_sampling(tiny_encoder_dir, tweeteval_dir, tmp_path):
+    output = tmp_path / "step_cost.json"
+    result = run_script("step_cost.py", "--model", str(tiny_encoder_dir), "--data-dir", str(tweeteval_dir),
+                        "--max-train-examples", "64", "--steps", "2", "--warmup", "1", "--rounds", "1",
+                        "--arms", "all-tasks upgrad", "--output", str(output))
+    assert json.loads(output.read_text()) == result
+    arms = result["arms"]
+    assert list(arms) == ["sample", "all-tasks upgrad"]
+    # a batch of one task, then a batch of each task
+    assert arms["sample"]["examples_per_step"] == 32 and arms["all-tasks upgrad"]["examples_per_step"] == 64
+    assert arms["sample"]["step_time_vs_sample"] == 1 and arms["all-tasks upgrad"]["step_time_vs_sample"] > 0
+    assert all(row["peak_rss_mib"] >= row["step_memory_mib"] > 0 for row in arms.values())
+    assert result["machine"]["cpu"] and result["machine"]["cores"] >= 1

@@ -78,6 +78,9 @@ def test_errors_are_one_clear_line(tmp_path, tweeteval_dir, capsys):
     TrainConfig(tasks=["emotion"], sampler="temperature", temperature=3.0, learning_rate=1e-4, max_train_examples=6000, seed=78),
     TrainConfig(tasks=["irony", "my data/hate"], model="roberta-base", pooling="pooler", epochs=1, batch_size=16,
                 max_length=48, max_eval_examples=100, mixed_precision="bf16", data_dir="/somewhere/else"),
+    TrainConfig(strategy="all-tasks", combine="upgrad", epochs=2),
+    TrainConfig(strategy="all-tasks"),
+    TrainConfig(sampler="adaptive", target_scores={"emotion": 0.763, "sentiment": 0.691}, temperature=3.0),
 ])
 def test_command_line_trains_the_same_config_again(config):
     words = shlex.split(command_line(config, "runs/my run"))

@@ -3,7 +3,7 @@ from collections import Counter
 
 import pytest
 
-from mtl_tutorial.sampling import SAMPLERS, task_probabilities, task_schedule
+from mtl_tutorial.sampling import SAMPLERS, adaptive_probabilities, task_probabilities, task_schedule
 
 SIZES = {"emotion": 3257, "sentiment": 45615, "irony": 2862}
 
@@ -54,3 +54,27 @@ def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="at least one training example"):
         task_probabilities({"a": 0, "b": 3})
     assert set(SAMPLERS) == {"proportional", "uniform", "temperature", "annealed", "round_robin"}
+
+
+BASE = {"emotion": 0.75, "sentiment": 0.25}
+
+
+def test_adaptive_gives_the_lagging_task_more_steps():
+    # emotion improved (no gap below its best); sentiment fell 0.1 below its best: it gets the moved half
+    scores = {"emotion": [0.50, 0.60], "sentiment": [0.70, 0.60]}
+    expected = {"emotion": 0.5 * 0.75, "sentiment": 0.5 * 0.25 + 0.5}
+    assert adaptive_probabilities(BASE, scores) == pytest.approx(expected)
+    # with targets (e.g. single-task scores) the gaps are below them: 0.2 for emotion, 0.1 for sentiment
+    targets = {"emotion": 0.80, "sentiment": 0.70}
+    expected = {"emotion": 0.5 * 0.75 + 0.5 * 2 / 3, "sentiment": 0.5 * 0.25 + 0.5 * 1 / 3}
+    assert adaptive_probabilities(BASE, scores, targets) == pytest.approx(expected)
+
+
+def test_adaptive_stays_bounded_away_from_zero_and_starts_from_its_base():
+    assert adaptive_probabilities(BASE, {"emotion": [], "sentiment": []}) == BASE  # no dev score yet
+    both_at_their_best = {"emotion": [0.5, 0.7], "sentiment": [0.6, 0.8]}
+    assert adaptive_probabilities(BASE, both_at_their_best) == BASE
+    extreme = adaptive_probabilities(BASE, {"emotion": [0.9, 0.1], "sentiment": [0.7]}, share=0.8)
+    assert extreme["sentiment"] == pytest.approx(0.2 * 0.25) and sum(extreme.values()) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="share must be in"):
+        adaptive_probabilities(BASE, {"emotion": [0.5], "sentiment": [0.5]}, share=1.0)

@@ -1,8 +1,9 @@
 """The training loop on real TweetEval data: it learns, scores each task on dev, keeps its best."""
 
+import pandas as pd
 import pytest
 
-from mtl_tutorial.sampling import task_schedule
+from mtl_tutorial.sampling import adaptive_probabilities, draw_tasks, task_probabilities, task_schedule
 from mtl_tutorial.config import TrainConfig
 from mtl_tutorial.evaluate import evaluate_run
 from mtl_tutorial.runs import load_history
@@ -36,6 +37,10 @@ def test_history_records_real_losses_and_speed(real_run):
     assert (cosines.nunique() == 1).all() and history["gradient_cosine"].between(-1, 1).all()
 
 
+def test_history_records_each_epochs_task_mix(real_run):
+    assert real_run.history["sampling_probability"].tolist() == [0.5] * 4  # proportional, 400 + 400 tweets
+
+
 def test_test_scores_come_from_each_tasks_best_checkpoint(real_run):
     again = evaluate_run(real_run.folder, "test").set_index("task")
     for task, result in real_run.results.items():
@@ -58,3 +63,38 @@ def test_a_single_task_run_is_the_same_loop(tmp_path, tiny_encoder_dir, tweeteva
     run = fit(config, tmp_path / "single", progress=False)
     assert list(run.history["task"]) == ["irony", "irony"] and list(run.results) == ["irony"]
     assert (tmp_path / "single" / "best" / "irony" / "heads.safetensors").exists()
+
+
+class Crash(Exception):
+    pass
+
+
+def crash_after_first_epoch(history):
+    if history["epoch"].max() == 1:
+        raise Crash
+
+
+def test_the_adaptive_sampler_follows_the_dev_scores_and_resumes_to_the_same_run(tmp_path, tiny_encoder_dir,
+                                                                                 tweeteval_dir):
+    targets = {"emotion": 0.5, "irony": 0.9}  # above the tiny model's scores: both lag, by different gaps
+    config = TrainConfig(tasks=["emotion", "irony"], model=str(tiny_encoder_dir), sampler="adaptive",
+                         target_scores=targets, temperature=1.0, epochs=3, batch_size=8,
+                         max_train_examples=96, max_eval_examples=40, max_length=32,
+                         data_dir=str(tweeteval_dir))
+    history = fit(config, tmp_path / "whole", progress=False).history
+    base = task_probabilities({"emotion": 96, "irony": 96}, "temperature", 1.0)
+    for epoch in (1, 2, 3):
+        before = history[history["epoch"] < epoch]
+        scores = {task: before.loc[before["task"] == task, "dev_official"].tolist() for task in targets}
+        mix = adaptive_probabilities(base, scores, targets)
+        rows = history[history["epoch"] == epoch]
+        assert rows["sampling_probability"].tolist() == pytest.approx(list(mix.values()))
+        schedule = draw_tasks(mix, 24, config.seed, epoch)  # 2 x 12 batches of 8 per epoch
+        assert rows["train_examples"].tolist() == [8 * schedule.count(task) for task in targets]
+    assert history.loc[history["epoch"] == 2, "sampling_probability"].tolist() != [0.5, 0.5]  # the mix moved
+
+    with pytest.raises(Crash):
+        fit(config, tmp_path / "resumed", progress=False, on_epoch_end=crash_after_first_epoch)
+    resumed = fit(config, tmp_path / "resumed", resume=True, progress=False).history
+    clock = ["seconds", "examples_per_second", "tokens_per_second"]
+    pd.testing.assert_frame_equal(resumed.drop(columns=clock), history.drop(columns=clock))

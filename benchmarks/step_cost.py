@@ -1,0 +1,176 @@
+"""The cost of one training step of each way of combining tasks: seconds per step and peak memory.
+
+"sample" trains one sampled task per step (one batch); "all-tasks <combine>" takes one batch of every task
+per step and combines them (mtl_tutorial/combine.py). Every arm trains the same model on the same capped
+TweetEval data with the package's own step functions. Each arm runs in its own process (its own peak
+memory), the arms alternate, `--rounds` times, and the medians are reported. Run by hand; results go to
+benchmarks/RESULTS.md.
+
+    python benchmarks/step_cost.py --data-dir ../shared/data/tweeteval --rounds 2 \
+        --output benchmarks/step_cost-cpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from transformers import get_linear_schedule_with_warmup
+
+from mtl_tutorial.batching import BatchStream, encode_task
+from mtl_tutorial.combine import COMBINES, TaskCombiner
+from mtl_tutorial.config import TrainConfig
+from mtl_tutorial.model import build_model
+from mtl_tutorial.runs import load_run_tasks
+from mtl_tutorial.train import (all_tasks_step, epoch_schedule, make_accelerator, make_optimizer,
+                                sampling_probabilities, train_step)
+
+ARMS = ("sample", *(f"all-tasks {combine}" for combine in COMBINES))
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+
+
+def resident_mib() -> float:
+    """The memory this process holds now (VmRSS)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def arm_config(arm: str, args) -> TrainConfig:
+    strategy, _, combine = arm.partition(" ")
+    return TrainConfig(tasks=args.tasks, model=args.model, strategy=strategy, combine=combine or None,
+                       batch_size=args.batch_size, max_train_examples=args.max_train_examples,
+                       max_eval_examples=8, data_dir=args.data_dir)
+
+
+def measure(arm: str, args) -> dict:
+    """Time `args.steps` steps of one arm after `args.warmup` unmeasured ones, in this process."""
+    config = arm_config(arm, args)
+    accelerator = make_accelerator(config.mixed_precision)
+    tasks = load_run_tasks(config)
+    labels = {name: task.label_names for name, task in tasks.items()}
+    model, tokenizer = build_model(labels, config.model, config.pooling)
+    encoded = {name: encode_task(tokenizer, task, config.max_length)["train"] for name, task in tasks.items()}
+    streams = {name: BatchStream(split, config.batch_size, config.seed) for name, split in encoded.items()}
+    sizes = {name: len(split) for name, split in encoded.items()}
+    combiner = TaskCombiner(config.combine, len(tasks)) if config.strategy == "all-tasks" else None
+    optimizer = make_optimizer(model, config, combiner)
+    scheduler = get_linear_schedule_with_warmup(optimizer, 0, 10**6)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    model.train()
+    probabilities = sampling_probabilities(config, sizes, 1, [])
+    schedule = epoch_schedule(config, sizes, args.warmup + args.steps, 1, probabilities)
+    before, seconds, examples = resident_mib(), [], 0
+    for index, step_tasks in enumerate(schedule):
+        batches = {task: next(streams[task]) for task in step_tasks}
+        started = time.perf_counter()
+        if combiner is None:
+            [(task, batch)] = batches.items()
+            train_step(model, batch, task, optimizer, scheduler, accelerator, config.max_grad_norm)
+        else:
+            all_tasks_step(model, batches, combiner, optimizer, scheduler, accelerator, config.max_grad_norm)
+        if index >= args.warmup:
+            seconds.append(time.perf_counter() - started)
+            examples += sum(len(batch["labels"]) for batch in batches.values())
+    encoder = accelerator.unwrap_model(model).encoder
+    return {"arm": arm, "seconds_per_step": statistics.median(seconds),
+            "examples_per_step": examples / len(seconds),
+            "seconds_per_1000_examples": 1000 * sum(seconds) / examples,
+            "rss_before_steps_mib": before,
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "encoder_parameters": sum(p.numel() for p in encoder.parameters())}
+
+
+def machine() -> dict:
+    """What ran the benchmark: the CPU, the flags that matter to torch, threads, versions, how busy it was."""
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    first_processor = [line.partition(":") for line in cpuinfo.split("\n\n")[0].splitlines()]
+    fields = {key.strip(): value.strip() for key, _, value in first_processor}
+    flags = fields.get("flags", "").split()
+    return {"cpu": fields.get("model name", platform.processor()),
+            "cpu_flags": [flag for flag in CPU_FLAGS if flag in flags], "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "load_average": os.getloadavg()}
+
+
+def summarise(runs: list[dict]) -> dict:
+    """Medians per arm, and each arm's cost per step and per example relative to sampling."""
+    summary = {}
+    for arm in dict.fromkeys(run["arm"] for run in runs):
+        mine = [run for run in runs if run["arm"] == arm]
+        summary[arm] = {key: statistics.median(run[key] for run in mine)
+                        for key in ("seconds_per_step", "seconds_per_1000_examples", "examples_per_step")}
+        summary[arm]["peak_rss_mib"] = max(run["peak_rss_mib"] for run in mine)
+        summary[arm]["step_memory_mib"] = max(run["peak_rss_mib"] - run["rss_before_steps_mib"]
+                                              for run in mine)
+        summary[arm]["runs"] = mine
+    sample = summary["sample"]
+    for row in summary.values():
+        row["step_time_vs_sample"] = row["seconds_per_step"] / sample["seconds_per_step"]
+        row["example_time_vs_sample"] = row["seconds_per_1000_examples"] / sample["seconds_per_1000_examples"]
+    return summary
+
+
+def table(summary: dict) -> str:
+    """The summary as a Markdown table for RESULTS.md."""
+    lines = ["| arm | examples per step | s per step | s per 1000 examples | vs sample (per example) | "
+             "peak RSS MiB | step memory MiB |", "|---|---|---|---|---|---|---|"]
+    for arm, row in summary.items():
+        lines.append(f"| {arm} | {row['examples_per_step']:.0f} | {row['seconds_per_step']:.3f} | "
+                     f"{row['seconds_per_1000_examples']:.2f} | {row['example_time_vs_sample']:.2f}x | "
+                     f"{row['peak_rss_mib']:.0f} | {row['step_memory_mib']:.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir")
+    parser.add_argument("--model", help="encoder (default: the packaged MiniLM)")
+    parser.add_argument("--tasks", nargs="+", default=["emotion", "sentiment"])
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-train-examples", type=int, default=512, help="per task")
+    parser.add_argument("--steps", type=int, default=8, help="measured steps per arm and round")
+    parser.add_argument("--warmup", type=int, default=2, help="unmeasured steps first")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
+    parser.add_argument("--output", type=Path, help="write the results as JSON here")
+    parser.add_argument("--arm", choices=ARMS, help=argparse.SUPPRESS)  # one measurement, in a child
+    args = parser.parse_args()
+    if args.arm:
+        print(json.dumps(measure(args.arm, args)))
+        return
+    child = [sys.executable, __file__, "--tasks", *args.tasks, "--batch-size", str(args.batch_size),
+             "--max-train-examples", str(args.max_train_examples), "--steps", str(args.steps),
+             "--warmup", str(args.warmup)]
+    child += [word for name, flag in (("data_dir", "--data-dir"), ("model", "--model")) if getattr(args, name)
+              for word in (flag, getattr(args, name))]
+    started, runs = machine(), []
+    for _ in range(args.rounds):
+        for arm in ["sample", *(arm for arm in args.arms if arm != "sample")]:
+            finished = subprocess.run(child + ["--arm", arm], capture_output=True, text=True)
+            if finished.returncode:
+                sys.exit(f"{arm} failed:\n{finished.stderr[-3000:]}")
+            runs.append(json.loads(finished.stdout.strip().splitlines()[-1]))
+            print(f"{arm}: {runs[-1]['seconds_per_step']:.3f} s per step", file=sys.stderr)
+    settings = {key: value for key, value in vars(args).items() if key not in ("arm", "output")}
+    result = {"machine": started, "load_average_at_end": os.getloadavg(), "settings": settings,
+              "arms": summarise(runs)}
+    text = json.dumps(result, indent=1, default=str)
+    if args.output:
+        args.output.write_text(text + "\n")
+    print(text)
+    print(table(result["arms"]), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
