@@ -15,7 +15,7 @@ import torch
 from .config import TrainConfig
 from .data import task_name
 from .files import recover_interrupted_writes, staged_folder
-from .runs import TrainingRun, exclusive_run_folder, is_finished, lock_file, open_run, saved_config
+from .runs import TrainingRun, exclusive_run_folder, is_finished, open_run, saved_config
 from .train import fit
 
 REPOSITORY = "OWNER/mtl-tutorial"  # on GitHub; the notebooks' Colab cells and README's badges must agree (tested)
@@ -87,10 +87,7 @@ def train_run(config: TrainConfig, folder: str | Path, on_epoch_end=None, progre
     if folder.exists() and any(folder.iterdir()) and saved_config(folder) is None:
         raise ValueError(f"{folder} holds files that are not a training run; choose another folder")
     with exclusive_run_folder(folder), staged_folder(folder) as staging:
-        try:
-            run = fit(config, staging, on_epoch_end=on_epoch_end, progress=progress)
-        finally:
-            lock_file(staging).unlink(missing_ok=True)  # the hidden folder's lock: no one else knows its name
+        run = fit(config, staging, on_epoch_end=on_epoch_end, progress=progress)
     return TrainingRun(folder, run.history, run.results)
 
 

@@ -163,25 +163,31 @@ def exclusive_run_folder(folder: Path):
     """Hold the run folder for this process only; a second process is refused with the holder's pid.
 
     The operating system drops an flock when its process dies, even by SIGKILL, so a crashed run's
-    lock never blocks its `--resume`.
+    lock never blocks its `--resume`. A run that ends (well or with an error) removes its lock file.
     """
     path = lock_file(folder)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(path, "a+", encoding="utf-8")
-    try:
+    while True:
+        handle = open(path, "a+", encoding="utf-8")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
+            handle.close()
             raise RunFolderBusy(f"{folder} is being trained by {holder}: one run per folder at a time; "
-                               "wait for it to finish or choose another folder") from None
+                                "wait for it to finish or choose another folder") from None
+        if path.exists() and os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+            break
+        handle.close()  # the holder before us removed this file as we took it: take the new one
+    try:
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
         handle.flush()
         yield
     finally:
+        path.unlink(missing_ok=True)  # still holding the lock, so no one else holds this file
         handle.close()  # closing releases the lock
 
 

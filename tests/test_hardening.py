@@ -118,6 +118,9 @@ MOMENTS = ["mid-epoch", "while best/<task>/ is replaced", "while last/ is replac
 def uninterrupted(tmp_path_factory, tiny_encoder_dir, tweeteval_dir):
     folder = tmp_path_factory.mktemp("runs") / "uninterrupted"
     assert main(train_words(tiny_encoder_dir, tweeteval_dir, folder)) == 0
+    best_epochs = {task: result["best_epoch"] for task, result in json.loads((folder / "results.json").read_text()).items()}
+    assert min(best_epochs.values()) > 1, f"best/ must be replaced at least once per task for these moments: {best_epochs}"
+    assert not lock_file(folder).exists()  # a run that ended removes its lock
     return folder
 
 

@@ -186,18 +186,18 @@ def test_a_failed_or_interrupted_run_leaves_the_previous_run_whole(runs, tmp_pat
     with pytest.raises(KeyboardInterrupt):
         mtl.train_run(dataclasses.replace(config, tasks=["emotion"]), tmp_path / "run", on_epoch_end=stop)
     after = {path: path.read_bytes() for path in (tmp_path / "run").rglob("*") if path.is_file()}
-    assert after == before and sorted(path.name for path in tmp_path.iterdir()) == [".run.lock", "run"]
+    assert after == before and sorted(path.name for path in tmp_path.iterdir()) == ["run"]
 
 
 def test_what_a_killed_kernel_left_beside_a_run_is_tidied_before_the_next_one(runs, tmp_path):
     config, *_ = runs
     (tmp_path / ".run.k1ll3d.partial" / "best").mkdir(parents=True)  # killed while training the new run
     mtl.train_run(config, tmp_path / "run")
-    assert sorted(path.name for path in tmp_path.iterdir()) == [".run.lock", "run"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["run"]
     written = (tmp_path / "run" / "history.json").stat().st_mtime_ns
     (tmp_path / "run").rename(tmp_path / ".run.old")  # killed between moving the old run aside and the new in
     (tmp_path / ".other.old").mkdir()  # not this run's: left alone
     run = mtl.open_or_train(config, tmp_path / "run")  # put back and read, not trained again
     assert (tmp_path / "run" / "history.json").stat().st_mtime_ns == written
     assert run.results == json.loads((tmp_path / "run" / "results.json").read_text())
-    assert sorted(path.name for path in tmp_path.iterdir()) == [".other.old", ".run.lock", "run"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".other.old", "run"]

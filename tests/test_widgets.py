@@ -116,4 +116,4 @@ def test_in_a_real_kernel_a_failed_run_is_one_status_line_and_the_last_run_survi
     logged = "".join(output.get("text", "") for output in state[log_id]["state"]["outputs"])
     assert logged.startswith("Traceback") and "OSError: cannot load encoder 'no-such-encoder'" in logged
     assert results["emotion"]["test_examples"] == 32 and mtl.saved_config(tmp_path / "run").model is None
-    assert sorted(path.name for path in tmp_path.iterdir()) == [".run.lock", "run"]  # nothing half-trained
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["run"]  # nothing half-trained
