@@ -32,7 +32,8 @@ from .config import TrainConfig
 from .data import TWEETEVAL_TASKS, DataError, Task, load_task, load_tasks, write_tsv_folder
 from .evaluate import (best_vs_last, confusion_of, evaluate_run, evaluate_split, label_tweet, multitask_vs_single_task,
                        predict, predict_run, predictions_on_test, results_table, score_of)
-from .lessons import describe_scale, lesson_config, open_or_train, single_task_runs, train_run
+from .lessons import (describe_scale, lesson_config, lesson_scale, on_colab, open_or_train, runs_folder,
+                      single_task_configs, single_task_runs, train_run, training_plan)
 from .metrics import official_score, scores
 from .model import (ClassificationHead, MultiTaskModel, build_model, load_encoder, load_model, save_model,
                     similarities)
@@ -56,7 +57,8 @@ __all__ = [
     "evaluate_run", "evaluate_split", "predict", "predict_run", "results_table", "multitask_vs_single_task",
     "predictions_on_test", "confusion_of", "score_of", "best_vs_last", "label_tweet",
     "fit", "train_step", "all_tasks_step",
-    "describe_scale", "lesson_config", "open_or_train", "single_task_runs", "train_run",
+    "describe_scale", "lesson_config", "lesson_scale", "on_colab", "open_or_train", "runs_folder",
+    "single_task_configs", "single_task_runs", "train_run", "training_plan",
     *LAZY_MODULES,
 ]
 

@@ -54,6 +54,8 @@ class TrainConfig:
     max_length: int = setting(64, "tweets are cut at this many tokens")
     seed: int = setting(77, "fixes the data order, the task draws, the heads and dropout")
     max_train_examples: int | None = setting(None, "cap on training tweets per task (a random sample); none = all")
+    train_fraction: float | None = setting(None, "keep this share (0-1] of every task's training tweets (a random "
+                                           "sample), so the tasks keep their size ratio; none = all")
     max_eval_examples: int | None = setting(None, "cap on dev and test tweets per task (quick demos only)")
     group_by_length: bool = setting(True, "shuffled length buckets: same data and task mix, less padding",
                                     option=False)
@@ -103,6 +105,8 @@ def check_setting(item: dataclasses.Field, value) -> None:
         raise ValueError(f"{name} must be positive, got {value}")
     if name == "weight_decay" and value < 0 or name == "gradient_probe_batches" and value < 0:
         raise ValueError(f"{name} must be 0 or more, got {value}")
+    if name == "train_fraction" and not 0 < value <= 1:
+        raise ValueError(f"train_fraction must be in (0, 1], got {value}")
     if name == "warmup_ratio" and not 0 <= value < 1:
         raise ValueError(f"warmup_ratio must be in [0, 1), got {value}")
 

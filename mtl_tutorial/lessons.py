@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import statistics
+import sys
 from pathlib import Path
 
 import torch
@@ -15,12 +17,22 @@ import torch
 from .config import TrainConfig
 from .data import task_name
 from .files import recover_interrupted_writes, staged_folder
-from .runs import TrainingRun, exclusive_run_folder, is_finished, open_run, saved_config
+from .runs import (TrainingRun, exclusive_run_folder, has_checkpoint, is_finished, load_history, load_run_tasks,
+                   open_run, saved_config)
 from .train import fit
 
 REPOSITORY = "OWNER/mtl-tutorial"  # on GitHub; the notebooks' Colab cells and README's badges must agree (tested)
 PACKAGE_URL = f"git+https://github.com/{REPOSITORY}"
-QUICK_VARIABLE = "MTL_TUTORIAL_QUICK"  # "1" forces the quick setting, even on a GPU (tests and CI)
+SCALE_VARIABLE = "MTL_TUTORIAL_SCALE"  # "ci", "cpu" or "gpu": the lessons' scale, whatever the hardware
+QUICK_VARIABLE = "MTL_TUTORIAL_QUICK"  # "1" means the CI scale (the test suite's switch)
+ENCODER_VARIABLE = "MTL_TUTORIAL_ENCODER"  # a hub id or folder that replaces the scale's encoder
+RUNS_VARIABLE = "MTL_TUTORIAL_RUNS"  # where the lessons keep their runs (default: runs/ beside the notebook)
+SCALES = {
+    "ci": "CI scale: a smoke test of every cell (MTL_TUTORIAL_QUICK=1)",
+    "cpu": "CPU lesson scale: a laptop without a GPU, minutes per training lesson",
+    "gpu": "full recipe: the original tutorial's, on a GPU",
+}
+GUESSED_SPEED = {"ci": 40, "cpu": 40, "gpu": 200}  # training tweets/s before a run has measured this machine
 
 
 def colab_url(notebook: str) -> str:
@@ -28,47 +40,92 @@ def colab_url(notebook: str) -> str:
     return f"https://colab.research.google.com/github/{REPOSITORY}/blob/main/notebooks/{notebook}.ipynb"
 
 
+def on_colab() -> bool:
+    """True inside Google Colab, whose runtime forgets its files when it stops."""
+    return "google.colab" in sys.modules
+
+
 # ---------------------------------------------------------------------------------------------
-# The lesson's scale
+# The lessons' scale
 # ---------------------------------------------------------------------------------------------
 
 
-def quick_mode() -> bool:
-    """True when the lessons must be quick: there is no GPU, or MTL_TUTORIAL_QUICK=1 asks for it."""
-    return os.environ.get(QUICK_VARIABLE) == "1" or not torch.cuda.is_available()
+def lesson_scale() -> str:
+    """The scale the lessons run at: "gpu" with a GPU, "cpu" without one, "ci" when the tests ask for it.
 
-
-def lesson_config(tasks=("emotion", "sentiment"), **changes) -> TrainConfig:
-    """The lessons' training settings: the original tutorial's recipe on a GPU, a small one on a CPU.
-
-    Full: roberta-base, pooler output, all data, 5 epochs at lr 2e-5. Quick: the packaged MiniLM,
-    400 training and 300 dev/test tweets per task, 2 epochs at lr 1e-4. `changes` override either.
+    MTL_TUTORIAL_SCALE names one outright; MTL_TUTORIAL_QUICK=1 (the test suite's switch) means "ci".
     """
-    if quick_mode():
+    chosen = os.environ.get(SCALE_VARIABLE)
+    if chosen:
+        if chosen not in SCALES:
+            raise ValueError(f"{SCALE_VARIABLE}={chosen!r}: choose one of {', '.join(SCALES)}")
+        return chosen
+    if os.environ.get(QUICK_VARIABLE) == "1":
+        return "ci"
+    return "gpu" if torch.cuda.is_available() else "cpu"
+
+
+def gpu_precision() -> str:
+    """bf16 on GPUs that have it natively (Ampere and newer), fp16 on older ones (a T4), fp32 without a GPU."""
+    if not torch.cuda.is_available():
+        return "no"
+    return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
+
+
+def lesson_config(tasks=("emotion", "sentiment"), scale: str | None = None, **changes) -> TrainConfig:
+    """The lessons' training settings at one of three scales (default: `lesson_scale()`).
+
+    gpu: the original tutorial's recipe: roberta-base, pooler output, all data, 5 epochs at lr 2e-5.
+    cpu: the packaged MiniLM on an eighth of every task (sizes keep their ratio), 3 epochs at lr 1e-4.
+    ci:  MiniLM on 400 training and 300 dev/test tweets per task, 2 epochs: only proves the cells run.
+    MTL_TUTORIAL_ENCODER replaces the encoder of any scale; `changes` override any setting.
+    """
+    scale = scale or lesson_scale()
+    if scale == "gpu":
+        config = TrainConfig(tasks=list(tasks), model="roberta-base", pooling="pooler", epochs=5, learning_rate=2e-5,
+                             mixed_precision=gpu_precision())
+    elif scale == "cpu":
+        config = TrainConfig(tasks=list(tasks), model=None, pooling="mean", epochs=3, learning_rate=1e-4,
+                             sampler="temperature", train_fraction=0.125, max_eval_examples=500)
+    elif scale == "ci":
         config = TrainConfig(tasks=list(tasks), model=None, pooling="mean", epochs=2, learning_rate=1e-4,
                              max_train_examples=400, max_eval_examples=300)
     else:
-        # native bf16 only (Ampere and newer); a T4 would emulate it, so it gets fp16
-        precision = "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
-        config = TrainConfig(tasks=list(tasks), model="roberta-base", pooling="pooler", epochs=5, learning_rate=2e-5,
-                             mixed_precision=precision)
+        raise ValueError(f"unknown scale {scale!r}: choose one of {', '.join(SCALES)}")
+    encoder = os.environ.get(ENCODER_VARIABLE)
+    if encoder:
+        config = dataclasses.replace(config, model=encoder)
     return dataclasses.replace(config, **changes)
 
 
-def describe_scale(config: TrainConfig) -> str:
-    """What a run of `config` will train on, in words: encoder, epochs and every cap on the data."""
+def describe_scale(config: TrainConfig, scale: str | None = None) -> str:
+    """What a run of `config` will train on, in words: the scale, encoder, epochs and every cap on the data."""
+    scale = scale or lesson_scale()
     encoder = config.model or "the packaged MiniLM (offline)"
     lines = [f"encoder {encoder}, pooling {config.pooling!r}, {config.epochs} epochs at learning rate "
-             f"{config.learning_rate:g}, tweets cut at {config.max_length} tokens"]
+             f"{config.learning_rate:g}, {describe_sampling(config)}, tweets cut at {config.max_length} tokens"]
+    if config.train_fraction:
+        lines.append(f"CAPPED: {config.train_fraction:.1%} of every task's training tweets (a random sample; "
+                     "the tasks keep their size ratio)")
     if config.max_train_examples:
         lines.append(f"CAPPED: at most {config.max_train_examples} training tweets per task (a random sample)")
     if config.max_eval_examples:
         lines.append(f"CAPPED: at most {config.max_eval_examples} dev and {config.max_eval_examples} test tweets "
                      "per task, so every score below is an estimate")
-    if not (config.max_train_examples or config.max_eval_examples):
+    if not (config.train_fraction or config.max_train_examples or config.max_eval_examples):
         lines.append("all training, dev and test tweets of every task")
-    setting = "quick setting (CPU, or MTL_TUTORIAL_QUICK=1)" if quick_mode() else "full recipe (GPU)"
-    return f"{setting}, tasks {', '.join(config.tasks)}:\n  " + "\n  ".join(lines)
+    other = ", ".join(name for name in SCALES if name != scale)
+    return (f"{SCALES[scale]}; tasks {', '.join(config.tasks)}:\n  " + "\n  ".join(lines)
+            + f"\n  (another scale: set the environment variable {SCALE_VARIABLE} to {other})")
+
+
+def describe_sampling(config: TrainConfig) -> str:
+    """How a run of `config` chooses what trains at each step, in a few words."""
+    if config.strategy == "all-tasks":
+        return f"every task at every step, combined by {config.combine}"
+    if config.sampler == "temperature":
+        return f"temperature sampling (T={config.temperature:g})"
+    return f"{config.sampler} sampling"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,7 +159,68 @@ def open_or_train(config: TrainConfig, folder: str | Path, on_epoch_end=None, pr
     return fit(config, folder, resume=True, on_epoch_end=on_epoch_end, progress=progress)
 
 
-def single_task_runs(config: TrainConfig, folder: str | Path) -> dict[str, TrainingRun]:
+def single_task_configs(config: TrainConfig, folder: str | Path) -> dict[Path, TrainConfig]:
     """The single-task baselines of a multi-task `config`: each task alone, same settings, in folder/<task>."""
-    return {task_name(task): open_or_train(dataclasses.replace(config, tasks=[task]), Path(folder) / task_name(task))
-            for task in config.tasks}
+    return {Path(folder) / task_name(task): dataclasses.replace(config, tasks=[task]) for task in config.tasks}
+
+
+def single_task_runs(config: TrainConfig, folder: str | Path) -> dict[str, TrainingRun]:
+    """The single-task baselines of a multi-task `config`, read back or trained (see `open_or_train`)."""
+    return {place.name: open_or_train(single, place) for place, single in single_task_configs(config, folder).items()}
+
+
+def runs_folder(chosen: str | Path | None = None) -> Path:
+    """Where the lessons keep their runs: `chosen`, else $MTL_TUTORIAL_RUNS, else runs/ beside the notebook."""
+    return Path(chosen or os.environ.get(RUNS_VARIABLE) or "runs")
+
+
+def training_plan(plan: dict[str | Path, TrainConfig]) -> str:
+    """What `open_or_train` will do for each folder of `plan` (read back, resume or train) and about how long.
+
+    The time is the tweets to train and score over the speed of this machine's earlier runs of the same
+    encoder, or a guess for the scale when there are none yet.
+    """
+    plan = {Path(folder): config for folder, config in plan.items()}
+    speed, measured = measured_speed(plan), True
+    lines, total = [], 0.0
+    for folder, config in plan.items():
+        recover_interrupted_writes(folder.parent, folder.name)
+        if is_finished(folder):
+            lines.append(f"{folder}: finished, read back")
+            continue
+        done = epochs_done(folder)
+        rate = speed.get(config.model)
+        measured = measured and rate is not None
+        minutes = training_minutes(config, rate or GUESSED_SPEED[lesson_scale()], config.epochs - done)
+        total += minutes
+        step = f"resumes after epoch {done} of {config.epochs}" if done else "trains now"
+        lines.append(f"{folder}: {step}, {in_words(minutes)}")
+    if total:
+        lines.append(f"in all {in_words(total)}, " + ("at the speed of this machine's earlier runs" if measured
+                     else "a guess: this machine has no finished run of that encoder yet"))
+    return "\n".join(lines)
+
+
+def in_words(minutes: float) -> str:
+    return "under a minute" if minutes < 1 else f"about {minutes:.0f} min"
+
+
+def epochs_done(folder: Path) -> int:
+    """How many epochs a stopped run has behind it (0 if it never finished one)."""
+    return int(load_history(folder)["epoch"].max()) if has_checkpoint(folder) else 0
+
+
+def measured_speed(plan: dict[Path, TrainConfig]) -> dict[str | None, float]:
+    """Training tweets per second, by encoder, from the histories of the runs beside the plan's folders."""
+    speeds = {}
+    for folder in {place for folder in plan for place in folder.parent.glob("*") if is_finished(place)}:
+        speeds.setdefault(saved_config(folder).model, []).extend(load_history(folder)["examples_per_second"])
+    return {model: statistics.median(values) for model, values in speeds.items()}
+
+
+def training_minutes(config: TrainConfig, speed: float, epochs: int) -> float:
+    """Minutes to train `epochs` epochs of `config` at `speed` tweets/s; scoring runs about 3x as fast."""
+    tasks = load_run_tasks(config).values()
+    train = sum(len(task.splits["train"]) for task in tasks)
+    dev, test = (sum(len(task.splits[split]) for task in tasks) for split in ("dev", "test"))
+    return (epochs * (train + dev / 3) + test / 3) / speed / 60

@@ -122,8 +122,17 @@ def save_dev_curves(folder: str | Path, figure) -> Path:
 def load_run_tasks(config: TrainConfig, names: list[str] | None = None) -> dict[str, Task]:
     """The run's tasks (or only those called `names`), with its caps on training and evaluation examples."""
     entries = [entry for entry in config.tasks if names is None or task_name(entry) in names]
-    return {name: task.capped(config.max_train_examples, config.max_eval_examples, config.seed)
-            for name, task in load_tasks(entries, **config.data_location()).items()}
+    tasks = load_tasks(entries, **config.data_location())
+    return {name: task.capped(training_cap(config, len(task.splits["train"])), config.max_eval_examples, config.seed)
+            for name, task in tasks.items()}
+
+
+def training_cap(config: TrainConfig, size: int) -> int | None:
+    """How many of a task's `size` training tweets the run keeps: its share, then its cap (None = all)."""
+    caps = [config.max_train_examples] if config.max_train_examples else []
+    if config.train_fraction is not None:
+        caps.append(max(1, round(config.train_fraction * size)))
+    return min(caps, default=None)
 
 
 def run_task_names(folder: str | Path) -> list[str]:

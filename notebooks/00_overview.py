@@ -50,9 +50,18 @@ if "google.colab" in sys.modules:
     output.enable_custom_widget_manager()
 
 # %% [markdown]
-# **Settings.** This one cell decides the scale. On a GPU it is the original tutorial's recipe
-# (roberta-base, all the data, 5 epochs at learning rate 2e-5, pooler output; about an hour). On a CPU,
-# or with `MTL_TUTORIAL_QUICK=1`, a quick version that trains in a minute or two; it says below what it cut.
+# **Settings.** This one cell decides the scale, one of three, and prints which ran and what it cut:
+#
+# - **gpu**, the original tutorial's recipe: roberta-base, all the data, 5 epochs at learning rate 2e-5,
+#   pooler output. Picked when there is a GPU (Colab: Runtime > Change runtime type > GPU).
+# - **cpu**, the lesson scale for a laptop: the packaged MiniLM on an eighth of every task's training
+#   tweets (so the tasks keep their size ratio), 3 epochs. Picked when there is no GPU; each training
+#   lesson takes minutes (benchmarks/LESSONS.md has the times on a 2-core CPU).
+# - **ci**, a smoke test that only proves every cell runs (400 tweets per task, 2 epochs); the test suite
+#   asks for it with `MTL_TUTORIAL_QUICK=1`. Its scores are too small to teach from.
+#
+# The environment variable `MTL_TUTORIAL_SCALE` picks one by name, and `MTL_TUTORIAL_ENCODER` swaps the
+# encoder of any scale (a hub id or a folder).
 
 # %%
 from transformers.utils import logging
@@ -103,7 +112,7 @@ mtl.task_probabilities({name: task.sizes()["train"] for name, task in tasks.item
 # back if this folder already holds it finished (lessons 4 and 5 use the same folder).
 
 # %%
-run = mtl.open_or_train(config, "runs/multitask")
+run = mtl.open_or_train(config, mtl.runs_folder() / "multitask")
 run.history[["epoch", "task", "train_loss", "dev_loss", "dev_accuracy", "dev_macro_f1", "dev_official", "seconds"]].round(4)
 
 # %%

@@ -51,9 +51,9 @@ if "google.colab" in sys.modules:
     output.enable_custom_widget_manager()
 
 # %% [markdown]
-# **Settings.** One cell decides the scale of every lesson: on a GPU the original tutorial's recipe,
-# on a CPU (or with `MTL_TUTORIAL_QUICK=1`) a quick one. This lesson reads the data whole whatever the
-# setting; only the tokenizer it uses depends on it.
+# **Settings.** One cell decides the scale of every lesson (gpu: the original tutorial's recipe; cpu: a
+# lesson scale for a laptop; ci: a smoke test, see lesson 0). This lesson reads the data whole whatever
+# the scale; only the tokenizer it uses depends on it.
 
 # %%
 from transformers.utils import logging

@@ -69,8 +69,8 @@ print(mtl.describe_scale(config))
 
 # %% [markdown]
 # We look at the samplers with the **full** training-set sizes, because that is where the problem is.
-# Note that the quick setting caps every task at the same number of training tweets, so there all
-# samplers give nearly the same mix; the differences below show at full scale.
+# The CPU lesson scale keeps the same share of every task, so the ratio below holds there too; the CI
+# scale caps every task at the same number of tweets, so there all samplers give nearly the same mix.
 
 # %%
 # NBVAL_CHECK_OUTPUT

@@ -73,6 +73,21 @@ config = mtl.lesson_config()
 print(mtl.describe_scale(config))
 
 # %% [markdown]
+# **Where the runs live.** Runs are written to `runs/` beside this notebook (or to the folder named by the
+# environment variable `MTL_TUTORIAL_RUNS`), and the next lesson reads them back from there. A Colab
+# runtime forgets its files when it stops, so on Colab the next cell keeps the runs on your Google Drive
+# instead (Colab asks once for permission); anywhere else it changes nothing.
+
+# %%
+runs = mtl.runs_folder()
+if mtl.on_colab():
+    from google.colab import drive
+
+    drive.mount("/content/drive")
+    runs = mtl.runs_folder("/content/drive/MyDrive/mtl-tutorial/runs")
+print("runs are kept in", runs)
+
+# %% [markdown]
 # ## The loop by hand, on a few batches
 #
 # Before handing the work to `fit`, we write the loop ourselves on a few batches: 64 training tweets per
@@ -132,7 +147,7 @@ for task in schedule:
 # model in the same order.
 
 # %%
-by_fit = mtl.train_run(few, "runs/by-hand-vs-fit")
+by_fit = mtl.train_run(few, runs / "by-hand-vs-fit")
 mtl.exercises.hand_loop_vs_fit(log, by_fit.history).round(6)
 
 # %% [markdown]
@@ -146,12 +161,12 @@ mtl.exercises.hand_loop_vs_fit(log, by_fit.history).round(6)
 # dev curves of every task are redrawn. On a CPU keep to the packaged MiniLM and a few hundred tweets:
 # it trains about 40 tweets a second; `roberta-base` needs a GPU (and the internet, to download it).
 #
-# Every run is written to `runs/multitask`, replacing the one before once it has finished (a failed or
+# Every run is written to `multitask` in the runs folder, replacing the one before once it has finished (a failed or
 # interrupted run leaves the previous one whole; the status line says why): **lesson 5 reads that folder.**
 
 # %%
 
-panel = mtl.widgets.training_panel(config, "runs/multitask")
+panel = mtl.widgets.training_panel(config, runs / "multitask")
 panel
 
 # %% [markdown]

@@ -56,17 +56,36 @@ config = mtl.lesson_config()
 print(mtl.describe_scale(config))
 
 # %% [markdown]
-# ## The run from lesson 4
-#
-# Lesson 4 left its run in `runs/multitask`. If that folder holds a run, we use it as it is, whatever you
-# chose there; if not (a fresh Colab session, or lesson 4 skipped), the next cell trains the settings'
-# run now with the same package function, so this notebook always runs top to bottom.
+# **Where the runs live.** Runs are written to `runs/` beside this notebook (or to the folder named by the
+# environment variable `MTL_TUTORIAL_RUNS`), where lesson 4 left its run from there. A Colab
+# runtime forgets its files when it stops, so on Colab the next cell keeps the runs on your Google Drive
+# instead (Colab asks once for permission); anywhere else it changes nothing.
 
 # %%
-from pathlib import Path
+runs = mtl.runs_folder()
+if mtl.on_colab():
+    from google.colab import drive
 
-folder = Path("runs/multitask")
+    drive.mount("/content/drive")
+    runs = mtl.runs_folder("/content/drive/MyDrive/mtl-tutorial/runs")
+print("runs are kept in", runs)
+
+# %% [markdown]
+# ## The run from lesson 4
+#
+# Lesson 4 left its run in `multitask` in the runs folder. If that run finished, we use it as it is,
+# whatever you chose there; if it stopped part-way, it resumes; if there is none (a fresh Colab runtime,
+# or lesson 4 skipped), it trains now with the same package function, so this notebook always runs top
+# to bottom. Further down, each task's single-task baseline is found or trained the same way. Before
+# anything trains, the plan: what is read back, what trains, and roughly how long that takes here.
+
+# %%
+folder = runs / "multitask"
 config = mtl.saved_config(folder) or config  # the settings lesson 4 trained with, if it did
+baselines = mtl.single_task_configs(config, runs / "single")
+print(mtl.training_plan({folder: config, **baselines}))
+
+# %%
 run = mtl.open_or_train(config, folder)
 print(mtl.describe_scale(config))
 
@@ -108,11 +127,11 @@ with pd.option_context("display.max_colwidth", 120):
 #
 # Did sharing the encoder help? The fair comparison is the same settings with one task at a time: the
 # same encoder, data, epochs and learning rate, each task with its own best epoch. Those baselines are
-# trained here (or read back from `runs/single/<task>` if an earlier run of this notebook made them).
+# trained here (or read back from `single/<task>` in the runs folder if an earlier run of this notebook made them).
 # In the quick setting they are as small as the multi-task run.
 
 # %%
-single = mtl.single_task_runs(config, "runs/single")
+single = mtl.single_task_runs(config, runs / "single")
 comparison = mtl.multitask_vs_single_task(run, single)
 comparison.round(4)
 

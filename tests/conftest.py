@@ -43,3 +43,40 @@ def write_lines(path: Path, lines: list[str]) -> None:
 def no_data_dir_from_the_environment(monkeypatch):
     """CI sets MTL_TUTORIAL_DATA_DIR for the notebooks; tests name their data explicitly instead."""
     monkeypatch.delenv("MTL_TUTORIAL_DATA_DIR", raising=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_roberta_dir(tmp_path_factory) -> Path:
+    """A 2-layer, 32-wide random RoBERTa with its own byte-level BPE tokenizer (trained here on real tweets):
+    the full recipe's encoder type (no token types, pad id 1, a pooler), with no download."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaConfig, RobertaModel, RobertaTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-roberta")
+    tweets = [line for task in ("emotion", "sentiment")
+              for line in (TWEETEVAL / task / "train_text.txt").read_text(encoding="utf-8").splitlines()[:2000]]
+    special = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(tweets, vocab_size=1000, special_tokens=special, show_progress=False)
+    bpe.save_model(str(folder))
+    tokenizer = RobertaTokenizerFast(vocab=str(folder / "vocab.json"), merges=str(folder / "merges.txt"))
+    config = RobertaConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                           intermediate_size=64, max_position_embeddings=130, pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    RobertaModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def small_tweeteval_dir(tmp_path_factory) -> Path:
+    """A TweetEval datasets/ folder with the first tweets of emotion and sentiment: real data, uncapped runs fast."""
+    folder = tmp_path_factory.mktemp("small-tweeteval")
+    for task in ("emotion", "sentiment"):
+        (folder / task).mkdir()
+        (folder / task / "mapping.txt").write_bytes((TWEETEVAL / task / "mapping.txt").read_bytes())
+        for split, size in (("train", 240), ("val", 80), ("test", 80)):
+            for kind in ("text", "labels"):
+                lines = (TWEETEVAL / task / f"{split}_{kind}.txt").read_text(encoding="utf-8").splitlines(True)
+                (folder / task / f"{split}_{kind}.txt").write_text("".join(lines[:size]), encoding="utf-8")
+    return folder

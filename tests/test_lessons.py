@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+from pathlib import Path
 
 import matplotlib
 import pytest
@@ -16,27 +17,73 @@ from mtl_tutorial.model import load_encoder
 matplotlib.use("Agg")
 
 
-def test_lesson_config_is_quick_on_a_cpu_or_when_asked(monkeypatch):
+@pytest.fixture
+def no_scale_variables(monkeypatch):
+    for name in ("MTL_TUTORIAL_QUICK", "MTL_TUTORIAL_SCALE", "MTL_TUTORIAL_ENCODER", "MTL_TUTORIAL_RUNS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_the_scale_follows_the_hardware_unless_named(no_scale_variables, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert mtl.lesson_scale() == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert mtl.lesson_scale() == "gpu"
+    monkeypatch.setenv("MTL_TUTORIAL_QUICK", "1")
+    assert mtl.lesson_scale() == "ci"
+    monkeypatch.setenv("MTL_TUTORIAL_SCALE", "cpu")
+    assert mtl.lesson_scale() == "cpu"
+    monkeypatch.setenv("MTL_TUTORIAL_SCALE", "laptop")
+    with pytest.raises(ValueError, match="MTL_TUTORIAL_SCALE='laptop': choose one of ci, cpu, gpu"):
+        mtl.lesson_scale()
+
+
+def test_the_ci_scale_only_proves_the_cells_run(no_scale_variables, monkeypatch):
     monkeypatch.setenv("MTL_TUTORIAL_QUICK", "1")
     quick = mtl.lesson_config()
     assert (quick.model, quick.epochs, quick.learning_rate) == (None, 2, 1e-4)
     assert (quick.max_train_examples, quick.max_eval_examples, quick.tasks) == (400, 300, ["emotion", "sentiment"])
-    assert "CAPPED: at most 400 training tweets" in mtl.describe_scale(quick)
+    assert "CI scale" in mtl.describe_scale(quick) and "CAPPED: at most 400 training tweets" in mtl.describe_scale(quick)
     assert "300 dev and 300 test tweets" in mtl.describe_scale(quick)
     assert mtl.lesson_config(["irony"], epochs=3).epochs == 3
 
 
-def test_lesson_config_on_a_gpu_is_the_tutorials_recipe(monkeypatch):
-    monkeypatch.delenv("MTL_TUTORIAL_QUICK", raising=False)
+def test_the_cpu_scale_keeps_the_tasks_size_ratio_and_can_show_best_epochs_apart(no_scale_variables, tweeteval_dir):
+    config = mtl.lesson_config(scale="cpu", data_dir=tweeteval_dir)
+    assert config.epochs >= 3 and config.model is None and config.max_train_examples is None
+    tasks = mtl.runs.load_run_tasks(config)
+    full = mtl.load_tasks(config.tasks, data_dir=tweeteval_dir)
+    kept = {name: len(task.splits["train"]) for name, task in tasks.items()}
+    sizes = {name: len(task.splits["train"]) for name, task in full.items()}
+    assert kept == {name: round(size * config.train_fraction) for name, size in sizes.items()}
+    assert kept["sentiment"] / kept["emotion"] == pytest.approx(sizes["sentiment"] / sizes["emotion"], rel=0.01)
+    described = mtl.describe_scale(config, "cpu")
+    assert "CPU lesson scale" in described and "12.5% of every task's training tweets" in described
+    assert "keep their size ratio" in described and "temperature sampling (T=2)" in described
+
+
+def test_the_gpu_scale_is_the_tutorials_recipe_with_the_gpus_precision(no_scale_variables, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     # a T4: torch.cuda.is_bf16_supported() says True because it can emulate bf16, but it has no bf16 units
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
     full = mtl.lesson_config()
     assert (full.model, full.pooling, full.epochs, full.learning_rate) == ("roberta-base", "pooler", 5, 2e-5)
     assert full.max_train_examples is None and full.max_eval_examples is None and full.mixed_precision == "fp16"
-    assert "all training, dev and test tweets" in mtl.describe_scale(full)
-    monkeypatch.setenv("MTL_TUTORIAL_QUICK", "1")
-    assert mtl.lesson_config().model is None
+    assert full.train_fraction is None and "all training, dev and test tweets" in mtl.describe_scale(full)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # an A100
+    assert mtl.lesson_config().mixed_precision == "bf16"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the recipe run on a CPU: fp32
+    assert mtl.lesson_config(scale="gpu").mixed_precision == "no"
+    monkeypatch.setenv("MTL_TUTORIAL_ENCODER", "distilroberta-base")
+    assert mtl.lesson_config(scale="gpu").model == "distilroberta-base"
+    assert mtl.lesson_config(scale="ci").model == "distilroberta-base"
+
+
+def test_the_runs_folder_is_chosen_or_named_by_the_environment(no_scale_variables, monkeypatch, tmp_path):
+    assert mtl.runs_folder() == Path("runs")
+    monkeypatch.setenv("MTL_TUTORIAL_RUNS", str(tmp_path / "drive"))
+    assert mtl.runs_folder() == tmp_path / "drive"
+    assert mtl.runs_folder(tmp_path / "chosen") == tmp_path / "chosen"
+    assert not mtl.on_colab()
 
 
 def test_padding_waste_counts_pad_tokens():
@@ -93,6 +140,32 @@ def test_a_stopped_run_is_resumed(runs, tmp_path):
     (tmp_path / "run" / "results.json").unlink()  # as if it had stopped before the test scores
     run = mtl.open_or_train(config, tmp_path / "run")
     assert list(run.history["epoch"]) == [1, 1, 2, 2] and (tmp_path / "run" / "results.json").exists()
+
+
+def test_the_training_plan_says_what_is_read_back_resumed_or_trained_and_how_long(runs, tmp_path, monkeypatch):
+    config, folder, multitask, single = runs
+    monkeypatch.setenv("MTL_TUTORIAL_QUICK", "1")
+    stopped = tmp_path / "stopped"
+
+    def stop(history):
+        raise KeyboardInterrupt  # a kernel interrupted after the first epoch
+
+    with pytest.raises(KeyboardInterrupt):
+        mtl.fit(config, stopped, on_epoch_end=stop)
+    plan = mtl.training_plan({stopped: config, **mtl.single_task_configs(config, tmp_path / "single")})
+    lines = plan.splitlines()
+    assert lines[0].startswith(f"{stopped}: resumes after epoch 1 of 2, ")
+    assert lines[1].startswith(f"{tmp_path / 'single' / 'emotion'}: trains now, ")
+    assert lines[-1].startswith("in all ") and "a guess" in lines[-1]  # no finished run beside these yet
+    # beside finished runs, their measured speed is used
+    plan = mtl.training_plan({folder / "multitask": config, folder / "wider": dataclasses.replace(config, epochs=600)})
+    assert plan.splitlines()[0] == f"{folder / 'multitask'}: finished, read back"
+    assert "at the speed of this machine's earlier runs" in plan
+    speed = mtl.load_history(folder / "multitask")["examples_per_second"].median()
+    tasks = mtl.runs.load_run_tasks(config).values()
+    train, dev, test = (sum(len(task.splits[split]) for task in tasks) for split in ("train", "dev", "test"))
+    minutes = float(plan.splitlines()[1].split("about ")[1].split(" min")[0])
+    assert minutes == pytest.approx((600 * (train + dev / 3) + test / 3) / speed / 60, abs=0.5)  # scoring: 3x as fast
 
 
 def test_multitask_vs_single_task_table_and_plot(runs):
