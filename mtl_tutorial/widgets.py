@@ -30,6 +30,7 @@ from .sampling import SAMPLERS
 
 ENCODERS = (PACKAGED_ENCODER, "roberta-base", "distilroberta-base", "bert-base-uncased")  # or type any id or folder
 TRAIN_CAPS = (100, 400, 1000, 3000, 10000)  # training tweets per task offered besides "all"
+TRAIN_SHARES = (0.125, 0.25, 0.5)  # or a share of every task, which keeps their size ratio
 WIDE = {"width": "420px"}  # a layout, given as a dict so that importing creates no widget
 LABEL_STYLE = {"description_width": "130px"}
 
@@ -98,7 +99,7 @@ class TrainingPanel(Shown):
     temperature: widgets.FloatSlider
     epochs: widgets.IntSlider
     train_cap: widgets.Dropdown
-    caps: dict[str, int | None]
+    caps: dict[str, dict]  # label -> the config's caps on training tweets
     button: widgets.Button
     status: widgets.Label
     output: widgets.Output
@@ -113,7 +114,7 @@ class TrainingPanel(Shown):
         encoder = self.encoder.value.strip()
         return dataclasses.replace(
             self.settings, tasks=list(self.tasks.value), model=None if encoder in ("", PACKAGED_ENCODER) else encoder, sampler=self.sampler.value,
-            temperature=self.temperature.value, epochs=self.epochs.value, max_train_examples=self.caps[self.train_cap.value],
+            temperature=self.temperature.value, epochs=self.epochs.value, **self.caps[self.train_cap.value],
         )
 
     def train(self) -> TrainingRun:
@@ -173,8 +174,24 @@ def first_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
-def cap_label(cap: int | None) -> str:
+def cap_label(cap: int | None = None, share: float | None = None) -> str:
+    if share:
+        return f"{share:.1%} of every task (ratio kept)"
     return "all tweets" if cap is None else f"{cap:,} tweets per task"
+
+
+def training_caps(settings: TrainConfig) -> dict[str, dict]:
+    """The training-set sizes the panel offers, by label: shares of every task, tweets per task, or all."""
+    shares = sorted({*TRAIN_SHARES, settings.train_fraction} - {None})
+    sizes = sorted({*TRAIN_CAPS, settings.max_train_examples} - {None})
+    caps = {cap_label(share=share): {"train_fraction": share, "max_train_examples": None} for share in shares}
+    caps.update({cap_label(size): {"train_fraction": None, "max_train_examples": size} for size in [*sizes, None]})
+    return caps
+
+
+def chosen_cap(settings: TrainConfig) -> str:
+    """The label of the caps in `settings` (a share and a cap together show as the share)."""
+    return cap_label(settings.max_train_examples, settings.train_fraction)
 
 
 def training_panel(settings: TrainConfig, folder: str | Path) -> TrainingPanel:
@@ -183,8 +200,7 @@ def training_panel(settings: TrainConfig, folder: str | Path) -> TrainingPanel:
     The other settings (learning rate, dev/test caps, ...) come from `settings`; each finished run
     replaces the one in `folder`, which the next lesson reads.
     """
-    sizes = sorted({*TRAIN_CAPS, settings.max_train_examples} - {None})
-    caps = {cap_label(size): size for size in [*sizes, None]}
+    caps = training_caps(settings)
     controls = dict(
         tasks=widgets.SelectMultiple(options=TWEETEVAL_TASKS, value=settings.tasks, rows=6, description="tasks",
                                      layout=WIDE, style=LABEL_STYLE),
@@ -194,7 +210,7 @@ def training_panel(settings: TrainConfig, folder: str | Path) -> TrainingPanel:
         temperature=widgets.FloatSlider(value=settings.temperature, min=1.0, max=10.0, step=0.5,
                                         description="temperature", style=LABEL_STYLE),
         epochs=widgets.IntSlider(value=settings.epochs, min=1, max=10, description="epochs", style=LABEL_STYLE),
-        train_cap=widgets.Dropdown(options=list(caps), value=cap_label(settings.max_train_examples),
+        train_cap=widgets.Dropdown(options=list(caps), value=chosen_cap(settings),
                                    description="training tweets", style=LABEL_STYLE),
     )
     button = widgets.Button(description="Train", button_style="primary", icon="play")

@@ -1,5 +1,6 @@
 """The lesson widgets without a browser: set their values, press their buttons, check what came back."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -50,6 +51,17 @@ def test_the_train_button_trains_the_chosen_tasks_and_draws_every_epoch(tiny_set
     assert panel.figure.get_suptitle() == "after epoch 2 of 2"
     assert len(panel.figure.axes[0].get_legend().get_texts()) == 3
     assert panel.status.value.startswith("Done") and not panel.button.disabled
+
+
+def test_the_training_size_is_a_share_of_every_task_or_a_cap_per_task(tiny_settings, tmp_path):
+    shared = dataclasses.replace(tiny_settings, max_train_examples=None, train_fraction=0.125)
+    panel = widgets.training_panel(shared, tmp_path / "run")
+    assert panel.train_cap.value == "12.5% of every task (ratio kept)" and panel.config() == shared
+    assert "50.0% of every task (ratio kept)" in panel.train_cap.options
+    panel.train_cap.value = "400 tweets per task"
+    assert (panel.config().max_train_examples, panel.config().train_fraction) == (400, None)
+    panel.train_cap.value = "all tweets"
+    assert (panel.config().max_train_examples, panel.config().train_fraction) == (None, None)
 
 
 def test_training_again_replaces_the_run_and_bad_choices_are_reported(tiny_settings, tmp_path):
