@@ -206,8 +206,8 @@ model.zero_grad()
 #
 # With `"pooler"` the head's own dense + tanh comes on top of the pooler's dense + tanh: two such layers
 # in a row, as in the original tutorial's recipe. That is redundant (Hugging Face's RoBERTa classifier
-# puts a single dense + tanh on the first token's vector instead) but harmless: it adds one
-# hidden x hidden layer per model and both layers are trained, so the pair works as a slightly deeper head.
+# puts a single dense + tanh on the first token's vector instead) but harmless: the pooler's layer is
+# part of the encoder anyway, both layers are trained, and the pair simply makes a slightly deeper head.
 #
 # Before any fine-tuning, which choice already places tweets of similar meaning close together? Cosine
 # similarity between four tweets, two happy and two angry:

@@ -153,7 +153,7 @@ mtl.widgets.temperature_panel(sizes, temperature=config.temperature)
 # %% [markdown]
 # Which sampler is best is an empirical question: it depends on how related the tasks are and how
 # different their sizes. Lesson 4 lets you train with each of them and compare the dev curves. Toolkits
-# such as jiant (Pruksachatkun et al., 2020) offer the same choice of samplers.
+# such as jiant (Pruksachatkun et al., 2020) offer a similar choice of samplers.
 #
 # ## Sampling versus loss weighting
 #
