@@ -32,6 +32,7 @@ class ClassificationHead(nn.Module):
     def __init__(self, hidden_size: int, num_labels: int, dropout: float = 0.1):
         super().__init__()
         self.dense = nn.Linear(hidden_size, hidden_size)
+        self.activation = nn.Tanh()  # a module, not torch.tanh in forward, so that printing the head shows it
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(hidden_size, num_labels)
         for layer in (self.dense, self.out):
@@ -39,7 +40,7 @@ class ClassificationHead(nn.Module):
             nn.init.zeros_(layer.bias)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.out(self.dropout(torch.tanh(self.dense(features))))
+        return self.out(self.dropout(self.activation(self.dense(features))))
 
 
 def sequence_representation(outputs, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:

@@ -1,18 +1,65 @@
 """Pictures for the lessons; every function returns a matplotlib Figure (nothing is shown or saved).
 
-Dev curves per epoch, label distributions, tweet lengths, pad-token shares, similarity maps, sampling
-probabilities, schedules and temperatures, the task mix and task weights per epoch, confusion matrices,
-head probabilities, multi- vs single-task.
+The model's architecture, dev curves per epoch, label distributions, tweet lengths, pad-token shares,
+similarity maps, sampling probabilities, schedules and temperatures, the task mix and task weights per
+epoch, confusion matrices, head probabilities, multi- vs single-task.
 """
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
+from matplotlib.patches import FancyBboxPatch
 
 from .metrics import official_metric_name
 from .sampling import task_probabilities, task_schedule
+
+
+def architecture(tasks=("emotion", "sentiment"), labels: dict[str, list[str]] | None = None) -> Figure:
+    """Hard parameter sharing as a picture: each task's tweets, the sampler that picks one task per step,
+    the tokenizer, ONE shared encoder, pooling to one vector per tweet, then one head per task."""
+    tasks, labels = list(tasks), labels or {}
+    if not tasks:
+        raise ValueError("architecture needs at least one task name")
+    height = max(len(tasks), 2)
+    figure, axes = plt.subplots(figsize=(12, 1.1 * height + 1.4), constrained_layout=True)
+    axes.set(xlim=(0, 12.2), ylim=(-1.0, height))
+    axes.axis("off")
+    middle = (height - 1) / 2
+    rows = [middle + (len(tasks) - 1) / 2 - index for index in range(len(tasks))]  # first task on top
+
+    def box(x, y, text, width, colour, box_height=0.7):
+        corner = (x - width / 2, y - box_height / 2)
+        axes.add_patch(FancyBboxPatch(corner, width, box_height, facecolor=colour, edgecolor="black",
+                                      boxstyle="round,pad=0.05"))
+        axes.text(x, y, text, ha="center", va="center", fontsize=9)
+
+    def arrow(start, end):
+        axes.annotate("", end, start, arrowprops={"arrowstyle": "->", "color": "black"})
+
+    box(6.6, middle, "shared encoder\n(every Transformer layer,\nupdated by every task)", 2.0, "#9ecae1",
+        0.8 * height)
+    for x, text, width in ((2.9, "sampler\npicks one task\nper step", 1.5), (4.7, "tokenizer", 1.3),
+                           (8.6, "pooling\none vector\nper tweet", 1.3)):
+        box(x, middle, text, width, "#fdd0a2" if x < 3 else "#e5e5e5")
+    for start, end in ((3.65, 4.05), (5.35, 5.6), (7.6, 7.95)):
+        arrow((start, middle), (end, middle))
+    for index, (task, y) in enumerate(zip(tasks, rows)):
+        box(0.9, y, f"{task}\ntweets", 1.5, "white")
+        arrow((1.65, y), (2.15, middle))
+        names = textwrap.fill(", ".join(labels.get(task, [])), 26)
+        box(10.9, y, f"{task} head" + (f"\n{names}" if names else ""), 2.3, to_rgba(f"C{index}", 0.35), 0.75)
+        arrow((9.25, middle), (9.75, y))
+    caption = ("At each step the sampler draws one task; that task's batch goes through the tokenizer, "
+               "the shared encoder and pooling,\nthen through that task's head only "
+               "(its name picks the head). Every task's loss updates the encoder.")
+    axes.text(6.1, -0.75, caption, ha="center", va="center", fontsize=9, style="italic")
+    axes.set_title("Hard parameter sharing: one encoder for every task, one head per task")
+    return figure
 
 
 def dev_curves(history: pd.DataFrame, title: str = "") -> Figure:
@@ -48,12 +95,18 @@ def label_distribution(tasks: dict, split: str = "train") -> Figure:
 
 
 def token_lengths(lengths: dict[str, list[int]], max_length: int = 64) -> Figure:
-    """Histogram of tweet lengths in tokens, per task, with the truncation length marked."""
+    """Histogram of tweet lengths in tokens, per task, with the truncation length marked.
+
+    Each task's bars add up to 1 (shares, not counts), so a small task stays visible beside a big one.
+    """
     figure, axes = plt.subplots(figsize=(7, 3.5), constrained_layout=True)
     for task, values in lengths.items():
-        axes.hist(values, bins=range(0, max_length + 2, 2), alpha=0.5, label=task)
+        share = [1 / len(values)] * len(values)
+        axes.hist(values, bins=range(0, max_length + 2, 2), weights=share, alpha=0.5,
+                  label=f"{task} (n={len(values):,})")
     axes.axvline(max_length, color="black", linestyle="--", label=f"max_length = {max_length}")
-    axes.set(xlabel="tokens per tweet (after truncation)", ylabel="tweets", title="Tweet lengths")
+    axes.set(xlabel="tokens per tweet (after truncation)", ylabel="share of the task's tweets (sums to 1)",
+             title="Tweet lengths")
     axes.legend()
     return figure
 
@@ -223,12 +276,30 @@ def task_weights(history: pd.DataFrame) -> Figure:
 
 
 def gradient_conflict(history: pd.DataFrame) -> Figure:
-    """Cosine between the tasks' gradients on the shared encoder, per epoch: above 0 they agree."""
+    """Cosine between the tasks' gradients on the shared encoder, per epoch: above 0 they agree.
+
+    The cosine is symmetric, so two tasks give one line; with three or more, each task's line is its mean
+    cosine with the others. A run of one task (or one that did not measure it) gets a note instead.
+    """
     figure, axes = plt.subplots(figsize=(6, 3.5), constrained_layout=True)
-    for task, rows in history.groupby("task", sort=False):
-        axes.plot(rows["epoch"], rows["gradient_cosine"], "o-", label=f"{task} vs the other task(s)")
+    tasks = list(dict.fromkeys(history["task"]))
+    measured = "gradient_cosine" in history and history["gradient_cosine"].notna().any()
+    if len(tasks) < 2 or not measured:
+        why = (f"this run trained one task ({', '.join(tasks)})" if len(tasks) < 2
+               else "this run did not measure it (gradient_probe_batches = 0)")
+        axes.text(0.5, 0.5, f"The gradient cosine needs two tasks:\n{why}.", ha="center", va="center",
+                  transform=axes.transAxes)
+        axes.axis("off")
+        return figure
+    if len(tasks) == 2:  # both tasks' rows hold the same cosine
+        lines = {f"{tasks[0]} vs {tasks[1]}": history[history["task"] == tasks[0]]}
+    else:
+        lines = {f"{task} vs the others (mean)": rows for task, rows in history.groupby("task", sort=False)}
+    for label, rows in lines.items():
+        axes.plot(rows["epoch"], rows["gradient_cosine"], "o-", label=label)
     axes.axhline(0, color="black", linewidth=0.8)
-    axes.set(xlabel="epoch", ylabel="cosine of encoder gradients", ylim=(-1, 1), title="Do the tasks pull the encoder the same way?")
+    axes.set(xlabel="epoch", ylabel="cosine of encoder gradients", ylim=(-1, 1),
+             title="Do the tasks pull the encoder the same way?")
     axes.xaxis.get_major_locator().set_params(integer=True)
     axes.legend()
     return figure

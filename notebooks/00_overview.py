@@ -17,14 +17,15 @@
 # # Multi-task learning for tweets — the whole pipeline on one page
 #
 # One pre-trained Transformer encoder, **shared** by two tweet classification tasks, each with its own
-# small classification **head** (hard parameter sharing):
+# small classification **head**: multi-task learning (Caruana, 1997) by hard parameter sharing
+# (Ruder, 2017):
 #
 # * `emotion`: anger, joy, optimism or sadness (SemEval-2018 Task 1);
 # * `sentiment`: negative, neutral or positive (SemEval-2017 Task 4A),
 #
-# both from the TweetEval benchmark. This page follows the original course tutorial's steps (data, model,
-# task sampling, training, testing each task's best epoch) with one package call each. Lessons 1 to 5
-# take each step slowly.
+# both from the TweetEval benchmark (Barbieri et al., 2020). This page follows the original course
+# tutorial's steps (data, model, task sampling, training, testing each task's best epoch) with one package
+# call each. Lessons 1 to 5 take each step slowly.
 
 # %%
 # Colab only: install the package and switch on widgets (elsewhere this cell does nothing).
@@ -88,6 +89,10 @@ for task in tasks.values():
 # ## 2. Model
 #
 # The encoder plus one head (dense, tanh, dropout, linear) per task; nearly all parameters are shared.
+# The picture for this page's tasks (lesson 2 builds it piece by piece):
+
+# %%
+mtl.plots.architecture(tasks, {name: task.label_names for name, task in tasks.items()});
 
 # %%
 
@@ -147,3 +152,18 @@ mtl.results_table(run.results).round(4)
 # %%
 
 mtl.predict_run(run.folder, ["i love rainy sundays with a good book", "my flight got cancelled AGAIN"]).round(3)
+
+# %% [markdown]
+# ## References
+#
+# * Caruana, R. (1997). Multitask Learning. *Machine Learning*, 28, 41-75.
+# * Ruder, S. (2017). An Overview of Multi-Task Learning in Deep Neural Networks. arXiv:1706.05098.
+# * Barbieri, F., Camacho-Collados, J., Espinosa Anke, L. and Neves, L. (2020). TweetEval: Unified
+#   Benchmark and Comparative Evaluation for Tweet Classification. *Findings of EMNLP 2020*.
+# * Mohammad, S., Bravo-Marquez, F., Salameh, M. and Kiritchenko, S. (2018). SemEval-2018 Task 1: Affect
+#   in Tweets. *SemEval-2018*.
+# * Rosenthal, S., Farra, N. and Nakov, P. (2017). SemEval-2017 Task 4: Sentiment Analysis in Twitter.
+#   *SemEval-2017*.
+# * Liu, Y. et al. (2019). RoBERTa: A Robustly Optimized BERT Pretraining Approach. arXiv:1907.11692.
+# * Wang, W. et al. (2020). MiniLM: Deep Self-Attention Distillation for Task-Agnostic Compression of
+#   Pre-Trained Transformers. *NeurIPS 2020*.

@@ -78,8 +78,9 @@ for task in tasks.values():
     print(task)
 
 # %% [markdown]
-# The two tasks differ in size by a factor of 14: about 3k emotion tweets against 46k sentiment
-# tweets. That imbalance is the reason for lesson 3. (The original tutorial used its own split of the
+# The cell above prints each split's size: the two tasks differ in size by a factor of 14, about 3k
+# emotion tweets against 46k sentiment tweets (the data are the same whatever the settings). That
+# imbalance is the reason for lesson 3. (The original tutorial used its own split of the
 # sentiment data, 42,756 / 4,751 / 12,284; TweetEval's dev set is smaller, 2,000 tweets.)
 #
 # Each split is a plain DataFrame of texts and label ids:
@@ -125,10 +126,10 @@ tweet = "@user can't believe it's snowing AGAIN in april 😩 #spring"
 print(tokenizer.tokenize(tweet))
 
 # %% [markdown]
-# Words it knows stay whole; rarer words are cut into pieces (MiniLM's WordPiece marks a continuation
-# with `##`, RoBERTa's byte-level BPE marks a word start with `Ġ`). MiniLM lower-cases everything and
-# has no emoji in its vocabulary, so 😩 becomes `[UNK]`; RoBERTa reads the emoji's bytes instead.
-# TweetEval already replaced user names with `@user`.
+# The cell above prints the pieces this lesson's tokenizer makes. Words it knows stay whole; rarer words
+# are cut into pieces. MiniLM's WordPiece marks a continuation with `##`; it lower-cases everything and
+# has no emoji in its vocabulary, so 😩 becomes `[UNK]`. RoBERTa's byte-level BPE marks a word start with
+# `Ġ` and reads the emoji's bytes instead. TweetEval already replaced user names with `@user`.
 #
 # The ids add the sequence markers the encoder was pre-trained with:
 
@@ -151,11 +152,19 @@ mtl.plots.token_lengths(lengths, config.max_length);
 # %%
 import pandas as pd
 
+for name, values in lengths.items():
+    values = pd.Series(values)
+    cut = (values >= config.max_length).mean()
+    print(f"{name}: median {values.median():.0f} tokens, 95% of tweets at most {values.quantile(0.95):.0f}; "
+          f"{cut:.1%} reach max_length = {config.max_length} and lose their end")
 pd.DataFrame({name: pd.Series(values).describe(percentiles=[0.5, 0.95]) for name, values in lengths.items()}).round(1)
 
 # %% [markdown]
-# The median tweet has 26 (emotion) or 30 (sentiment) tokens and 95% have fewer than 45; hardly any reach
-# 64, so the limit cuts almost nothing.
+# Each task's bars add up to 1 (the y-axis is the share of the task's tweets, not a count), so the small
+# emotion set is as visible as the big sentiment set. The cell above prints each task's median length and
+# 95th percentile in tokens, and the share of tweets that reach `max_length`: only those lose their end,
+# so when that share is small the limit cuts almost nothing. The numbers depend on the tokenizer: one
+# that cuts words into more pieces makes the same tweets longer.
 #
 # ## Padding: per batch, or everything to 64?
 #
@@ -181,8 +190,10 @@ pd.DataFrame(waste).round(3)
 mtl.plots.pad_fractions(waste);
 
 # %% [markdown]
-# Padding to 64 spends more than half of the compute on pad tokens; random batches padded to their longest
-# tweet still spend about 40%; length-grouped batches about 2%. The package tokenises once,
+# The table and the bars give the share of pad tokens for each way of padding, per task. Padding every
+# tweet to `max_length` wastes the most, random batches padded to their longest tweet less, and
+# length-grouped batches, where the tweets of a batch are about as long as each other, almost nothing.
+# The package tokenises once,
 # pads per batch and groups by length by default (`TrainConfig.group_by_length`).
 #
 # ## Exercises
@@ -315,3 +326,16 @@ mtl.widgets.quiz([
 
 # %% [markdown]
 # **Next:** lesson 2 builds the model that reads these batches.
+
+# %% [markdown]
+# ## References
+#
+# * Barbieri, F., Camacho-Collados, J., Espinosa Anke, L. and Neves, L. (2020). TweetEval: Unified
+#   Benchmark and Comparative Evaluation for Tweet Classification. *Findings of EMNLP 2020*.
+# * Mohammad, S., Bravo-Marquez, F., Salameh, M. and Kiritchenko, S. (2018). SemEval-2018 Task 1: Affect
+#   in Tweets. *SemEval-2018*.
+# * Rosenthal, S., Farra, N. and Nakov, P. (2017). SemEval-2017 Task 4: Sentiment Analysis in Twitter.
+#   *SemEval-2017*.
+# * Wang, W. et al. (2020). MiniLM: Deep Self-Attention Distillation for Task-Agnostic Compression of
+#   Pre-Trained Transformers. *NeurIPS 2020*.
+# * Liu, Y. et al. (2019). RoBERTa: A Robustly Optimized BERT Pretraining Approach. arXiv:1907.11692.

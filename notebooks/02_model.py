@@ -35,6 +35,7 @@
 #
 # Like the original tutorial we build hard sharing: every Transformer layer is shared, and a small
 # classification head per task turns the encoder's vector for a tweet into that task's label scores.
+# MT-DNN (Liu et al., 2019) shares BERT across the GLUE tasks in the same way.
 
 # %%
 # Colab only: install the package and switch on widgets (elsewhere this cell does nothing).
@@ -84,9 +85,16 @@ model, tokenizer = mtl.build_model({name: task.label_names for name, task in tas
 model.heads
 
 # %% [markdown]
-# Each head is `dense -> tanh -> dropout -> linear`, the same as BERT's classification head, with weights
-# drawn from N(0, 0.02) and zero biases. The heads live in an `nn.ModuleDict` keyed by task name.
-# (Printing a module lists its layers, not what `forward` does with them, so the tanh does not show above.)
+# Each head is `dense -> tanh -> dropout -> linear`, printed above in that order, the same as BERT's
+# classification head (Devlin et al., 2019), with weights drawn from N(0, 0.02) and zero biases. The heads
+# live in an `nn.ModuleDict` keyed by task name. The whole model, drawn for this lesson's tasks: at each
+# step a sampler (lesson 3) picks one task, and that task's batch goes through the shared encoder and
+# then through that task's head only.
+
+# %%
+mtl.plots.architecture(model.tasks, model.task_labels);
+
+# %% [markdown]
 #
 # ## The code
 #
@@ -163,6 +171,28 @@ for name, part in [("encoder", model.encoder), *model.heads.items()]:
 model.zero_grad()
 
 # %% [markdown]
+# ## Why sharing helps, and when it hurts
+#
+# Every task's loss reaches the shared encoder, as the cell above shows. Ruder (2017) lists what a task
+# can gain from that:
+#
+# * **Implicit data augmentation**: the encoder learns from the tweets of every task, more than any one
+#   task has, and the noise peculiar to one task's labels averages out.
+# * **Attention focusing**: when a task's data are few or noisy, the other tasks give extra evidence of
+#   which features matter.
+# * **Eavesdropping**: a feature that is hard to learn from one task may be easy to learn from another;
+#   once the encoder has it, every head can use it.
+# * **Representation bias**: the encoder is pushed towards features that several tasks prefer, which are
+#   also more likely to serve a task it has not seen.
+# * **Regularisation**: having to serve every task keeps the encoder from fitting the noise of one.
+#
+# Sharing can also hurt. When the tasks need different features, or their gradients point different
+# ways, one task's steps partly undo the other's. This is *task interference*, and when a task ends worse
+# than it would alone it is called *negative transfer*. It can be measured: after every epoch the training
+# loop records the cosine between the two tasks' gradients on the shared encoder (positive: they pull the
+# same way; negative: they conflict), and lesson 5 plots it beside the comparison with single-task models.
+
+# %% [markdown]
 # ## One vector per tweet: mean, cls or pooler?
 #
 # The encoder gives one vector per *token*; a head needs one per *tweet*. Three common choices
@@ -174,6 +204,11 @@ model.zero_grad()
 #   `pooler_output`. The original tutorial used this one. BERT trained its pooler on next-sentence
 #   prediction; RoBERTa dropped that task, so fine-tuning is what gives its pooler a meaning.
 #
+# With `"pooler"` the head's own dense + tanh comes on top of the pooler's dense + tanh: two such layers
+# in a row, as in the original tutorial's recipe. That is redundant (Hugging Face's RoBERTa classifier
+# puts a single dense + tanh on the first token's vector instead) but harmless: the pooler's layer is
+# part of the encoder anyway, both layers are trained, and the pair simply makes a slightly deeper head.
+#
 # Before any fine-tuning, which choice already places tweets of similar meaning close together? Cosine
 # similarity between four tweets, two happy and two angry:
 
@@ -184,14 +219,23 @@ tweets = ["what a beautiful morning, feeling blessed", "best day ever, so happy 
 maps = {pooling: mtl.similarities(model.encoder, tokenizer, tweets, pooling) for pooling in ("mean", "cls", "pooler")}
 for number, tweet in enumerate(tweets, start=1):
     print(number, tweet)
+gaps = {}  # per pooling: how much closer the same-mood pairs are than the different-mood pairs
+for pooling, table in maps.items():
+    values = table.to_numpy()
+    gaps[pooling] = (values[0, 1] + values[2, 3]) / 2 - values[:2, 2:].mean()
+    print(f"{pooling:>6}: same mood {(values[0, 1] + values[2, 3]) / 2:.2f}, "
+          f"different mood {values[:2, 2:].mean():.2f}, gap {gaps[pooling]:+.2f}")
 mtl.plots.similarity_maps(maps);
 
 # %% [markdown]
-# The packaged MiniLM was trained as a sentence encoder *with mean pooling*, so its mean vectors already
-# put the happy pair (1, 2) and the angry pair (3, 4) closer to each other than to the other pair. Its
-# first-token and pooler vectors find every pair alike (cosines of 0.6 to 0.9): they were not trained to
-# summarise a sentence. The quick setting therefore uses `"mean"`; the full recipe keeps the tutorial's
-# `"pooler"` for RoBERTa. Fine-tuning adapts whichever vector we pick, but a good start helps a small run.
+# The lines above the maps give, for each choice, the mean cosine of the same-mood pairs (1, 2 and 3, 4),
+# of the different-mood pairs, and the gap between them: the larger the gap, the better that vector
+# already separates the moods before any fine-tuning. What you see depends on the encoder in the
+# settings. The packaged MiniLM was trained as a sentence encoder *with mean pooling*, so with it `mean`
+# usually has the clearest gap, while its first-token and pooler vectors find every pair much alike:
+# they were not trained to summarise a sentence. That is why the package's MiniLM settings use `"mean"`,
+# while the full recipe keeps the tutorial's `"pooler"` for RoBERTa. Fine-tuning adapts whichever vector
+# we pick, but a good start helps a small run.
 #
 # ## Exercises
 #
@@ -295,10 +339,6 @@ mtl.exercises.check_forward(forward)
 # %%
 Question = mtl.widgets.Question
 shared_share = counts.iloc[0] / counts.sum()
-gaps = {}  # per pooling: how much closer same-mood pairs are than different-mood pairs
-for pooling, table in maps.items():
-    values = table.to_numpy()
-    gaps[pooling] = (values[0, 1] + values[2, 3]) / 2 - values[:2, 2:].mean()
 clearest = max(gaps, key=gaps.get)
 mtl.widgets.quiz([
     Question("What share of the model's parameters is shared by the tasks?",
@@ -321,3 +361,16 @@ mtl.widgets.quiz([
 
 # %% [markdown]
 # **Next:** lesson 3 decides which task trains at each step.
+
+# %% [markdown]
+# ## References
+#
+# * Caruana, R. (1997). Multitask Learning. *Machine Learning*, 28, 41-75.
+# * Ruder, S. (2017). An Overview of Multi-Task Learning in Deep Neural Networks. arXiv:1706.05098.
+# * Liu, X., He, P., Chen, W. and Gao, J. (2019). Multi-Task Deep Neural Networks for Natural Language
+#   Understanding. *ACL 2019*.
+# * Devlin, J., Chang, M.-W., Lee, K. and Toutanova, K. (2019). BERT: Pre-training of Deep Bidirectional
+#   Transformers for Language Understanding. *NAACL 2019*.
+# * Liu, Y. et al. (2019). RoBERTa: A Robustly Optimized BERT Pretraining Approach. arXiv:1907.11692.
+# * Wang, W. et al. (2020). MiniLM: Deep Self-Attention Distillation for Task-Agnostic Compression of
+#   Pre-Trained Transformers. *NeurIPS 2020*.

@@ -34,6 +34,9 @@
 # | `annealed` (Stickland & Murray, 2019) | $p_i \propto n_i^{\alpha}$, $\alpha$ falling from 1 in the first epoch to 0.2 in the last |
 # | `uniform` | $p_i = 1/K$ for $K$ tasks |
 # | `round_robin` | the tasks in turn: uniform, without the randomness |
+#
+# Temperature sampling comes from multilingual translation, where it balances languages of very different
+# sizes (Arivazhagan et al., 2019).
 
 # %%
 # Colab only: install the package and switch on widgets (elsewhere this cell does nothing).
@@ -104,9 +107,12 @@ mtl.plots.sampling_probabilities(sizes);
 mtl.passes_per_epoch(sizes, config.batch_size).round(2)
 
 # %% [markdown]
-# Proportional sampling goes through every task exactly once per epoch. Uniform sampling goes through
-# emotion 7.5 times per epoch while seeing only half of sentiment: over 5 epochs, 37 passes over the same
-# 3k tweets. Temperature 2 is a compromise: about 3 passes over emotion, 0.85 over sentiment.
+# Proportional sampling goes through every task once per epoch *on average*: it draws the tasks at random,
+# so in a given epoch a task may get a few batches more or fewer than it has. (MT-DNN, Liu et al. 2019,
+# shuffles the batches of all tasks together instead, which is proportional sampling without that
+# randomness.) Uniform sampling, in the table above, goes through emotion several times per epoch while
+# seeing only about half of sentiment: over 5 epochs, dozens of passes over the same 3k tweets. Temperature
+# 2 lies in between.
 #
 # ## The realised schedule
 #
@@ -146,7 +152,37 @@ mtl.widgets.temperature_panel(sizes, temperature=config.temperature)
 
 # %% [markdown]
 # Which sampler is best is an empirical question: it depends on how related the tasks are and how
-# different their sizes. Lesson 4 lets you train with each of them and compare the dev curves.
+# different their sizes. Lesson 4 lets you train with each of them and compare the dev curves. Toolkits
+# such as jiant (Pruksachatkun et al., 2020) offer a similar choice of samplers.
+#
+# ## Sampling versus loss weighting
+#
+# Sampling is one way to balance tasks; weighting their losses is the other.
+#
+# * **Sampling** changes *how often* each task trains: every step is one task's batch, and the sampler
+#   decides whose.
+# * **Loss weighting** changes *how much* each task counts in a step: every step takes a batch of every
+#   task and minimises $\sum_i w_i L_i$, one weighted sum of the tasks' losses.
+#
+# The two meet in expectation. A step that draws task $i$ with probability $p_i$ has the expected loss
+# $\sum_i p_i L_i$, so proportional sampling is, on average, a loss weighted by data size,
+# $w_i = n_i / \sum_j n_j$. The difference is in the noise and the cost: sampling runs one batch per step
+# and moves the encoder by one task at a time; weighting runs every task's batch at every step.
+#
+# The package does both. `--strategy sample` (the default) is this lesson; `--strategy all-tasks` takes a
+# batch of every task at each step and combines them by `--combine` (see `mtl_tutorial/combine.py`):
+#
+# | `combine` | how the tasks are combined |
+# |---|---|
+# | `equal` | the plain sum of the losses, every $w_i = 1$ |
+# | `uncertainty` | $\sum_i e^{-s_i} L_i + s_i$ with a learned $s_i$ per task (Kendall et al., 2018) |
+# | `pcgrad` | a task's encoder gradient loses its part that conflicts with another's (Yu et al., 2020) |
+# | `mgda` | the shortest convex combination of the gradients (Sener & Koltun, 2018) |
+# | `upgrad` | torchjd's aggregator: each gradient projected so that it conflicts with none, then averaged |
+#
+# Under `pcgrad`, `mgda` and `upgrad` every task's gradient on the shared encoder is computed apart, and
+# the step is built so that it does not work against any task: they are remedies for the task
+# interference of lesson 2, which lesson 5 measures.
 #
 # ## Exercises
 #
@@ -260,3 +296,19 @@ mtl.widgets.quiz([
              "every process, and a resumed run, draws the same tasks",
              "The original tutorial drew with NumPy's unseeded global generator (exercise 3)."),
 ])
+
+# %% [markdown]
+# ## References
+#
+# * Stickland, A. C. and Murray, I. (2019). BERT and PALs: Projected Attention Layers for Efficient
+#   Adaptation in Multi-Task Learning. *ICML 2019*.
+# * Arivazhagan, N. et al. (2019). Massively Multilingual Neural Machine Translation in the Wild: Findings
+#   and Challenges. arXiv:1907.05019.
+# * Liu, X., He, P., Chen, W. and Gao, J. (2019). Multi-Task Deep Neural Networks for Natural Language
+#   Understanding. *ACL 2019*.
+# * Pruksachatkun, Y. et al. (2020). jiant: A Software Toolkit for Research on General-Purpose Text
+#   Understanding Models. *ACL 2020, System Demonstrations*.
+# * Kendall, A., Gal, Y. and Cipolla, R. (2018). Multi-Task Learning Using Uncertainty to Weigh Losses for
+#   Scene Geometry and Semantics. *CVPR 2018*.
+# * Yu, T. et al. (2020). Gradient Surgery for Multi-Task Learning. *NeurIPS 2020*.
+# * Sener, O. and Koltun, V. (2018). Multi-Task Learning as Multi-Objective Optimization. *NeurIPS 2018*.

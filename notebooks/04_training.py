@@ -158,8 +158,9 @@ mtl.exercises.hand_loop_vs_fit(log, by_fit.history).round(6)
 #
 # Pick one or more TweetEval tasks (Ctrl- or Cmd-click for several), the encoder, the task sampler, the
 # number of epochs and how many training tweets per task, then press **Train**. After every epoch the
-# dev curves of every task are redrawn. On a CPU keep to the packaged MiniLM and a few hundred tweets:
-# it trains about 40 tweets a second; `roberta-base` needs a GPU (and the internet, to download it).
+# dev curves of every task are redrawn. On a CPU keep to the packaged MiniLM and a few hundred tweets
+# (the run's history below says how many tweets a second it trained); `roberta-base` needs a GPU (and the
+# internet, to download it).
 #
 # Every run is written to `multitask` in the runs folder, replacing the one before once it has finished (a failed or
 # interrupted run leaves the previous one whole; the status line says why): **lesson 5 reads that folder.**
@@ -185,6 +186,15 @@ run = panel.train()
 
 # %%
 run.history.round(4)
+
+# %% [markdown]
+# The `examples_per_second` column is the training speed of each epoch: training tweets a second, without
+# the dev evaluation. On this machine:
+
+# %%
+speed = run.history.groupby("epoch")["examples_per_second"].first()
+per_epoch = ", ".join(f"{value:.0f}" for value in speed)
+print(f"{speed.mean():.0f} training tweets a second on {device} (per epoch: {per_epoch})")
 
 # %%
 
@@ -301,3 +311,15 @@ if len(best) > 1:
         "Did all the tasks of your run peak at the same epoch?", ["yes", "no"], "yes" if same else "no",
         f"Best epochs: {best}. They need not agree, so fit keeps a checkpoint per task, best/<task>/."))
 mtl.widgets.quiz(questions)
+
+# %% [markdown]
+# ## References
+#
+# * Loshchilov, I. and Hutter, F. (2019). Decoupled Weight Decay Regularization. *ICLR 2019* (AdamW).
+# * Stickland, A. C. and Murray, I. (2019). BERT and PALs: Projected Attention Layers for Efficient
+#   Adaptation in Multi-Task Learning. *ICML 2019* (the annealed sampler of the panel).
+# * Arivazhagan, N. et al. (2019). Massively Multilingual Neural Machine Translation in the Wild: Findings
+#   and Challenges. arXiv:1907.05019 (the temperature sampler of the panel).
+# * Liu, Y. et al. (2019). RoBERTa: A Robustly Optimized BERT Pretraining Approach. arXiv:1907.11692.
+# * Wang, W. et al. (2020). MiniLM: Deep Self-Attention Distillation for Task-Agnostic Compression of
+#   Pre-Trained Transformers. *NeurIPS 2020*.

@@ -18,7 +18,7 @@
 #
 # We test each task with its own best checkpoint, look at its mistakes, compare the multi-task model with
 # single-task models trained the same way, label new tweets, and finally go through what the original
-# tutorial's loop got wrong.
+# tutorial got wrong.
 
 # %%
 # Colab only: install the package and switch on widgets (elsewhere this cell does nothing).
@@ -123,6 +123,31 @@ with pd.option_context("display.max_colwidth", 120):
     display(mistakes.head(8))
 
 # %% [markdown]
+# How often each label occurs among the test tweets, and how often the model chose it:
+
+# %%
+columns = {"test tweets": "true", "predictions": "predicted"}
+for task, table in predictions.items():
+    shares = pd.DataFrame({f"share of {name}": table[column].value_counts(normalize=True, sort=False)
+                           for name, column in columns.items()})
+    print(f"{task}:\n{shares.T.round(3).to_string()}\n")
+
+# %% [markdown]
+# Read the matrices, the mistakes and the shares above together; the mistakes are not spread evenly.
+#
+# * **Class imbalance.** A label with few training tweets (lesson 1: optimism is emotion's rarest) tends
+#   to be chosen less often than it occurs, sometimes never: its column in the matrix is nearly empty and
+#   its recall (the diagonal cell over its row) is low, while the commonest labels take in the doubtful
+#   cases. Macro-F1 and macro-recall punish exactly that.
+# * **Labels that overlap.** Joy and optimism, or anger and sadness, can hinge on a word or two; many
+#   mistakes fall between such neighbours, where human annotators disagree too.
+# * **Sarcasm, irony and hashtags.** "great, another monday" is positive word by word. Look for such tweets
+#   in the mistakes listed above; a model that has seen few of them reads them literally.
+# * **Small data.** The settings printed at the top say how many tweets this run trained on. With a few
+#   hundred per task the heads have seen few examples of each label, and the scores move from one seed
+#   to the next.
+
+# %% [markdown]
 # ## Multi-task against single-task
 #
 # Did sharing the encoder help? The fair comparison is the same settings with one task at a time: the
@@ -139,6 +164,16 @@ comparison.round(4)
 mtl.plots.multitask_vs_single_task(comparison);
 
 # %% [markdown]
+# How to read it: the grey bar is the floor (always the commonest label). A positive difference means
+# the task gained from training beside the other; a negative one means the tasks competed for the
+# shared encoder (*negative transfer*). In the quick setting, differences below about 0.05 are within
+# the noise of 300 test tweets and one random seed. Mind one more difference: in the same number of
+# epochs the multi-task run makes as many steps as both tasks have batches, so its shared encoder gets
+# about twice the updates of each single-task run; in a run this short, that alone can explain a gain.
+# With the full recipe on a GPU, the small task
+# (emotion) is the one that can gain, since the large sentiment set shapes the shared encoder.
+
+# %% [markdown]
 # ### Do the two tasks pull the encoder the same way?
 #
 # After every epoch, `fit` takes a few training batches of each task, computes the gradient of each
@@ -151,14 +186,11 @@ mtl.plots.multitask_vs_single_task(comparison);
 mtl.plots.gradient_conflict(run.history);
 
 # %% [markdown]
-# How to read it: the grey bar is the floor (always the commonest label). A positive difference means
-# the task gained from training beside the other; a negative one means the tasks competed for the
-# shared encoder (*negative transfer*). In the quick setting, differences below about 0.05 are within
-# the noise of 300 test tweets and one random seed. Mind one more difference: in the same number of
-# epochs the multi-task run makes as many steps as both tasks have batches, so its shared encoder gets
-# about twice the updates of each single-task run; in a run this short, that alone can explain a gain.
-# With the full recipe on a GPU, the small task
-# (emotion) is the one that can gain, since the large sentiment set shapes the shared encoder.
+# The cosine is symmetric, so two tasks give one line (with three or more, each task's line is its mean
+# cosine with the others; a run of one task gets a note instead, as there is nothing to compare). It is
+# measured on a few batches, so read its sign more than its exact value. A line that stays below 0 is the
+# task interference of lesson 2; lesson 3's `--strategy all-tasks` with `--combine pcgrad`, `mgda` or
+# `upgrad` builds steps that work against no task.
 #
 # ### What a controlled experiment found
 #
@@ -185,10 +217,15 @@ labeller
 labeller.predict("can't believe they cancelled the show, i'm so angry right now")
 
 # %% [markdown]
+# Read each head's answer above. The tweet is plainly angry and negative, yet a model trained briefly on
+# few tweets can miss, say by calling it positive or neutral, when the words it leans on were common
+# among other labels' training tweets. The probabilities show how sure each head was: among three labels,
+# a choice at 0.4 is little better than a guess. Try your own tweets, sarcastic ones too.
+#
 # Unlike the original tutorial's `regular_encode`, whose predict mode still asked for labels, this needs
 # nothing but the text.
 #
-# ## What the original tutorial's loop got wrong
+# ## What the original tutorial got wrong
 #
 # The tutorial this package grew out of taught the right ideas, but its code had defects that quietly
 # changed what it measured. Each one, and what the package does instead:
@@ -275,6 +312,67 @@ mtl.best_vs_last(run).round(4)
 # %% [markdown]
 # **8. No way to label new text.** See the labelling panel above.
 #
+# **9. `torch.cuda.get_device_name(0)` without a GPU.** It printed the GPU's name unconditionally, so on a
+# machine without one the notebook stopped with an error before training. Ask only when there is a GPU
+# (the package lets Accelerate choose the device):
+
+# %%
+try:
+    print(torch.cuda.get_device_name(0))
+except (AssertionError, RuntimeError) as error:  # what torch raises without a GPU
+    print(f"{type(error).__name__}: {error}")
+print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU: the run uses the CPU")
+
+# %% [markdown]
+# **10. An unseeded task draw.** It drew each step's task with NumPy's global generator, which it never
+# seeded, so no two runs trained the tasks in the same order and no result could be reproduced exactly.
+# The package draws an epoch's schedule from a generator seeded by (seed, epoch) (lesson 3): the same
+# seed gives the same schedule.
+
+# %%
+full_sizes = {"emotion": 3257, "sentiment": 45615}
+first, again = (mtl.task_schedule(full_sizes, 40, "proportional", seed=77) for _ in range(2))
+print("".join(task[0].upper() for task in first), "the same twice:", first == again)
+
+# %% [markdown]
+# **11. Logits called probabilities.** It named the head's outputs `probs`, but the head returns
+# *logits*: any real numbers, not summing to 1. Their argmax is the right label, so accuracy was fine,
+# but reading them as probabilities is wrong. The package's model returns logits, and `mtl.predict` turns
+# them into probabilities with a softmax:
+
+# %%
+best_model, best_tokenizer = mtl.load_model(mtl.runs.best_folder(folder, first_task))
+encoded_tweet = best_tokenizer(["i love rainy sundays with a good book"], return_tensors="pt")
+with torch.no_grad():
+    logits = best_model(encoded_tweet["input_ids"], encoded_tweet["attention_mask"], first_task)
+print("logits:", logits.numpy().round(2), "sum", round(logits.sum().item(), 2))
+print("probabilities:", logits.softmax(-1).numpy().round(2), "sum", round(logits.softmax(-1).sum().item(), 2))
+
+# %% [markdown]
+# **12. `model.module` without `DataParallel`.** It saved `model.module`, which only a multi-GPU wrapper
+# (`DataParallel`, `DistributedDataParallel`) has, so on one GPU or a CPU the first save, after a whole
+# epoch, failed with an `AttributeError`. The package saves `accelerator.unwrap_model(model)`, the bare
+# model whether it is wrapped or not:
+
+# %%
+from accelerate.utils import extract_model_from_parallel  # what unwrap_model calls
+
+wrapped = torch.nn.DataParallel(best_model)  # on a CPU it only holds the model
+print("has .module:", hasattr(best_model, "module"), "| wrapped in DataParallel:", hasattr(wrapped, "module"))
+print("unwrapped is the model, both ways:", extract_model_from_parallel(best_model) is best_model,
+      extract_model_from_parallel(wrapped) is best_model)
+
+# %% [markdown]
+# **13. `results.txt` appended across runs.** It opened its results file in append mode, so a second run
+# wrote its epochs after the first run's, and the file no longer said which line came from which run. The
+# package gives each run its own folder, rewrites `history.csv` whole after every epoch, and refuses to
+# train into a folder that holds a different run. This run's history has one row per epoch and task:
+
+# %%
+print(len(run.history), "rows =", run.history["epoch"].nunique(), "epochs x", run.history["task"].nunique(),
+      "tasks")
+
+# %% [markdown]
 # ## Exercises
 #
 # Write the scores yourself. Replace each `raise NotImplementedError` with your code and run the cell: the
@@ -384,3 +482,17 @@ mtl.widgets.quiz(questions)
 # %% [markdown]
 # That is the whole pipeline. `00_overview` runs it again in one page; the command line
 # `mtl-tutorial train | evaluate | predict` does the same outside a notebook.
+
+# %% [markdown]
+# ## References
+#
+# * Barbieri, F., Camacho-Collados, J., Espinosa Anke, L. and Neves, L. (2020). TweetEval: Unified
+#   Benchmark and Comparative Evaluation for Tweet Classification. *Findings of EMNLP 2020*.
+# * Mohammad, S., Bravo-Marquez, F., Salameh, M. and Kiritchenko, S. (2018). SemEval-2018 Task 1: Affect
+#   in Tweets. *SemEval-2018*.
+# * Rosenthal, S., Farra, N. and Nakov, P. (2017). SemEval-2017 Task 4: Sentiment Analysis in Twitter.
+#   *SemEval-2017*.
+# * Mohammad, S., Kiritchenko, S., Sobhani, P., Zhu, X. and Cherry, C. (2016). SemEval-2016 Task 6:
+#   Detecting Stance in Tweets. *SemEval-2016*.
+# * Yu, T. et al. (2020). Gradient Surgery for Multi-Task Learning. *NeurIPS 2020*.
+# * Sener, O. and Koltun, V. (2018). Multi-Task Learning as Multi-Objective Optimization. *NeurIPS 2018*.

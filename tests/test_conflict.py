@@ -34,12 +34,36 @@ def test_opposite_labels_through_tied_heads_conflict(model_and_splits):
     assert opposite["a~b"] < -0.95  # flipped labels on one 2-class head: nearly opposite gradients
 
 
-def test_gradient_conflict_plot_draws_one_line_per_task():
+def conflict_history(tasks, cosines):
+    import pandas as pd
+
+    rows = [{"epoch": epoch, "task": task, "gradient_cosine": cosine}
+            for epoch, values in enumerate(cosines, start=1) for task, cosine in zip(tasks, values)]
+    return pd.DataFrame(rows)
+
+
+def test_gradient_conflict_plot_draws_one_line_for_two_tasks_and_one_per_task_for_three():
+    from mtl_tutorial import plots
+
+    history = conflict_history(["emotion", "sentiment"], [[0.3, 0.3], [0.1, 0.1]])
+    two = plots.gradient_conflict(history).axes[0]
+    drawn = [line for line in two.get_lines() if not line.get_label().startswith("_")]  # not the 0 line
+    assert [line.get_label() for line in drawn] == ["emotion vs sentiment"]
+    assert list(drawn[0].get_ydata()) == [0.3, 0.1]
+    three = plots.gradient_conflict(conflict_history(["a", "b", "c"], [[0.3, 0.2, -0.1]])).axes[0]
+    assert [line.get_label() for line in three.get_lines() if not line.get_label().startswith("_")] == [
+        "a vs the others (mean)", "b vs the others (mean)", "c vs the others (mean)"]
+
+
+def test_gradient_conflict_plot_says_it_needs_two_tasks_for_a_one_task_run():
     import pandas as pd
 
     from mtl_tutorial import plots
 
-    history = pd.DataFrame({"epoch": [1, 1, 2, 2], "task": ["emotion", "sentiment"] * 2, "gradient_cosine": [0.3, 0.3, 0.1, 0.1]})
-    axes = plots.gradient_conflict(history).axes[0]
-    assert [line.get_label() for line in axes.get_lines()][:2] == ["emotion vs the other task(s)", "sentiment vs the other task(s)"]
-    assert list(axes.get_lines()[1].get_ydata()) == [0.3, 0.1]
+    one_task = pd.DataFrame({"epoch": [1, 2], "task": ["emotion", "emotion"], "dev_official": [0.5, 0.6]})
+    axes = plots.gradient_conflict(one_task).axes[0]
+    assert not axes.get_lines()
+    assert any("needs two tasks" in text.get_text() and "emotion" in text.get_text() for text in axes.texts)
+    unmeasured = pd.DataFrame({"epoch": [1, 1], "task": ["emotion", "sentiment"]})
+    message = plots.gradient_conflict(unmeasured).axes[0].texts[0].get_text()
+    assert "did not measure it" in message

@@ -17,6 +17,18 @@ def test_head_is_initialised_like_bert():
     assert torch.count_nonzero(head.dense.bias) == 0 and torch.count_nonzero(head.out.bias) == 0
 
 
+def test_printed_head_shows_its_layers_in_order_tanh_included():
+    torch.manual_seed(0)
+    head = ClassificationHead(8, 3).eval()
+    printed = repr(head)
+    layers = ["Linear(in_features=8, out_features=8", "Tanh()", "Dropout(",
+              "Linear(in_features=8, out_features=3"]
+    positions = [printed.find(layer) for layer in layers]
+    assert -1 not in positions and positions == sorted(positions), printed
+    features = torch.randn(5, 8)
+    assert torch.allclose(head(features), head.out(torch.tanh(head.dense(features))))
+
+
 @pytest.fixture
 def tiny_model(tiny_encoder_dir):
     torch.manual_seed(0)
