@@ -25,7 +25,7 @@ from .data import TWEETEVAL_TASKS
 from .evaluate import label_tweet
 from .lessons import train_run
 from .model import PACKAGED_ENCODER
-from .runs import TrainingRun, best_models, saved_config
+from .runs import TrainingRun, best_models, is_finished, open_run, saved_config
 from .sampling import SAMPLERS
 
 ENCODERS = (PACKAGED_ENCODER, "roberta-base", "distilroberta-base", "bert-base-uncased")  # or type any id or folder
@@ -142,6 +142,15 @@ class TrainingPanel(Shown):
         self.run = run
         self.status.value = f"Done: {self.folder} holds the run (history.csv, best/<task>/, results.json)."
         return run
+
+    def open_or_train(self) -> TrainingRun:
+        """The chosen run: read back and drawn if `folder` already holds it finished, else `train` it."""
+        if is_finished(self.folder) and saved_config(self.folder) == self.config():
+            self.run = open_run(self.folder)
+            self.show_epoch(self.run.history)
+            self.status.value = f"Read back: {self.folder} already holds this run, finished (Train trains it again)."
+            return self.run
+        return self.train()
 
     def press(self, button=None) -> None:
         """What the Train button does: `train`; a failure shows in the panel (no caller to raise to)."""

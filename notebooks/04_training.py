@@ -171,11 +171,13 @@ panel = mtl.widgets.training_panel(config, runs / "multitask")
 panel
 
 # %% [markdown]
-# The next cell does exactly what the Train button does, so that this notebook also trains when it is run
-# top to bottom without anyone pressing a button (the curves appear in the panel above).
+# The next cell does what the Train button does, so that this notebook also trains when it is run top to
+# bottom without anyone pressing a button (the curves appear in the panel above). If the runs folder
+# already holds this very run, finished (lesson 0 trains the same settings), it reads it back instead of
+# training it twice; the Train button always trains.
 
 # %%
-run = panel.train()
+run = panel.open_or_train()
 
 # %% [markdown]
 # ## What came back

@@ -53,6 +53,18 @@ def test_the_train_button_trains_the_chosen_tasks_and_draws_every_epoch(tiny_set
     assert panel.status.value.startswith("Done") and not panel.button.disabled
 
 
+def test_open_or_train_reads_back_the_same_finished_run_and_trains_another(tiny_settings, tmp_path):
+    widgets.training_panel(tiny_settings, tmp_path / "run").train()
+    written = (tmp_path / "run" / "history.json").stat().st_mtime_ns
+    panel = widgets.training_panel(tiny_settings, tmp_path / "run")  # the lesson opened again
+    run = panel.open_or_train()
+    assert (tmp_path / "run" / "history.json").stat().st_mtime_ns == written  # not trained twice
+    assert panel.status.value.startswith("Read back") and panel.figure is not None and panel.run is run
+    panel.epochs.value = 1
+    run = panel.open_or_train()  # other settings: trained, replacing the run
+    assert list(run.history["epoch"].unique()) == [1] and mtl.saved_config(tmp_path / "run").epochs == 1
+
+
 def test_the_training_size_is_a_share_of_every_task_or_a_cap_per_task(tiny_settings, tmp_path):
     shared = dataclasses.replace(tiny_settings, max_train_examples=None, train_fraction=0.125)
     panel = widgets.training_panel(shared, tmp_path / "run")
