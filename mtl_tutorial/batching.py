@@ -39,7 +39,8 @@ def encode(tokenizer, frame: pd.DataFrame, max_length: int = 64) -> EncodedSplit
     texts = frame["text"].tolist()
     for row, text in enumerate(texts):
         if not isinstance(text, str):  # e.g. NaN where pandas read an empty cell or "NA"
-            raise DataError(f"row {row}: text {text!r} is not a string (read files with keep_default_na=False)")
+            raise DataError(f"row {row}: text {text!r} is not a string "
+                            "(read files with keep_default_na=False)")
     ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
     return EncodedSplit(ids, frame["label"].tolist(), tokenizer.pad_token_id)
 
@@ -68,7 +69,8 @@ def to_device(batch: dict, device) -> dict:
     return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
 
 
-def shuffled_batches(lengths: list[int], batch_size: int, seed: int, group_by_length: bool = True) -> list[list[int]]:
+def shuffled_batches(lengths: list[int], batch_size: int, seed: int,
+                     group_by_length: bool = True) -> list[list[int]]:
     """One pass over a split as batches of indices, in a random order fixed by `seed`.
 
     With `group_by_length`, tweets are shuffled, cut into chunks of 50 batches, sorted by length
@@ -102,9 +104,8 @@ class BatchStream:
         self.batches = self.new_pass()
 
     def new_pass(self) -> list[list[int]]:
-        global_batches = shuffled_batches(
-            self.lengths, self.batch_size * self.world_size, self.seed * 100_003 + self.passes, self.group_by_length
-        )
+        global_batches = shuffled_batches(self.lengths, self.batch_size * self.world_size,
+                                          self.seed * 100_003 + self.passes, self.group_by_length)
         return [batch[self.rank :: self.world_size] or batch[:1] for batch in global_batches]
 
     def __iter__(self):
@@ -136,7 +137,8 @@ def batches_per_pass(num_examples: int, batch_size: int) -> int:
     return -(-num_examples // batch_size)
 
 
-def padding_waste(lengths: list[int], batch_size: int = 32, max_length: int = 64, seed: int = 77) -> dict[str, float]:
+def padding_waste(lengths: list[int], batch_size: int = 32, max_length: int = 64,
+                  seed: int = 77) -> dict[str, float]:
     """The fraction of pad tokens in one pass over a split, for three ways of padding batches.
 
     A pad token costs as much compute as a real one, so this is the share of the work thrown away.
@@ -148,6 +150,7 @@ def padding_waste(lengths: list[int], batch_size: int = 32, max_length: int = 64
 
     return {
         f"every tweet padded to {max_length} (the tutorial)": 1 - real / (len(lengths) * max_length),
-        "each batch padded to its longest tweet": waste(shuffled_batches(lengths, batch_size, seed, group_by_length=False)),
+        "each batch padded to its longest tweet":
+            waste(shuffled_batches(lengths, batch_size, seed, group_by_length=False)),
         "... with length-grouped batches (our default)": waste(shuffled_batches(lengths, batch_size, seed)),
     }

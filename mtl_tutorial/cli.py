@@ -16,8 +16,10 @@ from .evaluate import evaluate_run, predict_run, results_table
 from .runs import DEV_CURVES_FILE, save_dev_curves
 from .train import fit
 
-# The TrainConfig fields that `train` takes as options (--max-length for max_length, ...): those not marked option=False.
-TRAIN_OPTIONS = tuple(item.name for item in dataclasses.fields(TrainConfig) if item.metadata.get("option", True))
+# The TrainConfig fields that `train` takes as options (--max-length for max_length, ...):
+# those not marked option=False.
+TRAIN_OPTIONS = tuple(item.name for item in dataclasses.fields(TrainConfig)
+                      if item.metadata.get("option", True))
 DATA_LOCATION = tuple(item.name for item in dataclasses.fields(TrainConfig) if item.metadata.get("location"))
 
 
@@ -29,7 +31,8 @@ def config_from_arguments(args) -> TrainConfig:
 def command_line(config: TrainConfig, out: str | Path) -> str:
     """The one `mtl-tutorial train` command that trains `config` again into `out`.
 
-    Options at their default are left out, and so is where the data lives (the files are checksummed, the same anywhere).
+    Options at their default are left out, and so is where the data lives (the files are checksummed,
+    the same anywhere).
     """
     defaults, words = TrainConfig(), ["mtl-tutorial", "train"]
     missing = [name for name, value in dataclasses.asdict(config).items()
@@ -104,7 +107,8 @@ def evaluate_command(args) -> None:
 def predict_command(args) -> None:
     texts = args.texts or [line.rstrip("\r\n") for line in sys.stdin if line.strip()]
     if not texts:
-        raise ValueError("no text to label: give tweets after the run folder, or one per line on standard input")
+        raise ValueError("no text to label: give tweets after the run folder, "
+                         "or one per line on standard input")
     table = predict_run(args.run, texts, args.task, args.max_length)
     print(table.to_string(index=False, float_format="%.3f", na_rep=""))
 
@@ -114,7 +118,8 @@ def data_command(args) -> None:
     if args.action == "download":
         for task in args.tasks:
             root = download_tweeteval(task, args.cache_dir, args.base_url)
-            print(f"{task}: {load_task(task, cache_dir=args.cache_dir, base_url=args.base_url).sizes()} in {root}")
+            sizes = load_task(task, cache_dir=args.cache_dir, base_url=args.base_url).sizes()
+            print(f"{task}: {sizes} in {root}")
     else:
         for task in args.tasks:
             loaded = load_task(task, **where)
@@ -130,14 +135,16 @@ def add_data_options(parser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mtl-tutorial", description="Multi-task fine-tuning of one encoder on tweet tasks.")
+    parser = argparse.ArgumentParser(prog="mtl-tutorial",
+                                     description="Multi-task fine-tuning of one encoder on tweet tasks.")
     commands = parser.add_subparsers(dest="command", required=True)
     defaults = TrainConfig()
 
     train = commands.add_parser("train", help="train one encoder on one or more tasks")
     add_config_options(train)
     train.add_argument("--out", required=True, help="the run folder, e.g. runs/quick")
-    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run in --out from its last finished epoch")
     train.set_defaults(handler=train_command)
 
     evaluate = commands.add_parser("evaluate", help="score a run's best checkpoints on a split")
@@ -152,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--max-length", type=int, default=defaults.max_length)
     predict.set_defaults(handler=predict_command)
 
-    data = commands.add_parser("data", help="download TweetEval tasks, or convert them to the course's TSV format")
+    data = commands.add_parser("data",
+                               help="download TweetEval tasks, or convert them to the course's TSV format")
     data.add_argument("action", choices=("download", "convert"))
     data.add_argument("tasks", nargs="+")
     data.add_argument("--out", default="data", help="for convert: the folder to write <task>/ into")

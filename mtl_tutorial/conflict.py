@@ -21,9 +21,11 @@ def encoder_gradient(model, batch: dict, task: str) -> torch.Tensor:
     weights = list(model.encoder.parameters())
     # autograd.grad, not backward(): it leaves .grad alone and fires none of DDP's gradient hooks,
     # which would break the next training step of a multi-process run.
-    gradients = torch.autograd.grad(F.cross_entropy(logits.float(), batch["labels"]), weights, allow_unused=True)
+    loss = F.cross_entropy(logits.float(), batch["labels"])
+    gradients = torch.autograd.grad(loss, weights, allow_unused=True)
     # A weight the task did not use (e.g. the pooler under mean pooling) has no gradient: count it as 0.
-    return torch.cat([(g if g is not None else torch.zeros_like(w)).flatten() for g, w in zip(gradients, weights)])
+    return torch.cat([(g if g is not None else torch.zeros_like(w)).flatten()
+                      for g, w in zip(gradients, weights)])
 
 
 def gradient_cosines(model, splits: dict[str, EncodedSplit], batches: int = 4, batch_size: int = 32,

@@ -63,7 +63,8 @@ class Task:
         """Number of examples in each split."""
         return {split: len(frame) for split, frame in self.splits.items()}
 
-    def capped(self, max_train_examples: int | None = None, max_eval_examples: int | None = None, seed: int = 77) -> "Task":
+    def capped(self, max_train_examples: int | None = None, max_eval_examples: int | None = None,
+               seed: int = 77) -> "Task":
         """The same task with at most `max_train_examples` training tweets and `max_eval_examples`
         dev and test tweets, each a random sample fixed by `seed` (None keeps a split whole)."""
         limits = {"train": max_train_examples, "dev": max_eval_examples, "test": max_eval_examples}
@@ -72,8 +73,9 @@ class Task:
             limit = limits.get(split)
             if limit is not None and limit < 1:
                 raise DataError(f"a cap on examples must be at least 1, got {limit} for {split}")
-            too_many = limit is not None and limit < len(frame)
-            splits[split] = frame.sample(n=limit, random_state=seed).reset_index(drop=True) if too_many else frame
+            if limit is not None and limit < len(frame):
+                frame = frame.sample(n=limit, random_state=seed).reset_index(drop=True)
+            splits[split] = frame
         return Task(self.name, self.label_names, splits, self.source)
 
     def __repr__(self) -> str:
@@ -96,7 +98,8 @@ def tweeteval_files(task: str) -> list[str]:
     """Every file the task needs, relative to TweetEval's datasets/ folder."""
     folder = tweeteval_folder(task)
     mapping = "stance/mapping.txt" if task.startswith("stance_") else f"{folder}/mapping.txt"
-    names = [f"{folder}/{TWEETEVAL_SPLIT_NAMES[split]}_{kind}.txt" for split in SPLITS for kind in ("text", "labels")]
+    names = [f"{folder}/{TWEETEVAL_SPLIT_NAMES[split]}_{kind}.txt"
+             for split in SPLITS for kind in ("text", "labels")]
     return [mapping, *names]
 
 
@@ -129,12 +132,12 @@ def download_file(url: str, destination: Path, sha256: str) -> Path:
                     digest.update(chunk)
                     bar.update(len(chunk))
         if digest.hexdigest() != sha256:
-            raise DataError(f"checksum mismatch for {url}: expected sha256 {sha256}, got {digest.hexdigest()}; "
-                            "the file was not saved")
+            raise DataError(f"checksum mismatch for {url}: expected sha256 {sha256}, "
+                            f"got {digest.hexdigest()}; the file was not saved")
 
     try:
         write_atomically(destination, fetch)
-    except (urllib.error.URLError, http.client.HTTPException, OSError) as error:  # HTTPException: a cut mid-file
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as error:  # HTTPException: cut off
         raise DataError(f"could not download {url}: {error}") from error
     return destination
 
@@ -215,7 +218,8 @@ def read_tweeteval_split(folder: Path, split: str, num_labels: int) -> pd.DataFr
     for number, line in enumerate(label_lines, start=1):
         value = line.strip()
         if not LABEL_ID.fullmatch(value) or int(value) >= num_labels:
-            raise DataError(f"{label_path}, line {number}: label {value!r} is not an id in 0..{num_labels - 1}")
+            raise DataError(f"{label_path}, line {number}: "
+                            f"label {value!r} is not an id in 0..{num_labels - 1}")
         labels.append(int(value))
     return pd.DataFrame({"text": texts, "label": labels})
 
@@ -263,7 +267,8 @@ def read_tsv_folder(folder: Path, name: str) -> Task:
         raise DataError(f"{mapping_path} is not valid UTF-8 JSON: {error}") from None
     if (not isinstance(label2ind, dict) or not all(type(index) is int for index in label2ind.values())
             or sorted(label2ind.values()) != list(range(len(label2ind)))):
-        raise DataError(f"{mapping_path} must map each label name to a distinct index 0..n-1, got {label2ind}")
+        raise DataError(f"{mapping_path} must map each label name to a distinct index 0..n-1, "
+                        f"got {label2ind}")
     label_names = sorted(label2ind, key=label2ind.get)
     splits = {split: read_tsv_split(folder / f"{split}.tsv", label2ind) for split in SPLITS}
     return checked(Task(name, label_names, splits, source=str(folder)))
@@ -305,7 +310,8 @@ def load_task(
             return read_tsv_folder(path, name)
         if (path / "mapping.txt").exists():
             return read_tweeteval_folder(path, name)
-        raise DataError(f"{path} holds neither label2ind.json (course format) nor mapping.txt (TweetEval format)")
+        raise DataError(f"{path} holds neither label2ind.json (course format) "
+                        "nor mapping.txt (TweetEval format)")
     name = str(name_or_folder)
     check_tweeteval_name(name)
     data_dir = data_dir or os.environ.get(DATA_DIR_VARIABLE)
@@ -334,12 +340,15 @@ def write_tsv_folder(task: Task, folder: str | Path) -> Path:
         raise DataError(f"{folder} already exists and is not empty")
     with staged_folder(folder) as staging:
         for split, frame in task.splits.items():
-            texts = frame["text"].str.replace("[\t\n]", " ", regex=True)  # TSV without quoting has no room for tabs
+            # TSV without quoting has no room for tabs or newlines
+            texts = frame["text"].str.replace("[\t\n]", " ", regex=True)
             changed = int((texts != frame["text"]).sum())
             if changed:
-                warnings.warn(f"task {task.name!r}, {split}: a tab or newline in {changed} tweet(s) became a space")
+                warnings.warn(f"task {task.name!r}, {split}: "
+                              f"a tab or newline in {changed} tweet(s) became a space")
             rows = [f"{text}\t{task.label_names[label]}\n" for text, label in zip(texts, frame["label"])]
             (staging / f"{split}.tsv").write_text("content\tlabel\n" + "".join(rows), encoding="utf-8")
         label2ind = {name: index for index, name in enumerate(task.label_names)}
-        (staging / "label2ind.json").write_text(json.dumps(label2ind, ensure_ascii=False, indent=1), encoding="utf-8")
+        (staging / "label2ind.json").write_text(json.dumps(label2ind, ensure_ascii=False, indent=1),
+                                                encoding="utf-8")
     return folder

@@ -18,13 +18,13 @@ from .batching import EncodedSplit, encode, evaluation_batches, to_device
 from .data import Task
 from .metrics import confusion_table, majority_baseline, official_metric_name, official_score, scores
 from .model import MultiTaskModel, load_model, restore_weights
-from .runs import (BEST_FOLDER, LAST_FOLDER, TrainingRun, best_folder, is_run, last_folder, load_config, load_run_tasks, open_run,
-                   run_task_names)
+from .runs import (BEST_FOLDER, LAST_FOLDER, TrainingRun, best_folder, is_run, last_folder, load_config,
+                   load_run_tasks, open_run, run_task_names)
 
 
 @torch.inference_mode()
-def evaluate_split(model: MultiTaskModel, split: EncodedSplit, task: str, num_labels: int, batch_size: int = 128,
-             accelerator: Accelerator | None = None) -> tuple[dict, list[int]]:
+def evaluate_split(model: MultiTaskModel, split: EncodedSplit, task: str, num_labels: int,
+                   batch_size: int = 128, accelerator: Accelerator | None = None) -> tuple[dict, list[int]]:
     """Score one task on one encoded split: mean loss, accuracy, macro-F1/recall, official score.
 
     Returns (scores, predictions in the split's order). Under several processes each scores its
@@ -90,7 +90,8 @@ def test_best_checkpoints(folder: Path, model: MultiTaskModel, tasks: dict[str, 
     for name, task in tasks.items():
         restore_weights(model, best_folder(folder, name))
         test, _ = evaluate_split(model, encoded[name]["test"], name, task.num_labels, batch_size, accelerator)
-        majority = majority_baseline(name, encoded[name]["train"].labels, encoded[name]["test"].labels, task.num_labels)
+        majority = majority_baseline(name, encoded[name]["train"].labels, encoded[name]["test"].labels,
+                                     task.num_labels)
         results[name] = {"official_metric": official_metric_name(name), "best_epoch": best[name]["epoch"],
                          "dev": best[name], "test": test, "test_examples": len(encoded[name]["test"]),
                          "test_majority_baseline": majority}
@@ -114,7 +115,8 @@ def evaluate_run(folder: str | Path, split: str = "test") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def predict_run(folder: str | Path, texts: list[str], task: str | None = None, max_length: int = 64) -> pd.DataFrame:
+def predict_run(folder: str | Path, texts: list[str], task: str | None = None,
+                max_length: int = 64) -> pd.DataFrame:
     """Label texts with a run's best checkpoint of each task (or with a saved model folder)."""
     folder = Path(folder)
     if not is_run(folder):
@@ -164,7 +166,8 @@ def predictions_on_test(folder: str | Path, task: str, checkpoint: str = BEST_FO
     """
     config = load_config(folder)
     test = load_run_tasks(config, [task])[task].splits["test"]
-    model, tokenizer = load_model(best_folder(folder, task) if checkpoint == BEST_FOLDER else last_folder(folder))
+    checkpoint_folder = best_folder(folder, task) if checkpoint == BEST_FOLDER else last_folder(folder)
+    model, tokenizer = load_model(checkpoint_folder)
     names = model.task_labels[task]
     table = predict(model, tokenizer, test["text"].tolist(), task, config.max_length, config.eval_batch_size)
     return pd.DataFrame({"text": test["text"],
@@ -185,7 +188,7 @@ def score_of(predictions: pd.DataFrame, task: str) -> float:
 
 
 def best_vs_last(run: TrainingRun | str | Path) -> pd.DataFrame:
-    """Test score of each task's best dev epoch beside the last epoch's (what the original tutorial tested)."""
+    """Test score of each task's best dev epoch beside the last one's (what the original tutorial tested)."""
     run = run if isinstance(run, TrainingRun) else open_run(run)
     last_epoch = int(run.history["epoch"].max())
     rows = []
@@ -202,6 +205,6 @@ def label_tweet(models: dict, text: str) -> pd.DataFrame:
     rows = []
     for task, (model, tokenizer) in models.items():
         answer = predict(model, tokenizer, [text], task).iloc[0]
-        rows += [{"task": task, "label": label, "probability": answer[label], "chosen": label == answer["label"]}
-                 for label in model.task_labels[task]]
+        rows += [{"task": task, "label": label, "probability": answer[label],
+                  "chosen": label == answer["label"]} for label in model.task_labels[task]]
     return pd.DataFrame(rows)

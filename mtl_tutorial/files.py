@@ -29,7 +29,8 @@ def write_atomically(path: Path, writer) -> None:
 
 
 def write_json_atomically(data, path: Path) -> None:
-    write_atomically(path, lambda temporary: temporary.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8"))
+    text = json.dumps(data, indent=1, ensure_ascii=False)
+    write_atomically(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
 
 
 @contextlib.contextmanager

@@ -57,13 +57,13 @@ def majority_baseline(task: str, train_labels, eval_labels, num_labels: int) -> 
 
 def per_class_report(y_true, y_pred, label_names: list[str]) -> pd.DataFrame:
     """Precision, recall, F1 and support of every label, as a table."""
-    report = classification_report(
-        y_true, y_pred, labels=list(range(len(label_names))), target_names=label_names, output_dict=True, zero_division=0
-    )
+    report = classification_report(y_true, y_pred, labels=list(range(len(label_names))),
+                                   target_names=label_names, output_dict=True, zero_division=0)
     return pd.DataFrame(report).T
 
 
 def confusion_table(y_true, y_pred, label_names: list[str]) -> pd.DataFrame:
     """Counts of (true label, predicted label): rows are the truth, columns the prediction."""
     matrix = confusion_matrix(y_true, y_pred, labels=list(range(len(label_names))))
-    return pd.DataFrame(matrix, index=pd.Index(label_names, name="true"), columns=pd.Index(label_names, name="predicted"))
+    return pd.DataFrame(matrix, index=pd.Index(label_names, name="true"),
+                        columns=pd.Index(label_names, name="predicted"))

@@ -88,7 +88,8 @@ def adaptive_probabilities(base: dict[str, float], dev_scores: dict[str, list[fl
             for task, probability in base.items()}
 
 
-def passes_per_epoch(sizes: dict[str, int], batch_size: int = 32, samplers=("proportional", "temperature", "uniform"),
+def passes_per_epoch(sizes: dict[str, int], batch_size: int = 32,
+                     samplers=("proportional", "temperature", "uniform"),
                      temperature: float = 2.0) -> pd.DataFrame:
     """How many times each task's training set is gone through in one epoch, under each sampler.
 

@@ -30,8 +30,8 @@ from .conflict import gradient_cosines
 from .evaluate import evaluate_split, test_best_checkpoints
 from .model import MultiTaskModel, build_model
 from .runs import (TrainingRun, exclusive_run_folder, has_checkpoint, load_run_tasks, prepare_folder,
-                   recover_run_folder, restore_checkpoint, save_best, save_checkpoint, save_config, save_history,
-                   save_results, saved_best_epoch)
+                   recover_run_folder, restore_checkpoint, save_best, save_checkpoint, save_config,
+                   save_history, save_results, saved_best_epoch)
 from .sampling import ADAPTIVE, adaptive_probabilities, draw_tasks, task_probabilities, task_schedule
 
 
@@ -57,16 +57,19 @@ def make_optimizer(model, config: TrainConfig, combiner: TaskCombiner | None = N
     return torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=config.weight_decay, fused=True)
 
 
-def probe_gradient_conflict(model: MultiTaskModel, encoded: dict, config: TrainConfig, epoch: int) -> dict[str, float]:
+def probe_gradient_conflict(model: MultiTaskModel, encoded: dict, config: TrainConfig,
+                            epoch: int) -> dict[str, float]:
     """For each task, the mean cosine between its encoder gradient and the other tasks' (see conflict.py)."""
     if len(encoded) < 2 or config.gradient_probe_batches < 1:
         return {}
     pairs = gradient_cosines(model, {name: splits["train"] for name, splits in encoded.items()},
                              config.gradient_probe_batches, config.batch_size, seed=config.seed + epoch)
-    return {name: sum(value for pair, value in pairs.items() if name in pair.split("~")) / (len(encoded) - 1) for name in encoded}
+    return {name: sum(value for pair, value in pairs.items() if name in pair.split("~")) / (len(encoded) - 1)
+            for name in encoded}
 
 
-def train_step(model, batch: dict, task: str, optimizer, scheduler, accelerator: Accelerator, max_grad_norm: float) -> torch.Tensor:
+def train_step(model, batch: dict, task: str, optimizer, scheduler, accelerator: Accelerator,
+               max_grad_norm: float) -> torch.Tensor:
     """One step on one task: forward through the encoder and the task's head, backward, clip, update.
 
     Clipping comes BEFORE the optimizer step (the original tutorial clipped after it, to no effect).
@@ -192,7 +195,7 @@ def fit(config: TrainConfig, folder: str | Path, resume: bool = False, on_epoch_
 
 def train_into(folder: Path, config: TrainConfig, resume: bool, on_epoch_end, progress: bool,
                accelerator: Accelerator) -> TrainingRun:
-    """`fit`'s body, run while the folder is held: set up, train epoch after epoch, test the best checkpoints."""
+    """`fit`'s body, run while the folder is held: set up, train epoch by epoch, test the best checkpoints."""
     resuming = prepare_folder(folder, config, resume)
     if resuming and accelerator.is_main_process:
         recover_run_folder(folder)
@@ -225,7 +228,8 @@ def train_into(folder: Path, config: TrainConfig, resume: bool, on_epoch_end, pr
 
     optimizer = make_optimizer(model, config, combiner)
     total_steps = steps_per_epoch * config.epochs
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+    warmup_steps = int(config.warmup_ratio * total_steps)
+    scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
     history, best, start_epoch = [], {}, 1
     if resuming and has_checkpoint(folder):
         finished, best, history = restore_checkpoint(folder, model, optimizer, scheduler, streams, combiner)
@@ -274,8 +278,10 @@ def train_into(folder: Path, config: TrainConfig, resume: bool, on_epoch_end, pr
         improved_tasks = []
         for name, task in tasks.items():
             train_loss = accelerator.reduce(loss_sum[name], "sum").item()
-            train_examples = int(accelerator.reduce(torch.tensor(examples[name], device=accelerator.device), "sum"))
-            # the bare model: under DDP a forward pass syncs buffers, and processes score different numbers of batches
+            example_count = torch.tensor(examples[name], device=accelerator.device)
+            train_examples = int(accelerator.reduce(example_count, "sum"))
+            # the bare model: under DDP a forward pass syncs buffers, and the processes score
+            # different numbers of batches
             dev, _ = evaluate_split(bare_model, encoded[name]["dev"], name, task.num_labels,
                                     config.eval_batch_size, accelerator)
             improved = dev["official"] > best.get(name, {}).get("official", -1.0)
@@ -337,5 +343,6 @@ def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
 def warn_if_precision_is_emulated(mixed_precision: str, accelerator: Accelerator) -> None:
     """bf16 on a CPU without bf16 instructions is emulated: often a hundred times slower than fp32."""
     if mixed_precision == "bf16" and accelerator.device.type == "cpu" and not cpu_has_native_bf16():
-        warnings.warn("--mixed-precision bf16 on this CPU is emulated (no avx512_bf16 or amx_bf16 in its flags), "
-                      "so training will be far slower than in fp32: use --mixed-precision no", stacklevel=3)
+        warnings.warn("--mixed-precision bf16 on this CPU is emulated (no avx512_bf16 or amx_bf16 "
+                      "in its flags), so training will be far slower than in fp32: use --mixed-precision no",
+                      stacklevel=3)
