@@ -25,7 +25,8 @@ from throughput import PaddedTo64, report
 
 def original_evaluation(model, tokenizer, frame, task: str, batch_size: int, max_length: int) -> list[int]:
     """The tutorial's evaluation: per-item tokenising, padding to 64, a DataLoader, torch.no_grad."""
-    loader = torch.utils.data.DataLoader(PaddedTo64(frame, tokenizer, max_length), batch_size=batch_size, num_workers=2)
+    loader = torch.utils.data.DataLoader(PaddedTo64(frame, tokenizer, max_length), batch_size=batch_size,
+                                         num_workers=2)
     predictions = []
     model.eval()
     with torch.no_grad():
@@ -48,14 +49,16 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=2000, help="dev tweets to score")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--max-length", type=int, default=64)
-    parser.add_argument("--mixed-precision", choices=("no", "bf16"), default="no", help="autocast for the package's side")
+    parser.add_argument("--mixed-precision", choices=("no", "bf16"), default="no",
+                        help="autocast for the package's side")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
 
     task = load_task(args.task, data_dir=args.data_dir).capped(max_eval_examples=args.examples)
     frame = task.splits["dev"]
     model, tokenizer = build_model({task.name: task.label_names}, args.model)
-    original_seconds, original = timed(lambda: original_evaluation(model, tokenizer, frame, task.name, args.batch_size, args.max_length))
+    original_seconds, original = timed(lambda: original_evaluation(model, tokenizer, frame, task.name,
+                                                                   args.batch_size, args.max_length))
 
     def ours():
         split = encode(tokenizer, frame, args.max_length)
@@ -63,10 +66,12 @@ def main() -> None:
 
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.mixed_precision == "bf16"):
         ours_seconds, predictions = timed(ours)
-        predict_seconds, _ = timed(lambda: predict(model, tokenizer, frame["text"].tolist(), task.name, args.max_length, args.batch_size))
+        predict_seconds, _ = timed(lambda: predict(model, tokenizer, frame["text"].tolist(), task.name,
+                                                   args.max_length, args.batch_size))
     agreement = sum(a == b for a, b in zip(original, predictions)) / len(frame)
     summary = {
-        "task": task.name, "examples": len(frame), "batch_size": args.batch_size, "package_mixed_precision": args.mixed_precision,
+        "task": task.name, "examples": len(frame), "batch_size": args.batch_size,
+        "package_mixed_precision": args.mixed_precision,
         "original_evaluation_examples_per_second": len(frame) / original_seconds,
         "package_evaluate_examples_per_second": len(frame) / ours_seconds,
         "package_predict_examples_per_second": len(frame) / predict_seconds,

@@ -49,13 +49,15 @@ ARMS = {
 PUBLISHED = {"paper: RoBERTa-base": {"emotion": 76.1, "sentiment": 71.3},
              "paper: RoBERTa pre-trained on tweets from scratch": {"emotion": 72.0, "sentiment": 69.1},
              "paper: RoBERTa-base retrained on tweets": {"emotion": 78.5}}
-PLOTS = {"scores": "quality_scores.png", "dev curves": "quality_dev_curves.png", "gradient cosine": "quality_gradient_cosine.png"}
+PLOTS = {"scores": "quality_scores.png", "dev curves": "quality_dev_curves.png",
+         "gradient cosine": "quality_gradient_cosine.png"}
 
 
 def common_budget(data_dir: str | None, **changes) -> dict:
-    """What every arm shares: MiniLM, emotion in full (3257) and a seeded sample of 6000 sentiment tweets, 2 epochs.
+    """Every arm's budget: MiniLM, emotion in full (3257), a seeded sample of 6000 sentiment tweets, 2 epochs.
 
-    6000 keeps a CPU run near 7 minutes while the tasks still differ in size (1 : 1.8), so the samplers differ.
+    6000 keeps a CPU run near 7 minutes while the tasks still differ in size (1 : 1.8), so the
+    samplers differ.
     `changes` (e.g. a smaller model or caps for a smoke test) apply to every arm alike.
     """
     return {"tasks": ["emotion", "sentiment"], "epochs": 2, "learning_rate": 1e-4, "max_train_examples": 6000,
@@ -73,7 +75,7 @@ def arm_seeds(arms: list[str], seeds: list[int] | None) -> list[tuple[str, int]]
 
 
 def run_arms(runs: Path, budget: dict, arms: list[str], seeds: list[int] | None = None) -> None:
-    """Train every (arm, seed) that has no results yet; a half-done run resumes from its last finished epoch."""
+    """Train every (arm, seed) without results yet; a half-done run resumes from its last finished epoch."""
     for arm, seed in arm_seeds(arms, seeds):
         folder = run_folder(runs, arm, seed)
         if is_finished(folder):
@@ -100,7 +102,8 @@ def collect(finished: dict[tuple[str, int], Path]) -> pd.DataFrame:
             rows.append({"arm": arm, "seed": seed, "task": task, "test": 100 * result["test"]["official"],
                          "dev": 100 * result["dev"]["official"], "best epoch": result["best_epoch"],
                          "training minutes": minutes, "command": command_line(load_config(folder), folder)})
-    return pd.DataFrame(rows, columns=["arm", "seed", "task", "test", "dev", "best epoch", "training minutes", "command"])
+    return pd.DataFrame(rows, columns=["arm", "seed", "task", "test", "dev", "best epoch", "training minutes",
+                                       "command"])
 
 
 def summary_table(rows: pd.DataFrame) -> pd.DataFrame:
@@ -120,7 +123,8 @@ def paired_differences(rows: pd.DataFrame) -> pd.DataFrame:
     data sample and initial heads), against the seed-to-seed spread, with a paired t-test where n > 1."""
     found = []
     for task in dict.fromkeys(rows["task"]):
-        alone = rows[(rows["arm"] == f"single-task {task}") & (rows["task"] == task)].set_index("seed")["test"]
+        single_task = rows[(rows["arm"] == f"single-task {task}") & (rows["task"] == task)]
+        alone = single_task.set_index("seed")["test"]
         for arm in dict.fromkeys(rows.loc[rows["arm"].str.startswith("multi-task"), "arm"]):
             together = rows[(rows["arm"] == arm) & (rows["task"] == task)].set_index("seed")["test"]
             differences = (together - alone).dropna()
@@ -131,10 +135,13 @@ def paired_differences(rows: pd.DataFrame) -> pd.DataFrame:
             if len(seeds) > 1:
                 largest = max(statistics.stdev(alone[seeds]), statistics.stdev(together[seeds]))
                 spread, p_value = f"{largest:.1f}", f"{ttest_rel(together[seeds], alone[seeds]).pvalue:.2f}"
-                verdict = "larger than the seed spread" if abs(differences.mean()) > largest else "within the seed spread"
-            found.append({"task": task, "multi-task arm": arm, "seeds": len(seeds), "mean difference": differences.mean(),
+                larger = abs(differences.mean()) > largest
+                verdict = "larger than the seed spread" if larger else "within the seed spread"
+            found.append({"task": task, "multi-task arm": arm, "seeds": len(seeds),
+                          "mean difference": differences.mean(),
                           "per seed": ", ".join(f"{value:+.1f}" for value in differences),
-                          "seed spread (larger sd of the two arms)": spread, "paired t-test p": p_value, "verdict": verdict})
+                          "seed spread (larger sd of the two arms)": spread, "paired t-test p": p_value,
+                          "verdict": verdict})
     return pd.DataFrame(found)
 
 
@@ -143,26 +150,32 @@ def draw_plots(rows: pd.DataFrame, finished: dict[tuple[str, int], Path], folder
     first = {}
     for (arm, _), run in finished.items():
         first.setdefault(arm, load_history(run))
-    figures = {"scores": quality_plots.arm_scores(rows, PUBLISHED), "dev curves": quality_plots.arm_curves(first)}
+    figures = {"scores": quality_plots.arm_scores(rows, PUBLISHED),
+               "dev curves": quality_plots.arm_curves(first)}
     multitask = {arm: history for arm, history in first.items() if "gradient_cosine" in history}
     if multitask:
         # with two tasks both rows of an epoch hold the same cosine: keep one, titled by the pair
-        one_task = {arm: history[history["task"] == history["task"].iloc[0]].assign(task=" vs ".join(history["task"].unique()))
-                    for arm, history in multitask.items()}
-        figures["gradient cosine"] = quality_plots.arm_curves(one_task, "gradient_cosine", "cosine of the two tasks' encoder gradients")
+        one_task = {}
+        for arm, history in multitask.items():
+            pair = " vs ".join(history["task"].unique())
+            one_task[arm] = history[history["task"] == history["task"].iloc[0]].assign(task=pair)
+        figures["gradient cosine"] = quality_plots.arm_curves(one_task, "gradient_cosine",
+                                                              "cosine of the two tasks' encoder gradients")
     for name, figure in figures.items():
-        write_atomically(folder / PLOTS[name], lambda temporary: figure.savefig(temporary, dpi=110, format="png"))
+        write_atomically(folder / PLOTS[name],
+                         lambda temporary: figure.savefig(temporary, dpi=110, format="png"))
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
     """A DataFrame as a Markdown table, numbers to one decimal."""
-    cells = [[f"{value:.1f}" if isinstance(value, float) else str(value) for value in row] for row in frame.itertuples(index=False)]
+    cells = [[f"{value:.1f}" if isinstance(value, float) else str(value) for value in row]
+             for row in frame.itertuples(index=False)]
     lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
 
 
 def report(rows: pd.DataFrame, budget: dict) -> str:
-    """The Markdown report: summary beside the published scores, paired differences, every run, re-run commands."""
+    """The Markdown report: summary beside the published scores, paired differences, every run, commands."""
     differences = paired_differences(rows)
     shown = {key: value for key, value in budget.items() if key != "data_dir"}
     text = ["# Quality runs (generated by benchmarks/quality.py)", "",
@@ -170,7 +183,8 @@ def report(rows: pd.DataFrame, budget: dict) -> str:
             "sentiment macro-recall), each from the task's own best dev epoch.", "",
             markdown_table(summary_table(rows).rename_axis("arm").reset_index()), "",
             "## Multi-task minus single-task, paired by seed", "",
-            markdown_table(differences) if len(differences) else "(no multi-task run has a single-task run of the same seed yet)", "",
+            markdown_table(differences) if len(differences)
+            else "(no multi-task run has a single-task run of the same seed yet)", "",
             "## Every run", "", markdown_table(rows.drop(columns="command")), "", "## Re-run a row", ""]
     return "\n".join(text + [f"- `{command}`" for command in rows["command"].drop_duplicates()]) + "\n"
 
@@ -180,10 +194,12 @@ def main() -> None:
     parser.add_argument("--data-dir")
     parser.add_argument("--runs", type=Path, default=Path("runs/quality"))
     parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
-    parser.add_argument("--seeds", nargs="+", type=int, help="the same seeds for every arm (default: each arm's own)")
+    parser.add_argument("--seeds", nargs="+", type=int,
+                        help="the same seeds for every arm (default: each arm's own)")
     parser.add_argument("--table", type=Path, default=Path(__file__).with_name("QUALITY_RESULTS.md"),
                         help="the report to write; its plots go beside it")
-    parser.add_argument("--only-table", action="store_true", help="rebuild the report from finished runs, train nothing")
+    parser.add_argument("--only-table", action="store_true",
+                        help="rebuild the report from finished runs, train nothing")
     smaller = parser.add_argument_group("a different budget for every arm (smoke tests, other encoders)")
     smaller.add_argument("--model")
     smaller.add_argument("--epochs", type=int)
@@ -191,8 +207,8 @@ def main() -> None:
     smaller.add_argument("--max-eval-examples", type=int)
     smaller.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"))
     args = parser.parse_args()
-    changes = {name: getattr(args, name) for name in ("model", "epochs", "max_train_examples", "max_eval_examples", "mixed_precision")
-               if getattr(args, name) is not None}
+    options = ("model", "epochs", "max_train_examples", "max_eval_examples", "mixed_precision")
+    changes = {name: getattr(args, name) for name in options if getattr(args, name) is not None}
     budget = common_budget(args.data_dir, **changes)
     if not args.only_table:
         run_arms(args.runs, budget, args.arms, args.seeds)

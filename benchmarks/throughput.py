@@ -5,9 +5,10 @@ number of steps. Each loop runs in its own process (so each has its own peak mem
 `--rounds` times, and the medians are reported. Run by hand; results go to benchmarks/RESULTS.md.
 
     python benchmarks/throughput.py --data-dir ../shared/data/tweeteval --rounds 2
-    python benchmarks/throughput.py --data-dir ../shared/data/tweeteval --variants package-bf16 package-no-length-grouping
+    python benchmarks/throughput.py --data-dir ../shared/data/tweeteval --variants package-bf16
 
-`--variants` also measures the package's loop with one lever changed, to show what each is worth.
+`--variants` (package-bf16, package-no-length-grouping, package-unfused-adamw, one or more) also
+measures the package's loop with one lever changed, to show what each is worth.
 """
 
 from __future__ import annotations
@@ -58,15 +59,17 @@ class PaddedTo64:
     """The original Dataset: tokenises the tweet on every access and pads it to max_length."""
 
     def __init__(self, frame, tokenizer, max_length):
-        self.texts, self.labels, self.tokenizer, self.max_length = frame["text"].tolist(), frame["label"].tolist(), tokenizer, max_length
+        self.texts, self.labels = frame["text"].tolist(), frame["label"].tolist()
+        self.tokenizer, self.max_length = tokenizer, max_length
 
     def __len__(self):
         return len(self.texts)
 
     def __getitem__(self, index):
-        encoded = self.tokenizer(self.texts[index], padding="max_length", truncation=True, max_length=self.max_length,
-                                 return_tensors="pt")
-        return {"ids": encoded["input_ids"][0], "mask": encoded["attention_mask"][0], "target": torch.tensor(self.labels[index])}
+        encoded = self.tokenizer(self.texts[index], padding="max_length", truncation=True,
+                                 max_length=self.max_length, return_tensors="pt")
+        return {"ids": encoded["input_ids"][0], "mask": encoded["attention_mask"][0],
+                "target": torch.tensor(self.labels[index])}
 
 
 def original_loop(config: TrainConfig, steps: int) -> dict:
@@ -74,10 +77,13 @@ def original_loop(config: TrainConfig, steps: int) -> dict:
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     tasks = load_run_tasks(config)
-    model, tokenizer = build_model({name: task.label_names for name, task in tasks.items()}, config.model, config.pooling)
-    loaders = {name: torch.utils.data.DataLoader(PaddedTo64(task.splits["train"], tokenizer, config.max_length),
-                                                 batch_size=config.batch_size, shuffle=True, num_workers=2)
-               for name, task in tasks.items()}
+    labels = {name: task.label_names for name, task in tasks.items()}
+    model, tokenizer = build_model(labels, config.model, config.pooling)
+    loaders = {
+        name: torch.utils.data.DataLoader(PaddedTo64(task.splits["train"], tokenizer, config.max_length),
+                                          batch_size=config.batch_size, shuffle=True, num_workers=2)
+        for name, task in tasks.items()
+    }
     cycles = {name: itertools.cycle(iter(loader)) for name, loader in loaders.items()}
     sizes = np.array([len(task.splits["train"]) for task in tasks.values()], dtype=float)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
@@ -98,7 +104,9 @@ def original_loop(config: TrainConfig, steps: int) -> dict:
         optimizer.zero_grad()
         if device == "cuda":
             torch.cuda.empty_cache()  # what the tutorial meant to do at every step
-        examples, tokens, real_tokens = examples + len(target), tokens + mask.numel(), real_tokens + int(mask.sum())
+        examples += len(target)
+        tokens += mask.numel()
+        real_tokens += int(mask.sum())
     seconds = time.perf_counter() - started
     return {"examples_per_second": examples / seconds, "tokens_per_second": real_tokens / seconds,
             "pad_fraction": 1 - real_tokens / tokens, "seconds": seconds}
@@ -108,7 +116,8 @@ def package_loop(config: TrainConfig) -> dict:
     """`mtl_tutorial.fit` itself, for one epoch: its history records speed and padding."""
     with tempfile.TemporaryDirectory() as folder:
         row = fit(config, Path(folder) / "run", progress=False).history.iloc[0]
-    return {key: float(row[key]) for key in ("examples_per_second", "tokens_per_second", "pad_fraction", "seconds")}
+    keys = ("examples_per_second", "tokens_per_second", "pad_fraction", "seconds")
+    return {key: float(row[key]) for key in keys}
 
 
 def unfused_optimizer(model, config: TrainConfig) -> torch.optim.AdamW:
@@ -128,10 +137,14 @@ LOOPS = ("original", *VARIANTS)
 
 def measure(loop: str, config: TrainConfig) -> dict:
     """One loop's speed and peak memory, measured in this process."""
-    steps = sum(batches_per_pass(len(task.splits["train"]), config.batch_size) for task in load_run_tasks(config).values())
+    tasks = load_run_tasks(config)
+    steps = sum(batches_per_pass(len(task.splits["train"]), config.batch_size) for task in tasks.values())
     if loop == "package-unfused-adamw":
         train.make_optimizer = unfused_optimizer
-    result = original_loop(config, steps) if loop == "original" else package_loop(dataclasses.replace(config, **VARIANTS[loop]))
+    if loop == "original":
+        result = original_loop(config, steps)
+    else:
+        result = package_loop(dataclasses.replace(config, **VARIANTS[loop]))
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if torch.cuda.is_available():
         result["peak_cuda_mib"] = torch.cuda.max_memory_allocated() / 2**20
@@ -139,19 +152,21 @@ def measure(loop: str, config: TrainConfig) -> dict:
 
 
 def summarise(runs: list[dict], config: TrainConfig) -> dict:
-    """Medians per loop, each loop's speed-up over the original, and model FLOPs utilisation against the matmul
-    peak of the loop's precision."""
+    """Medians per loop, each loop's speed-up over the original, and model FLOPs utilisation against
+    the matmul peak of the loop's precision."""
     model, _ = build_model({"task": ["a", "b"]}, config.model, config.pooling)
     flops_per_token = encoder_flops_per_token(model)
     peaks = {"fp32": matmul_peak_gflops(torch.float32), "bf16": matmul_peak_gflops(torch.bfloat16)}
     summary = {"flops_per_token": flops_per_token, "matmul_peak_gflops": peaks}
     for loop in dict.fromkeys(run["loop"] for run in runs):
         mine = [run for run in runs if run["loop"] == loop]
-        median = {key: statistics.median(run[key] for run in mine) for key in ("examples_per_second", "tokens_per_second", "pad_fraction")}
+        median = {key: statistics.median(run[key] for run in mine)
+                  for key in ("examples_per_second", "tokens_per_second", "pad_fraction")}
         median["peak_rss_mib"] = max(run["peak_rss_mib"] for run in mine)
         peak = peaks["bf16" if loop.endswith("bf16") else "fp32"]
         median["model_flops_utilisation"] = flops_per_token * median["tokens_per_second"] / (peak * 1e9)
-        median["speed_up"] = median["examples_per_second"] / statistics.median(run["examples_per_second"] for run in runs if run["loop"] == "original")
+        original = statistics.median(run["examples_per_second"] for run in runs if run["loop"] == "original")
+        median["speed_up"] = median["examples_per_second"] / original
         summary[loop] = {**median, "runs": mine}
     summary["speed_up"] = summary["package"]["speed_up"]
     return summary
@@ -169,20 +184,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir")
     parser.add_argument("--model", help="encoder (default: the packaged MiniLM)")
-    parser.add_argument("--max-train-examples", type=int, default=1024, help="per task; steps = their batches")
+    parser.add_argument("--max-train-examples", type=int, default=1024,
+                        help="per task; steps = their batches")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS)[1:], default=[],
                         help="also measure the package's loop with one lever changed")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--output", type=Path, help="write the summary as JSON here")
     parser.add_argument("--loop", choices=LOOPS, help=argparse.SUPPRESS)  # one measurement, in a child
     args = parser.parse_args()
-    config = TrainConfig(model=args.model, epochs=1, max_train_examples=args.max_train_examples, max_eval_examples=64,
-                         data_dir=args.data_dir)
+    config = TrainConfig(model=args.model, epochs=1, max_train_examples=args.max_train_examples,
+                         max_eval_examples=64, data_dir=args.data_dir)
     if args.loop:
         print(json.dumps(measure(args.loop, config)))
         return
     child = [sys.executable, __file__, "--max-train-examples", str(args.max_train_examples)]
-    child += [flag for name, flag in (("data_dir", "--data-dir"), ("model", "--model")) if getattr(args, name) for flag in (flag, getattr(args, name))]
+    for name, flag in (("data_dir", "--data-dir"), ("model", "--model")):
+        if getattr(args, name):
+            child += [flag, getattr(args, name)]
     runs = []
     for _ in range(args.rounds):
         for loop in ["original", "package", *args.variants]:
