@@ -75,7 +75,8 @@ def course_folder(tmp_path, train: str, label2ind) -> Path:
 
 
 def test_course_format_without_a_label_column_or_with_string_indices(tmp_path):
-    with pytest.raises(DataError, match=r"train.tsv lacks the column\(s\) \['label'\]; its header has \['content', 'emotion'\]"):
+    with pytest.raises(DataError, match=r"train.tsv lacks the column\(s\) \['label'\]; "
+                                        r"its header has \['content', 'emotion'\]"):
         load_task(course_folder(tmp_path, "content\temotion\nhi\tjoy\n", {"anger": 0, "joy": 1}))
     shutil.rmtree(tmp_path / "mine")
     with pytest.raises(DataError, match=r"label2ind.json must map each label name to a distinct index"):
@@ -86,14 +87,16 @@ def test_nan_texts_from_pandas_are_named_by_row(tiny_encoder_dir):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_encoder_dir)
-    frame = pd.read_csv(io.StringIO("text,label\nfine,0\n,1\nNA,0\n"))  # pandas reads the empty cell and NA as NaN
+    # pandas reads the empty cell and NA as NaN
+    frame = pd.read_csv(io.StringIO("text,label\nfine,0\n,1\nNA,0\n"))
     with pytest.raises(DataError, match=r"row 1: text nan is not a string"):
         encode(tokenizer, frame)
 
 
 def test_a_single_task_name_or_paths_make_a_config_that_round_trips(tmp_path, tweeteval_dir):
     config = TrainConfig(tasks="emotion", data_dir=tweeteval_dir, model=tmp_path)
-    assert config.tasks == ["emotion"] and config.data_dir == str(tweeteval_dir) and config.model == str(tmp_path)
+    assert config.tasks == ["emotion"]
+    assert config.data_dir == str(tweeteval_dir) and config.model == str(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps(config.__dict__))
     assert load_config(tmp_path) == config
 
@@ -113,30 +116,36 @@ def test_a_damaged_config_is_named(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["../emotion", "stance_../../x", "/etc"])
-def test_a_bad_task_name_is_refused_before_anything_is_written(tmp_path, tweeteval_dir, tiny_encoder_dir, name):
-    config = TrainConfig(tasks=["emotion", name], model=str(tiny_encoder_dir), epochs=1, data_dir=str(tweeteval_dir))
+def test_a_bad_task_name_is_refused_before_anything_is_written(tmp_path, tweeteval_dir, tiny_encoder_dir,
+                                                               name):
+    config = TrainConfig(tasks=["emotion", name], model=str(tiny_encoder_dir), epochs=1,
+                         data_dir=str(tweeteval_dir))
     with pytest.raises(DataError, match=rf"unknown task '{name}'|/etc holds neither label2ind.json"):
         fit(config, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
 
 
-def test_a_task_folder_given_as_a_relative_path_keeps_its_files_inside_the_run(tmp_path, tweeteval_dir, tiny_encoder_dir,
-                                                                               monkeypatch):
+def test_a_task_folder_given_as_a_relative_path_keeps_its_files_inside_the_run(tmp_path, tweeteval_dir,
+                                                                               tiny_encoder_dir, monkeypatch):
     shutil.copytree(tweeteval_dir / "irony", tmp_path / "etc")
     (tmp_path / "a" / "b").mkdir(parents=True)
     monkeypatch.chdir(tmp_path / "a" / "b")  # so "../../etc" is tmp_path/etc
-    config = TrainConfig(tasks=["../../etc"], model=str(tiny_encoder_dir), epochs=1, max_train_examples=16, max_eval_examples=16)
+    config = TrainConfig(tasks=["../../etc"], model=str(tiny_encoder_dir), epochs=1, max_train_examples=16,
+                         max_eval_examples=16)
     fit(config, "run", progress=False)
     assert sorted(p.name for p in (tmp_path / "a" / "b" / "run" / "best").iterdir()) == ["etc"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "etc"]
-    assert sorted(p.name for p in (tmp_path / "etc").iterdir()) == sorted(p.name for p in (tweeteval_dir / "irony").iterdir())
+    copied = sorted(p.name for p in (tmp_path / "etc").iterdir())
+    assert copied == sorted(p.name for p in (tweeteval_dir / "irony").iterdir())
 
 
-def test_an_unknown_model_writes_nothing_and_can_then_be_corrected(tmp_path, tweeteval_dir, tiny_encoder_dir, monkeypatch):
+def test_an_unknown_model_writes_nothing_and_can_then_be_corrected(tmp_path, tweeteval_dir, tiny_encoder_dir,
+                                                                   monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     wrong = TrainConfig(tasks=["irony"], model="no-such-user/no-such-model", epochs=1, max_train_examples=16,
                         max_eval_examples=16, data_dir=str(tweeteval_dir))
-    with pytest.raises(OSError, match=r"cannot load encoder 'no-such-user/no-such-model': it is neither a model folder"):
+    with pytest.raises(OSError, match=r"cannot load encoder 'no-such-user/no-such-model': "
+                                      r"it is neither a model folder"):
         fit(wrong, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()  # so the corrected command is not "a different run"
     right = TrainConfig(**{**wrong.__dict__, "model": str(tiny_encoder_dir)})
@@ -216,7 +225,8 @@ def test_a_model_folder_asking_for_its_own_code_runs_no_code(tmp_path, tiny_enco
     config = json.loads((folder / "config.json").read_text())
     config["auto_map"] = {"AutoModel": "evil.EvilModel"}
     (folder / "config.json").write_text(json.dumps(config))
-    (folder / "evil.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w')\nfrom transformers import BertModel as EvilModel\n")
+    (folder / "evil.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w')\n"
+                                    "from transformers import BertModel as EvilModel\n")
     encoder, _ = load_encoder(str(folder))
     assert type(encoder).__name__ == "BertModel" and not (tmp_path / "ran").exists()
 
@@ -224,8 +234,9 @@ def test_a_model_folder_asking_for_its_own_code_runs_no_code(tmp_path, tiny_enco
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory, tiny_encoder_dir, tweeteval_dir):
     """A finished one-epoch run, in-process: emotion + irony, 32 tweets each."""
-    config = TrainConfig(tasks=["emotion", "irony"], model=str(tiny_encoder_dir), epochs=1, batch_size=8, max_length=32,
-                         max_train_examples=32, max_eval_examples=32, data_dir=str(tweeteval_dir))
+    config = TrainConfig(tasks=["emotion", "irony"], model=str(tiny_encoder_dir), epochs=1, batch_size=8,
+                         max_length=32, max_train_examples=32, max_eval_examples=32,
+                         data_dir=str(tweeteval_dir))
     return config, fit(config, tmp_path_factory.mktemp("runs") / "small", progress=False).folder
 
 
@@ -243,18 +254,22 @@ def broken_last(folder: Path, tiny_encoder_dir: Path, damage: str) -> None:
         save_model(other, tokenizer, last)
         torch.save({"epoch": 1}, last / STATE_FILE)
     elif damage == "another run's training state":
-        torch.save({"epoch": 1, "optimizer": {}, "scheduler": {}, "streams": {}, "best": {}, "history": []}, last / STATE_FILE)
+        torch.save({"epoch": 1, "optimizer": {}, "scheduler": {}, "streams": {}, "best": {}, "history": []},
+                   last / STATE_FILE)
 
 
-@pytest.mark.parametrize("damage", ["random training state", "truncated training state", "pickle as training state",
-                                    "another model's weights", "another run's training state"])
-def test_resume_from_a_damaged_or_foreign_checkpoint_is_refused(small_run, tmp_path, tiny_encoder_dir, damage):
+@pytest.mark.parametrize("damage", ["random training state", "truncated training state",
+                                    "pickle as training state", "another model's weights",
+                                    "another run's training state"])
+def test_resume_from_a_damaged_or_foreign_checkpoint_is_refused(small_run, tmp_path, tiny_encoder_dir,
+                                                                damage):
     config, finished = small_run
     folder = tmp_path / "run"
     shutil.copytree(finished, folder)
     broken_last(folder, tiny_encoder_dir, damage)
     history = (folder / "history.json").read_bytes()
-    with pytest.raises(OSError, match=r"cannot resume from .*last: it is damaged or not this run's checkpoint"):
+    with pytest.raises(OSError,
+                       match=r"cannot resume from .*last: it is damaged or not this run's checkpoint"):
         fit(config, folder, resume=True, progress=False)
     assert not (folder / "ran").exists()
     assert (folder / "history.json").read_bytes() == history
@@ -264,8 +279,9 @@ def test_a_different_run_in_the_folder_is_named_field_by_field(small_run, capsys
     config, folder = small_run
 
     def train(epochs: int, *extra: str) -> int:
-        return main(["train", "--tasks", *config.tasks, "--model", config.model, "--epochs", str(epochs), "--batch-size", "8",
-                     "--max-length", "32", "--max-train-examples", "32", "--max-eval-examples", "32",
+        return main(["train", "--tasks", *config.tasks, "--model", config.model, "--epochs", str(epochs),
+                     "--batch-size", "8", "--max-length", "32", "--max-train-examples", "32",
+                     "--max-eval-examples", "32",
                      "--data-dir", config.data_dir, "--out", str(folder), *extra])
 
     assert train(3, "--resume") == 2
@@ -289,8 +305,8 @@ def test_predict_on_an_empty_and_a_very_long_tweet(small_run):
 
 def test_a_run_whose_tasks_are_folders_predicts_by_task_name(tmp_path, tweeteval_dir, tiny_encoder_dir):
     irony_folder = shutil.copytree(tweeteval_dir / "irony", tmp_path / "my-irony")
-    config = TrainConfig(tasks=[str(irony_folder)], model=str(tiny_encoder_dir), epochs=1, max_train_examples=16,
-                         max_eval_examples=16)
+    config = TrainConfig(tasks=[str(irony_folder)], model=str(tiny_encoder_dir), epochs=1,
+                         max_train_examples=16, max_eval_examples=16)
     folder = fit(config, tmp_path / "run", progress=False).folder
     table = predict_run(folder, ["oh great, rain"])
     assert list(table["task"]) == ["my-irony"] and table["label"].isin(["non_irony", "irony"]).all()
@@ -318,21 +334,23 @@ def test_writes_interrupted_by_a_crash_are_undone(tmp_path):
 
 
 def cli_train(folder: Path, tiny_encoder_dir: Path, tweeteval_dir: Path, *extra: str) -> list[str]:
-    """Three epochs of emotion + irony, 240 tweets each in batches of 8: ~60 steps, a few seconds per epoch."""
-    return [sys.executable, "-m", "mtl_tutorial", "train", "--tasks", "emotion", "irony", "--model", str(tiny_encoder_dir),
-            "--epochs", "3", "--batch-size", "8", "--max-length", "32", "--max-train-examples", "240",
-            "--max-eval-examples", "64", "--data-dir", str(tweeteval_dir), "--out", str(folder), *extra]
+    """Three epochs of emotion + irony, 240 tweets each in batches of 8: ~60 steps, a few seconds an epoch."""
+    return [sys.executable, "-m", "mtl_tutorial", "train", "--tasks", "emotion", "irony",
+            "--model", str(tiny_encoder_dir), "--epochs", "3", "--batch-size", "8", "--max-length", "32",
+            "--max-train-examples", "240", "--max-eval-examples", "64", "--data-dir", str(tweeteval_dir),
+            "--out", str(folder), *extra]
 
 
 # One thread, so that two runs add up floating-point numbers in the same order.
-CLI_ENVIRONMENT = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+CLI_ENVIRONMENT = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+                   "TOKENIZERS_PARALLELISM": "false"}
 
 
 @pytest.fixture(scope="module")
 def uninterrupted_run(tmp_path_factory, tiny_encoder_dir, tweeteval_dir):
     folder = tmp_path_factory.mktemp("runs") / "uninterrupted"
-    finished = subprocess.run(cli_train(folder, tiny_encoder_dir, tweeteval_dir), capture_output=True, text=True,
-                              env=CLI_ENVIRONMENT, timeout=300)
+    finished = subprocess.run(cli_train(folder, tiny_encoder_dir, tweeteval_dir), capture_output=True,
+                              text=True, env=CLI_ENVIRONMENT, timeout=300)
     assert finished.returncode == 0, finished.stderr[-3000:]
     return folder
 
@@ -345,12 +363,14 @@ def history_epochs(folder: Path) -> list[int]:
 
 
 def comparable_history(folder: Path) -> pd.DataFrame:
-    """The history without its clock readings (seconds, examples_per_second, ...): all else must repeat exactly."""
+    """The history without its clock readings (seconds, examples_per_second, ...): all else must repeat."""
     history = pd.DataFrame(json.loads((folder / "history.json").read_text()))
-    return history.drop(columns=[name for name in history if name == "seconds" or name.endswith("_per_second")])
+    clock = [name for name in history if name == "seconds" or name.endswith("_per_second")]
+    return history.drop(columns=clock)
 
 
-def test_a_run_killed_mid_epoch_resumes_to_the_same_scores(uninterrupted_run, tmp_path, tiny_encoder_dir, tweeteval_dir):
+def test_a_run_killed_mid_epoch_resumes_to_the_same_scores(uninterrupted_run, tmp_path, tiny_encoder_dir,
+                                                           tweeteval_dir):
     folder = tmp_path / "killed"
     process = subprocess.Popen(cli_train(folder, tiny_encoder_dir, tweeteval_dir), env=CLI_ENVIRONMENT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -366,22 +386,24 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_scores(uninterrupted_run, tm
     assert torch.load(folder / "last" / STATE_FILE, weights_only=True)["epoch"] == 1
     assert len(pd.read_csv(folder / "history.csv")) == 2
 
-    resumed = subprocess.run(cli_train(folder, tiny_encoder_dir, tweeteval_dir, "--resume"), capture_output=True,
-                             text=True, env=CLI_ENVIRONMENT, timeout=300)
+    resumed = subprocess.run(cli_train(folder, tiny_encoder_dir, tweeteval_dir, "--resume"),
+                             capture_output=True, text=True, env=CLI_ENVIRONMENT, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "epoch 1/3" not in resumed.stderr and "epoch 2/3" in resumed.stderr  # it went on from epoch 2
     pd.testing.assert_frame_equal(comparable_history(folder), comparable_history(uninterrupted_run))
-    assert json.loads((folder / "results.json").read_text()) == json.loads((uninterrupted_run / "results.json").read_text())
+    results = json.loads((folder / "results.json").read_text())
+    assert results == json.loads((uninterrupted_run / "results.json").read_text())
     assert not [p.name for p in folder.iterdir() if p.name.startswith(".")]  # no temporary files left
 
 
-def test_resuming_a_finished_run_changes_nothing(uninterrupted_run, tmp_path, tiny_encoder_dir, tweeteval_dir):
+def test_resuming_a_finished_run_changes_nothing(uninterrupted_run, tmp_path, tiny_encoder_dir,
+                                                 tweeteval_dir):
     folder = shutil.copytree(uninterrupted_run, tmp_path / "finished")
     files = ["history.json", "results.json", "last/training_state.pt", "best/emotion/heads.safetensors",
              "best/irony/model.safetensors"]
     before = {name: (folder / name).read_bytes() for name in files}
-    again = subprocess.run(cli_train(folder, tiny_encoder_dir, tweeteval_dir, "--resume"), capture_output=True,
-                           text=True, env=CLI_ENVIRONMENT, timeout=300)
+    again = subprocess.run(cli_train(folder, tiny_encoder_dir, tweeteval_dir, "--resume"),
+                           capture_output=True, text=True, env=CLI_ENVIRONMENT, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "epoch 3/3" not in again.stderr  # nothing was trained again
     assert {name: (folder / name).read_bytes() for name in files} == before
