@@ -11,16 +11,19 @@ from conftest import REPO
 
 
 def run_script(name, *arguments):
-    finished = subprocess.run([sys.executable, str(REPO / "benchmarks" / name), *arguments], capture_output=True, text=True)
+    finished = subprocess.run([sys.executable, str(REPO / "benchmarks" / name), *arguments],
+                              capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr[-3000:]
     return json.loads(finished.stdout[finished.stdout.index("{"):])
 
 
 def test_throughput_compares_both_loops(tiny_encoder_dir, tweeteval_dir):
     summary = run_script("throughput.py", "--model", str(tiny_encoder_dir), "--data-dir", str(tweeteval_dir),
-                         "--max-train-examples", "64", "--rounds", "1", "--variants", "package-no-length-grouping")
+                         "--max-train-examples", "64", "--rounds", "1",
+                         "--variants", "package-no-length-grouping")
     original, package = summary["original"], summary["package"]
-    assert summary["package-no-length-grouping"]["pad_fraction"] > package["pad_fraction"]  # what the lever saves
+    # what the lever saves
+    assert summary["package-no-length-grouping"]["pad_fraction"] > package["pad_fraction"]
     assert original["runs"][0]["steps"] == package["runs"][0]["steps"] == 4  # 2 tasks x 64 tweets / 32
     assert original["pad_fraction"] > 0.4 > package["pad_fraction"]  # padding to 64 vs per batch
     assert summary["speed_up"] == package["examples_per_second"] / original["examples_per_second"]
@@ -32,28 +35,35 @@ def test_inference_agrees_with_the_original_evaluation(tiny_encoder_dir, tweetev
                          "--task", "emotion", "--examples", "200")
     assert summary["examples"] == 200
     assert summary["same_predictions"] > 0.98  # padding per batch must not change what the model predicts
-    assert summary["package_evaluate_examples_per_second"] > 0 and summary["package_predict_examples_per_second"] > 0
+    assert summary["package_evaluate_examples_per_second"] > 0
+    assert summary["package_predict_examples_per_second"] > 0
 
 
 def test_quality_pairs_arms_by_seed_and_resumes(tiny_encoder_dir, tweeteval_dir, tmp_path):
     table = tmp_path / "report" / "QUALITY.md"
     table.parent.mkdir()
-    command = [sys.executable, str(REPO / "benchmarks" / "quality.py"), "--model", str(tiny_encoder_dir), "--data-dir", str(tweeteval_dir),
-               "--runs", str(tmp_path / "runs"), "--table", str(table), "--arms", "single-task emotion", "multi-task proportional",
-               "--seeds", "77", "78", "--epochs", "1", "--max-train-examples", "64", "--max-eval-examples", "48"]
+    command = [sys.executable, str(REPO / "benchmarks" / "quality.py"), "--model", str(tiny_encoder_dir),
+               "--data-dir", str(tweeteval_dir), "--runs", str(tmp_path / "runs"), "--table", str(table),
+               "--arms", "single-task emotion", "multi-task proportional", "--seeds", "77", "78",
+               "--epochs", "1", "--max-train-examples", "64", "--max-eval-examples", "48"]
     finished = subprocess.run(command, capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert sorted(path.name for path in (tmp_path / "runs").iterdir()) == [
-        "multi-task_proportional-seed77", "multi-task_proportional-seed78", "single-task_emotion-seed77", "single-task_emotion-seed78"]
+        "multi-task_proportional-seed77", "multi-task_proportional-seed78",
+        "single-task_emotion-seed77", "single-task_emotion-seed78"]
     text = table.read_text()
-    emotion_row = next(line for line in text.splitlines() if line.startswith("| emotion | multi-task proportional | 2 |"))
+    emotion_row = next(line for line in text.splitlines()
+                       if line.startswith("| emotion | multi-task proportional | 2 |"))
 
     def emotion_test(arm, seed):
-        return json.loads((tmp_path / "runs" / f"{arm}-seed{seed}" / "results.json").read_text())["emotion"]["test"]["official"]
+        results = json.loads((tmp_path / "runs" / f"{arm}-seed{seed}" / "results.json").read_text())
+        return results["emotion"]["test"]["official"]
 
-    mean_difference = sum(emotion_test("multi-task_proportional", s) - emotion_test("single-task_emotion", s) for s in (77, 78)) / 2
+    mean_difference = sum(emotion_test("multi-task_proportional", s) - emotion_test("single-task_emotion", s)
+                          for s in (77, 78)) / 2
     assert f"| {100 * mean_difference:.1f} |" in emotion_row
-    assert all((table.parent / name).stat().st_size > 10_000 for name in ("quality_scores.png", "quality_dev_curves.png", "quality_gradient_cosine.png"))
+    plots = ("quality_scores.png", "quality_dev_curves.png", "quality_gradient_cosine.png")
+    assert all((table.parent / name).stat().st_size > 10_000 for name in plots)
     assert "mtl-tutorial train --tasks emotion --model" in text and "--seed 78" in text
     # a second call finds every run finished: it trains nothing and rebuilds the same report
     again = subprocess.run(command, capture_output=True, text=True)

@@ -16,10 +16,11 @@ from mtl_tutorial.config import TrainConfig
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory, tiny_encoder_dir, tweeteval_dir):
     folder = tmp_path_factory.mktemp("runs") / "tiny"
-    command = [sys.executable, "-m", "mtl_tutorial", "train", "--tasks", "emotion", "irony", "--model", str(tiny_encoder_dir),
-               "--epochs", "2", "--max-train-examples", "64", "--max-length", "32", "--data-dir", str(tweeteval_dir),
-               "--out", str(folder)]
-    finished = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    command = [sys.executable, "-m", "mtl_tutorial", "train", "--tasks", "emotion", "irony",
+               "--model", str(tiny_encoder_dir), "--epochs", "2", "--max-train-examples", "64",
+               "--max-length", "32", "--data-dir", str(tweeteval_dir), "--out", str(folder)]
+    finished = subprocess.run(command, capture_output=True, text=True,
+                              env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert finished.returncode == 0, finished.stderr[-3000:]
     return folder, finished.stdout
 
@@ -27,14 +28,17 @@ def trained_run(tmp_path_factory, tiny_encoder_dir, tweeteval_dir):
 def test_train_writes_a_complete_run(trained_run):
     folder, stdout = trained_run
     names = {p.name for p in folder.iterdir()}
-    assert {"config.json", "history.json", "history.csv", "results.json", "dev_curves.png", "best", "last"} <= names
+    assert {"config.json", "history.json", "history.csv", "results.json", "dev_curves.png", "best",
+            "last"} <= names
     assert not [name for name in names if name.startswith(".")]  # no temporary leftovers
     history = pd.read_csv(folder / "history.csv")
-    assert list(history[["epoch", "task"]].itertuples(index=False, name=None)) == [(1, "emotion"), (1, "irony"), (2, "emotion"), (2, "irony")]
+    assert list(history[["epoch", "task"]].itertuples(index=False, name=None)) == [
+        (1, "emotion"), (1, "irony"), (2, "emotion"), (2, "irony")]
     assert (history["train_examples"] > 0).all() and (history["dev_loss"] > 0).all()
     results = json.loads((folder / "results.json").read_text())
     assert results["irony"]["official_metric"] == "F1 of irony"
-    for task, rows in history.groupby("task"):  # each task's best epoch is its first epoch with the top dev score
+    # each task's best epoch is its first epoch with the top dev score
+    for task, rows in history.groupby("task"):
         assert results[task]["best_epoch"] == rows.loc[rows["dev_official"].idxmax(), "epoch"]
     assert "majority baseline (test)" in stdout and "emotion" in stdout
 
@@ -59,15 +63,18 @@ def test_predict_labels_text_with_every_head_or_one(trained_run, capsys):
 
 def test_data_download_and_convert(tweeteval_dir, tmp_path, capsys):
     cache = tmp_path / "cache"
-    assert main(["data", "download", "irony", "--cache-dir", str(cache), "--base-url", tweeteval_dir.as_uri()]) == 0
+    assert main(["data", "download", "irony", "--cache-dir", str(cache),
+                 "--base-url", tweeteval_dir.as_uri()]) == 0
     assert "'train': 2862" in capsys.readouterr().out
-    assert main(["data", "convert", "irony", "--data-dir", str(tweeteval_dir), "--out", str(tmp_path / "tsv")]) == 0
+    assert main(["data", "convert", "irony", "--data-dir", str(tweeteval_dir),
+                 "--out", str(tmp_path / "tsv")]) == 0
     header = (tmp_path / "tsv" / "irony" / "train.tsv").read_text(encoding="utf-8").splitlines()[0]
     assert header == "content\tlabel"
 
 
 def test_errors_are_one_clear_line(tmp_path, tweeteval_dir, capsys):
-    assert main(["train", "--tasks", "emotion", "feelings", "--data-dir", str(tweeteval_dir), "--out", str(tmp_path / "r")]) == 2
+    assert main(["train", "--tasks", "emotion", "feelings", "--data-dir", str(tweeteval_dir),
+                 "--out", str(tmp_path / "r")]) == 2
     assert "unknown task 'feelings'" in capsys.readouterr().err
     assert main(["predict", str(tmp_path), "hello"]) == 2
     assert "is not a saved multi-task model" in capsys.readouterr().err
@@ -75,9 +82,11 @@ def test_errors_are_one_clear_line(tmp_path, tweeteval_dir, capsys):
 
 @pytest.mark.parametrize("config", [
     TrainConfig(),
-    TrainConfig(tasks=["emotion"], sampler="temperature", temperature=3.0, learning_rate=1e-4, max_train_examples=6000, seed=78),
-    TrainConfig(tasks=["irony", "my data/hate"], model="roberta-base", pooling="pooler", epochs=1, batch_size=16,
-                max_length=48, max_eval_examples=100, mixed_precision="bf16", data_dir="/somewhere/else"),
+    TrainConfig(tasks=["emotion"], sampler="temperature", temperature=3.0, learning_rate=1e-4,
+                max_train_examples=6000, seed=78),
+    TrainConfig(tasks=["irony", "my data/hate"], model="roberta-base", pooling="pooler", epochs=1,
+                batch_size=16, max_length=48, max_eval_examples=100, mixed_precision="bf16",
+                data_dir="/somewhere/else"),
     TrainConfig(strategy="all-tasks", combine="upgrad", epochs=2),
     TrainConfig(strategy="all-tasks"),
     TrainConfig(sampler="adaptive", target_scores={"emotion": 0.763, "sentiment": 0.691}, temperature=3.0),
