@@ -24,12 +24,14 @@ def train_words(tiny_encoder_dir, tweeteval_dir, folder, epochs=3, examples=48):
     """At learning rate 1e-2 the tiny encoder's dev scores move: both tasks improve again in epoch 3."""
     return ["train", "--tasks", "emotion", "irony", "--model", str(tiny_encoder_dir), "--epochs", str(epochs),
             "--batch-size", "8", "--max-length", "32", "--max-train-examples", str(examples),
-            "--max-eval-examples", "40", "--learning-rate", "1e-2", "--data-dir", str(tweeteval_dir), "--out", str(folder)]
+            "--max-eval-examples", "40", "--learning-rate", "1e-2", "--data-dir", str(tweeteval_dir),
+            "--out", str(folder)]
 
 
 def start(words, runner=None):
-    command = [sys.executable, "-c", runner, *words] if runner else [sys.executable, "-m", "mtl_tutorial", *words]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENVIRONMENT)
+    command = [sys.executable, "-c", runner] if runner else [sys.executable, "-m", "mtl_tutorial"]
+    return subprocess.Popen([*command, *words], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=ENVIRONMENT)
 
 
 def wait_for_lock(folder, process, seconds=120):
@@ -110,23 +112,25 @@ elif moment == "during the final test scoring":  # one task tested, the other no
     on_call(evaluate, "evaluate_split", 2)
 sys.exit(main(sys.argv[2:]))
 """
-MOMENTS = ["mid-epoch", "while best/<task>/ is replaced", "while last/ is replaced", "between last/ and best/",
-           "between best/ and the history", "during the final test scoring"]
+MOMENTS = ["mid-epoch", "while best/<task>/ is replaced", "while last/ is replaced",
+           "between last/ and best/", "between best/ and the history", "during the final test scoring"]
 
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory, tiny_encoder_dir, tweeteval_dir):
     folder = tmp_path_factory.mktemp("runs") / "uninterrupted"
     assert main(train_words(tiny_encoder_dir, tweeteval_dir, folder)) == 0
-    best_epochs = {task: result["best_epoch"] for task, result in json.loads((folder / "results.json").read_text()).items()}
-    assert min(best_epochs.values()) > 1, f"best/ must be replaced at least once per task for these moments: {best_epochs}"
+    results = json.loads((folder / "results.json").read_text())
+    best_epochs = {task: result["best_epoch"] for task, result in results.items()}
+    assert min(best_epochs.values()) > 1, \
+        f"best/ must be replaced at least once per task for these moments: {best_epochs}"
     assert not lock_file(folder).exists()  # a run that ended removes its lock
     return folder
 
 
 @pytest.mark.parametrize("moment", MOMENTS)
-def test_a_kill_at_any_moment_then_resume_ends_with_the_same_results(uninterrupted, tmp_path, tiny_encoder_dir,
-                                                                       tweeteval_dir, moment):
+def test_a_kill_at_any_moment_then_resume_ends_with_the_same_results(uninterrupted, tmp_path,
+                                                                     tiny_encoder_dir, tweeteval_dir, moment):
     folder = tmp_path / "run"
     words = train_words(tiny_encoder_dir, tweeteval_dir, folder)
     crashed = start([moment, *words], runner=CRASH_RUNNER)
@@ -136,14 +140,16 @@ def test_a_kill_at_any_moment_then_resume_ends_with_the_same_results(uninterrupt
     resumed = start([*words, "--resume"])
     _, error = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, error[-3000:]
-    assert json.loads((folder / "results.json").read_text()) == json.loads((uninterrupted / "results.json").read_text())
+    results = json.loads((folder / "results.json").read_text())
+    assert results == json.loads((uninterrupted / "results.json").read_text())
     timing = ("seconds", "examples_per_second", "tokens_per_second")
-    history, expected = (json.loads((place / "history.json").read_text()) for place in (folder, uninterrupted))
+    history, expected = (json.loads((place / "history.json").read_text())
+                         for place in (folder, uninterrupted))
     assert [{k: v for k, v in row.items() if k not in timing} for row in history] == \
         [{k: v for k, v in row.items() if k not in timing} for row in expected]
     for task in ("emotion", "irony"):
         saved = json.loads((folder / "best" / task / "mtl_model.json").read_text())
-        assert saved["epoch"] == json.loads((folder / "results.json").read_text())[task]["best_epoch"]
+        assert saved["epoch"] == results[task]["best_epoch"]
     assert not [path.name for path in folder.rglob(".*")]  # no half-written leftovers
 
 

@@ -51,11 +51,14 @@ def two_process_run(tmp_path_factory, tiny_encoder_dir, tweeteval_dir):
     script = work / "recording_train.py"
     script.write_text(RECORDING_TRAIN)
     folder = work / "run"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(PROCESSES), str(script),
-               str(work), "train", "--tasks", "emotion", "irony", "--model", str(tiny_encoder_dir), "--epochs", str(EPOCHS),
-               "--batch-size", str(BATCH_SIZE), "--max-train-examples", str(TRAIN_EXAMPLES), "--max-eval-examples", "40",
-               "--max-length", "32", "--data-dir", str(tweeteval_dir), "--out", str(folder)]
-    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node", str(PROCESSES), str(script), str(work),
+               "train", "--tasks", "emotion", "irony", "--model", str(tiny_encoder_dir),
+               "--epochs", str(EPOCHS), "--batch-size", str(BATCH_SIZE),
+               "--max-train-examples", str(TRAIN_EXAMPLES), "--max-eval-examples", "40", "--max-length", "32",
+               "--data-dir", str(tweeteval_dir), "--out", str(folder)]
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+                   "TOKENIZERS_PARALLELISM": "false"}
     finished = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300)
     assert finished.returncode == 0, finished.stderr[-4000:]
     records = [json.loads((work / f"rank{rank}.json").read_text()) for rank in range(PROCESSES)]
@@ -65,7 +68,8 @@ def two_process_run(tmp_path_factory, tiny_encoder_dir, tweeteval_dir):
 def test_every_process_trains_the_same_task_at_every_step(two_process_run):
     _, (main_process, other) = two_process_run
     assert main_process["code"] == other["code"] == 0
-    steps_per_epoch = 2 * batches_per_pass(TRAIN_EXAMPLES, BATCH_SIZE * PROCESSES)  # each step: one batch per process
+    # each step: one batch per process
+    steps_per_epoch = 2 * batches_per_pass(TRAIN_EXAMPLES, BATCH_SIZE * PROCESSES)
     assert len(main_process["tasks"]) == EPOCHS * steps_per_epoch
     assert main_process["tasks"] == other["tasks"]
     assert set(main_process["tasks"]) == {"emotion", "irony"}
@@ -76,7 +80,8 @@ def test_the_data_is_shared_out_and_the_counts_gathered(two_process_run):
     history = pd.read_csv(folder / "history.csv")
     steps_per_epoch = 2 * batches_per_pass(TRAIN_EXAMPLES, BATCH_SIZE * PROCESSES)
     # one process alone would count only its own half of each step's 2 x 8 tweets
-    assert history.groupby("epoch")["train_examples"].sum().tolist() == [steps_per_epoch * BATCH_SIZE * PROCESSES] * EPOCHS
+    per_epoch = history.groupby("epoch")["train_examples"].sum().tolist()
+    assert per_epoch == [steps_per_epoch * BATCH_SIZE * PROCESSES] * EPOCHS
 
 
 def test_gathered_dev_scores_equal_one_process_scoring_the_saved_checkpoints(two_process_run):
@@ -93,5 +98,5 @@ def test_only_the_main_process_writes(two_process_run):
     folder, (main_process, other) = two_process_run
     assert other["writes"] == []
     assert any(place.startswith(str(folder)) for place in main_process["writes"])
-    assert sorted(p.name for p in folder.iterdir()) == ["best", "config.json", "dev_curves.png", "history.csv",
-                                                        "history.json", "last", "results.json"]
+    assert sorted(p.name for p in folder.iterdir()) == ["best", "config.json", "dev_curves.png",
+                                                        "history.csv", "history.json", "last", "results.json"]

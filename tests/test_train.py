@@ -12,9 +12,10 @@ from mtl_tutorial.train import fit
 
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory, tweeteval_dir):
-    """The packaged pre-trained MiniLM on emotion + sentiment, 400 training tweets each, two epochs of batches of 16 (~2 min)."""
-    config = TrainConfig(tasks=["emotion", "sentiment"], epochs=2, batch_size=16, learning_rate=1e-4, max_train_examples=400,
-                         max_eval_examples=300, data_dir=str(tweeteval_dir))
+    """The packaged pre-trained MiniLM on emotion + sentiment, 400 training tweets each, two epochs of
+    batches of 16 (~2 min)."""
+    config = TrainConfig(tasks=["emotion", "sentiment"], epochs=2, batch_size=16, learning_rate=1e-4,
+                         max_train_examples=400, max_eval_examples=300, data_dir=str(tweeteval_dir))
     return fit(config, tmp_path_factory.mktemp("runs") / "real", progress=False)
 
 
@@ -33,7 +34,8 @@ def test_history_records_real_losses_and_speed(real_run):
     assert (history["train_loss"] > 0).all() and (history["dev_loss"] > 0).all()  # both were really summed
     assert (history["examples_per_second"] > 0).all() and (history["pad_fraction"] < 0.2).all()
     assert load_history(real_run.folder).equals(history)
-    cosines = history.groupby("epoch")["gradient_cosine"]  # two tasks: one cosine per epoch, shown on both rows
+    # two tasks: one cosine per epoch, shown on both rows
+    cosines = history.groupby("epoch")["gradient_cosine"]
     assert (cosines.nunique() == 1).all() and history["gradient_cosine"].between(-1, 1).all()
 
 
@@ -50,10 +52,13 @@ def test_test_scores_come_from_each_tasks_best_checkpoint(real_run):
 @pytest.mark.parametrize("sampler", ["round_robin", "uniform"])
 def test_the_sampler_decides_how_much_each_task_trains(tmp_path, tiny_encoder_dir, tweeteval_dir, sampler):
     config = TrainConfig(tasks=["emotion", "irony"], model=str(tiny_encoder_dir), sampler=sampler, epochs=1,
-                         max_train_examples=320, max_eval_examples=50, batch_size=32, data_dir=str(tweeteval_dir))
+                         max_train_examples=320, max_eval_examples=50, batch_size=32,
+                         data_dir=str(tweeteval_dir))
     run = fit(config, tmp_path / sampler, progress=False)
-    steps = task_schedule({"emotion": 320, "irony": 320}, 20, sampler, seed=config.seed, epoch=1, num_epochs=1)
-    expected = {task: 32 * steps.count(task) for task in ("emotion", "irony")}  # every batch is full: 320 = 10 x 32
+    steps = task_schedule({"emotion": 320, "irony": 320}, 20, sampler, seed=config.seed, epoch=1,
+                          num_epochs=1)
+    # every batch is full: 320 = 10 x 32
+    expected = {task: 32 * steps.count(task) for task in ("emotion", "irony")}
     assert dict(zip(run.history["task"], run.history["train_examples"])) == expected
 
 
