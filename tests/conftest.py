@@ -26,9 +26,10 @@ def tiny_encoder_dir(tmp_path_factory) -> Path:
     """A 2-layer, 32-wide random BERT with the packaged MiniLM's tokenizer, saved as a model folder."""
     folder = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = AutoTokenizer.from_pretrained(packaged_encoder_path())
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128)
-    torch.manual_seed(2)  # the same encoder every session; in test_hardening's run both tasks improve after epoch 1
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+    # the same encoder every session; in test_hardening's run both tasks improve after epoch 1
+    torch.manual_seed(2)
     BertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

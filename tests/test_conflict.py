@@ -12,7 +12,8 @@ def model_and_splits(tiny_encoder_dir):
     model, tokenizer = build_model({"a": ["no", "yes"], "b": ["no", "yes"]}, str(tiny_encoder_dir))
     texts = ["i love it", "i hate it", "best day ever", "worst day ever"] * 4
     ids = tokenizer(texts)["input_ids"]
-    return model, tokenizer, EncodedSplit(ids, [1, 0, 1, 0] * 4, tokenizer.pad_token_id), EncodedSplit(ids, [0, 1, 0, 1] * 4, tokenizer.pad_token_id)
+    return (model, tokenizer, EncodedSplit(ids, [1, 0, 1, 0] * 4, tokenizer.pad_token_id),
+            EncodedSplit(ids, [0, 1, 0, 1] * 4, tokenizer.pad_token_id))
 
 
 def test_same_task_same_batch_gives_cosine_one_and_leaves_no_gradients(model_and_splits):

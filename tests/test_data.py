@@ -20,7 +20,8 @@ def test_tweeteval_emotion_from_a_directory(tweeteval_dir):
 
 
 def test_sentiment_hate_and_stance_keep_every_line(tweeteval_dir):
-    assert load_task("sentiment", data_dir=tweeteval_dir).sizes() == {"train": 45615, "dev": 2000, "test": 12284}
+    sentiment = load_task("sentiment", data_dir=tweeteval_dir)
+    assert sentiment.sizes() == {"train": 45615, "dev": 2000, "test": 12284}
     hate = load_task("hate", data_dir=tweeteval_dir)  # has blank tweets: they must stay aligned with labels
     assert hate.sizes() == {"train": 9000, "dev": 1000, "test": 2970}
     assert (hate.splits["train"]["text"].str.strip() == "").sum() == 7
@@ -63,7 +64,8 @@ def test_course_format_round_trip(tweeteval_dir, tmp_path):
     emotion = load_task("emotion", data_dir=tweeteval_dir)
     folder = write_tsv_folder(emotion, tmp_path / "emotion")
     assert sorted(p.name for p in folder.iterdir()) == ["dev.tsv", "label2ind.json", "test.tsv", "train.tsv"]
-    assert json.loads((folder / "label2ind.json").read_text()) == {"anger": 0, "joy": 1, "optimism": 2, "sadness": 3}
+    label2ind = json.loads((folder / "label2ind.json").read_text())
+    assert label2ind == {"anger": 0, "joy": 1, "optimism": 2, "sadness": 3}
     again = load_task(folder)
     assert again.name == "emotion" and again.label_names == emotion.label_names
     for split in data.SPLITS:
@@ -72,7 +74,8 @@ def test_course_format_round_trip(tweeteval_dir, tmp_path):
         write_tsv_folder(emotion, folder)
 
 
-def course_folder(tmp_path, train="content\tlabel\nI love it\tjoy\nso angry\tanger\n", labels=None, name="mytask"):
+def course_folder(tmp_path, train="content\tlabel\nI love it\tjoy\nso angry\tanger\n", labels=None,
+                  name="mytask"):
     folder = tmp_path / name
     folder.mkdir()
     (folder / "label2ind.json").write_text(json.dumps(labels or {"anger": 0, "joy": 1}))
@@ -90,8 +93,10 @@ def test_course_format_accepts_bom_crlf_quotes_and_na(tmp_path):
 
 @pytest.mark.parametrize("content, message", [
     ("text\tlabel\nhello\tjoy\n", r"lacks the column\(s\) \['content'\]"),
-    ("content\tlabel\nhello\tjoy\nbye\tsurprise\n", r"train.tsv, line 3: label 'surprise' is not in label2ind.json"),
-    ("content\tlabel\nhello\tthere\tjoy\n", r"train.tsv, line 2: 3 tab-separated fields where the header has 2"),
+    ("content\tlabel\nhello\tjoy\nbye\tsurprise\n",
+     r"train.tsv, line 3: label 'surprise' is not in label2ind.json"),
+    ("content\tlabel\nhello\tthere\tjoy\n",
+     r"train.tsv, line 2: 3 tab-separated fields where the header has 2"),
     ("content\tlabel\n", r"the train split .* is empty"),
     ("content\tlabel\nhello\tjoy\nbye\tjoy\n", "fewer than two classes"),
 ])
@@ -162,7 +167,10 @@ def test_length_grouping_keeps_every_example_and_cuts_padding():
     plain = shuffled_batches(lengths, 32, seed=0, group_by_length=False)
     grouped = shuffled_batches(lengths, 32, seed=0, group_by_length=True)
     assert sorted(i for b in grouped for i in b) == list(range(3000))
-    padded = lambda batches: sum(len(b) * max(lengths[i] for i in b) for b in batches)
+
+    def padded(batches):
+        return sum(len(b) * max(lengths[i] for i in b) for b in batches)
+
     assert padded(grouped) < 0.6 * padded(plain)
 
 

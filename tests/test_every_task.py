@@ -10,7 +10,8 @@ from mtl_tutorial.train import fit
 
 def label_names_in(mapping_file) -> list[str]:
     """The label names as the mapping file writes them: the second tab-separated column, in id order."""
-    rows = [line.split("\t") for line in mapping_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = mapping_file.read_text(encoding="utf-8").splitlines()
+    rows = [line.split("\t") for line in lines if line.strip()]
     return [name for _, name, *_ in sorted(rows, key=lambda row: int(row[0]))]
 
 

@@ -6,7 +6,8 @@ from mtl_tutorial.evaluate import predict
 from mtl_tutorial.model import (ClassificationHead, MultiTaskModel, build_model, load_encoder, load_model,
                                 save_model)
 
-LABELS = {"emotion": ["anger", "joy", "optimism", "sadness"], "sentiment": ["negative", "neutral", "positive"]}
+LABELS = {"emotion": ["anger", "joy", "optimism", "sadness"],
+          "sentiment": ["negative", "neutral", "positive"]}
 
 
 def test_head_is_initialised_like_bert():
@@ -46,9 +47,11 @@ def changed(before, module):
 def test_a_step_on_one_task_updates_the_encoder_and_its_head_only(tiny_model):
     model, tokenizer = tiny_model
     batch = tokenizer(["what a lovely day", "this is awful"], padding=True, return_tensors="pt")
-    encoder, emotion, sentiment = copy_of(model.encoder), copy_of(model.heads["emotion"]), copy_of(model.heads["sentiment"])
+    encoder = copy_of(model.encoder)
+    emotion, sentiment = copy_of(model.heads["emotion"]), copy_of(model.heads["sentiment"])
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    loss = F.cross_entropy(model(batch["input_ids"], batch["attention_mask"], "emotion"), torch.tensor([1, 0]))
+    logits = model(batch["input_ids"], batch["attention_mask"], "emotion")
+    loss = F.cross_entropy(logits, torch.tensor([1, 0]))
     loss.backward()
     assert all(p.grad is None for p in model.heads["sentiment"].parameters())
     optimizer.step()
@@ -67,7 +70,8 @@ def test_mean_pooling_ignores_padding(tiny_model):
     model, tokenizer = tiny_model
     model.eval()
     alone = tokenizer(["short"], return_tensors="pt")
-    padded = tokenizer(["short", "a much much longer tweet than the first"], padding=True, return_tensors="pt")
+    padded = tokenizer(["short", "a much much longer tweet than the first"], padding=True,
+                       return_tensors="pt")
     one = model(alone["input_ids"], alone["attention_mask"], "emotion")
     two = model(padded["input_ids"], padded["attention_mask"], "emotion")[:1]
     torch.testing.assert_close(one, two, atol=1e-5, rtol=1e-4)
@@ -98,7 +102,8 @@ def test_save_load_predict_gives_the_same_probabilities(tiny_model, tmp_path):
     after = predict(loaded, loaded_tokenizer, texts)
     assert before[["text", "task", "label"]].equals(after[["text", "task", "label"]])
     probabilities = [name for labels in LABELS.values() for name in labels]
-    torch.testing.assert_close(torch.tensor(after[probabilities].fillna(0).values), torch.tensor(before[probabilities].fillna(0).values))
+    torch.testing.assert_close(torch.tensor(after[probabilities].fillna(0).values),
+                               torch.tensor(before[probabilities].fillna(0).values))
     assert len(after) == 6 and set(after["task"]) == set(LABELS)
     assert predict(loaded, loaded_tokenizer, texts, task="sentiment")["label"].isin(LABELS["sentiment"]).all()
 

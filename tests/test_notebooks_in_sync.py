@@ -1,4 +1,4 @@
-"""Each lesson is a pair, NAME.py (jupytext percent, the source) and NAME.ipynb (with outputs): they must agree.
+"""Each lesson is a pair, NAME.py (jupytext percent source) and NAME.ipynb (with outputs): they must agree.
 
 Edit the .py, then `jupytext --sync notebooks/NAME.py` (or re-execute it, see the README's "Lessons").
 """
@@ -18,12 +18,15 @@ def cells(path: Path) -> list[tuple[str, str]]:
 
 def test_every_lesson_is_a_pair():
     assert LESSONS == sorted(path.stem for path in NOTEBOOKS.glob("*.ipynb"))
-    assert {"00_overview", "01_data", "02_model", "03_sampling", "04_training", "05_evaluation"} <= set(LESSONS)
+    assert {"00_overview", "01_data", "02_model", "03_sampling", "04_training",
+            "05_evaluation"} <= set(LESSONS)
 
 
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_the_py_and_the_ipynb_have_the_same_cells(lesson):
     source, notebook = cells(NOTEBOOKS / f"{lesson}.py"), cells(NOTEBOOKS / f"{lesson}.ipynb")
     for number, (in_source, in_notebook) in enumerate(zip(source, notebook), start=1):
-        assert in_source == in_notebook, f"{lesson}: cell {number} differs; run `jupytext --sync notebooks/{lesson}.py`"
-    assert len(source) == len(notebook), f"{lesson}: {len(source)} cells in the .py, {len(notebook)} in the .ipynb"
+        assert in_source == in_notebook, \
+            f"{lesson}: cell {number} differs; run `jupytext --sync notebooks/{lesson}.py`"
+    assert len(source) == len(notebook), \
+        f"{lesson}: {len(source)} cells in the .py, {len(notebook)} in the .ipynb"

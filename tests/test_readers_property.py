@@ -1,6 +1,7 @@
-"""Any bytes in a task folder give either a Task or a DataError naming the file; nothing else, nothing written.
+"""Any bytes in a task folder give a Task or a DataError naming the file; nothing else, nothing written.
 
-Property-based (hypothesis): arbitrary text, tabs, quotes, CRLF, a BOM, empty and huge lines, non-UTF-8 bytes.
+Property-based (hypothesis): arbitrary text, tabs, quotes, CRLF, a BOM, empty and huge lines,
+non-UTF-8 bytes.
 """
 
 import json
@@ -12,8 +13,8 @@ from hypothesis import strategies as st
 
 from mtl_tutorial.data import DataError, Task, load_task, read_tweeteval_mapping
 
-PIECES = st.sampled_from(["\t", '"', "'", "\r\n", "\n", "\r", "\ufeff", "", " ", "0", "1", "2", "7", "-1", "²", "١",
-                          "joy", "anger", "content", "label", "x" * 5000, "\x00", "é", "😂"])
+PIECES = st.sampled_from(["\t", '"', "'", "\r\n", "\n", "\r", "\ufeff", "", " ", "0", "1", "2", "7", "-1",
+                          "²", "١", "joy", "anger", "content", "label", "x" * 5000, "\x00", "é", "😂"])
 TEXT = st.lists(st.one_of(PIECES, st.text(max_size=20)), max_size=30).map("".join)
 RAW = st.one_of(TEXT.map(lambda text: text.encode("utf-8")), st.binary(max_size=200),
                 TEXT.map(lambda text: b"\xef\xbb\xbf" + text.encode("utf-8")),  # BOM
@@ -22,7 +23,8 @@ SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 
 
 def listing(folder: Path) -> dict[str, bytes]:
-    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+    return {str(path.relative_to(folder)): path.read_bytes()
+            for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
 def load_and_judge(folder: Path, files: dict[str, bytes]) -> None:
@@ -33,7 +35,8 @@ def load_and_judge(folder: Path, files: dict[str, bytes]) -> None:
     try:
         task = load_task(folder)
     except DataError as error:
-        named = [name for name in files if name in str(error)] or (["folder"] if str(folder) in str(error) else [])
+        names_the_folder = str(folder) in str(error)
+        named = [name for name in files if name in str(error)] or (["folder"] if names_the_folder else [])
         assert named, f"the error names no file: {error}"
     else:
         assert isinstance(task, Task) and task.num_labels >= 2
@@ -50,7 +53,8 @@ def test_tweeteval_folders(mapping, texts, labels, good_labels):
         files = {"mapping.txt": mapping if not good_labels else b"0\tno\n1\tyes\n"}
         for split in ("train", "val", "test"):
             files[f"{split}_text.txt"] = texts
-            files[f"{split}_labels.txt"] = labels if not good_labels else b"0\n1\n" * (texts.count(b"\n") // 2)
+            good = b"0\n1\n" * (texts.count(b"\n") // 2)
+            files[f"{split}_labels.txt"] = labels if not good_labels else good
         load_and_judge(folder, files)
 
 

@@ -10,14 +10,17 @@ SIZES = {"emotion": 3257, "sentiment": 45615, "irony": 2862}
 
 def test_formulas():
     total = sum(SIZES.values())
-    assert task_probabilities(SIZES, "proportional") == pytest.approx({t: n / total for t, n in SIZES.items()})
+    proportional = {t: n / total for t, n in SIZES.items()}
+    assert task_probabilities(SIZES, "proportional") == pytest.approx(proportional)
     assert task_probabilities(SIZES, "uniform") == pytest.approx({t: 1 / 3 for t in SIZES})
     roots = {t: math.sqrt(n) for t, n in SIZES.items()}
-    assert task_probabilities(SIZES, "temperature", temperature=2) == pytest.approx({t: r / sum(roots.values()) for t, r in roots.items()})
+    temperature = {t: r / sum(roots.values()) for t, r in roots.items()}
+    assert task_probabilities(SIZES, "temperature", temperature=2) == pytest.approx(temperature)
 
 
 def test_annealed_moves_from_proportional_to_nearly_uniform():
-    assert task_probabilities(SIZES, "annealed", epoch=1, num_epochs=5) == pytest.approx(task_probabilities(SIZES, "proportional"))
+    first = task_probabilities(SIZES, "annealed", epoch=1, num_epochs=5)
+    assert first == pytest.approx(task_probabilities(SIZES, "proportional"))
     last = task_probabilities(SIZES, "annealed", epoch=5, num_epochs=5)
     weights = {t: n**0.2 for t, n in SIZES.items()}
     assert last == pytest.approx({t: w / sum(weights.values()) for t, w in weights.items()})
