@@ -32,7 +32,9 @@ def time_lesson(name: str, folder: Path) -> float:
     """Run one lesson's .py side top to bottom in a new kernel working in `folder`; return its seconds."""
     notebook = jupytext.read(NOTEBOOKS / f"{name}.py")
     started = time.perf_counter()
-    NotebookClient(notebook, timeout=3600, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
+    client = NotebookClient(notebook, timeout=3600, kernel_name="python3",
+                            resources={"metadata": {"path": str(folder)}})
+    client.execute()
     return time.perf_counter() - started
 
 

@@ -54,15 +54,17 @@ def tiny_roberta_dir(tmp_path_factory) -> Path:
     from transformers import RobertaConfig, RobertaModel, RobertaTokenizerFast
 
     folder = tmp_path_factory.mktemp("tiny-roberta")
-    tweets = [line for task in ("emotion", "sentiment")
-              for line in (TWEETEVAL / task / "train_text.txt").read_text(encoding="utf-8").splitlines()[:2000]]
+    tweets = []
+    for task in ("emotion", "sentiment"):
+        tweets += (TWEETEVAL / task / "train_text.txt").read_text(encoding="utf-8").splitlines()[:2000]
     special = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(tweets, vocab_size=1000, special_tokens=special, show_progress=False)
     bpe.save_model(str(folder))
     tokenizer = RobertaTokenizerFast(vocab=str(folder / "vocab.json"), merges=str(folder / "merges.txt"))
-    config = RobertaConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                           intermediate_size=64, max_position_embeddings=130, pad_token_id=tokenizer.pad_token_id)
+    config = RobertaConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                           num_attention_heads=2, intermediate_size=64, max_position_embeddings=130,
+                           pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(0)
     RobertaModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -71,13 +73,16 @@ def tiny_roberta_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def small_tweeteval_dir(tmp_path_factory) -> Path:
-    """A TweetEval datasets/ folder with the first tweets of emotion and sentiment: real data, uncapped runs fast."""
+    """A TweetEval datasets/ folder with the first tweets of emotion and sentiment.
+
+    Real data, few enough tweets that uncapped runs are fast."""
     folder = tmp_path_factory.mktemp("small-tweeteval")
     for task in ("emotion", "sentiment"):
         (folder / task).mkdir()
         (folder / task / "mapping.txt").write_bytes((TWEETEVAL / task / "mapping.txt").read_bytes())
         for split, size in (("train", 240), ("val", 80), ("test", 80)):
             for kind in ("text", "labels"):
-                lines = (TWEETEVAL / task / f"{split}_{kind}.txt").read_text(encoding="utf-8").splitlines(True)
-                (folder / task / f"{split}_{kind}.txt").write_text("".join(lines[:size]), encoding="utf-8")
+                name = f"{split}_{kind}.txt"
+                lines = (TWEETEVAL / task / name).read_text(encoding="utf-8").splitlines(True)
+                (folder / task / name).write_text("".join(lines[:size]), encoding="utf-8")
     return folder

@@ -85,14 +85,16 @@ def test_step_cost_measures_each_arm_against_sampling(tiny_encoder_dir, tweeteva
     assert result["machine"]["cpu"] and result["machine"]["cores"] >= 1
 
 
-def test_lesson_times_runs_lessons_in_a_kernel_and_reports_their_runs(tiny_encoder_dir, tweeteval_dir, tmp_path,
-                                                                      monkeypatch):
-    monkeypatch.setenv("MTL_TUTORIAL_ENCODER", str(tiny_encoder_dir))  # the CI scale's run, with a tiny encoder
+def test_lesson_times_runs_lessons_in_a_kernel_and_reports_their_runs(tiny_encoder_dir, tweeteval_dir,
+                                                                      tmp_path, monkeypatch):
+    # the CI scale's run, with a tiny encoder
+    monkeypatch.setenv("MTL_TUTORIAL_ENCODER", str(tiny_encoder_dir))
     output = tmp_path / "lessons.json"
-    run_script("lesson_times.py", "--scale", "ci", "--data-dir", str(tweeteval_dir), "--lessons", "00_overview",
-               "--output", str(output))
+    run_script("lesson_times.py", "--scale", "ci", "--data-dir", str(tweeteval_dir),
+               "--lessons", "00_overview", "--output", str(output))
     report = json.loads(output.read_text())
     assert list(report["seconds"]) == ["00_overview"] and report["seconds"]["00_overview"] > 0
     assert set(report["scores"]) == {"multitask/emotion", "multitask/sentiment"}
-    assert all(0 <= score["dev"] <= 1 and score["best_epoch"] in (1, 2) for score in report["scores"].values())
+    assert all(0 <= score["dev"] <= 1 and score["best_epoch"] in (1, 2)
+               for score in report["scores"].values())
     assert report["machine"]["cores"] >= 1

@@ -28,11 +28,14 @@ def full_recipe(monkeypatch, tiny_roberta_dir, small_tweeteval_dir, tmp_path):
 
 def test_the_full_recipe_trains_evaluates_and_predicts_with_a_roberta_encoder(full_recipe, tmp_path):
     config = full_recipe
-    assert (config.pooling, config.epochs, config.learning_rate, config.mixed_precision) == ("pooler", 5, 2e-5, "no")
-    assert config.max_train_examples is None and config.train_fraction is None and config.max_eval_examples is None
+    assert (config.pooling, config.epochs, config.learning_rate, config.mixed_precision) == \
+        ("pooler", 5, 2e-5, "no")
+    assert config.max_train_examples is None and config.train_fraction is None
+    assert config.max_eval_examples is None
     run = mtl.fit(config, tmp_path / "run")
     assert sorted(set(run.history["epoch"])) == [1, 2, 3, 4, 5]
-    assert run.history["train_examples"].sum() == 5 * 480  # both tasks whole, 5 times (drawn at random per step)
+    # both tasks whole, 5 times (drawn at random per step)
+    assert run.history["train_examples"].sum() == 5 * 480
     best = tmp_path / "run" / "best" / "emotion"
     assert json.loads((best / "mtl_model.json").read_text())["pooling"] == "pooler"
     assert json.loads((best / "config.json").read_text())["model_type"] == "roberta"
