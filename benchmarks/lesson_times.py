@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from step_cost import machine  # noqa: E402  (a sibling script: one description of the machine)
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-LESSONS = ("00_overview", "01_data", "02_model", "03_sampling", "04_training", "05_evaluation")
+LESSONS = ("00_overview", "01_data", "02_model", "03_sampling", "04_training", "05_evaluation",
+           "06_conflict")
 
 
 def time_lesson(name: str, folder: Path) -> float:

@@ -27,14 +27,15 @@ or widgets.
 import importlib
 
 from .batching import BatchStream, EncodedSplit, encode, encode_task, pad_batch, padding_waste
-from .combine import COMBINES, TaskCombiner, mgda_pair, pcgrad_pair, uncertainty_weighted_loss
+from .combine import COMBINES, TaskCombiner, combined_steps, mgda_pair, pcgrad_pair, uncertainty_weighted_loss
+from .conflict import encoder_gradient, gradient_cosines
 from .config import TrainConfig
 from .data import TWEETEVAL_TASKS, DataError, Task, load_task, load_tasks, write_tsv_folder
 from .evaluate import (best_vs_last, confusion_of, evaluate_run, evaluate_split, label_tweet,
                        multitask_vs_single_task, predict, predict_run, predictions_on_test, results_table,
                        score_of)
 from .lessons import (describe_scale, lesson_config, lesson_scale, on_colab, open_or_train, runs_folder,
-                      single_task_configs, single_task_runs, train_run, training_plan)
+                      short_experiment, single_task_configs, single_task_runs, train_run, training_plan)
 from .metrics import official_score, scores
 from .model import (ClassificationHead, MultiTaskModel, build_model, load_encoder, load_model, save_model,
                     similarities)
@@ -52,7 +53,8 @@ __all__ = [
     "official_score", "scores",
     "SAMPLERS", "passes_per_epoch", "task_probabilities", "task_schedule",
     "ADAPTIVE", "adaptive_probabilities", "draw_tasks",
-    "COMBINES", "TaskCombiner", "mgda_pair", "pcgrad_pair", "uncertainty_weighted_loss",
+    "COMBINES", "TaskCombiner", "combined_steps", "mgda_pair", "pcgrad_pair", "uncertainty_weighted_loss",
+    "encoder_gradient", "gradient_cosines",
     "ClassificationHead", "MultiTaskModel", "build_model", "load_encoder", "load_model", "save_model",
     "similarities",
     "TrainingRun", "best_models", "load_history", "open_run", "saved_config",
@@ -60,7 +62,7 @@ __all__ = [
     "predictions_on_test", "confusion_of", "score_of", "best_vs_last", "label_tweet",
     "fit", "train_step", "all_tasks_step",
     "describe_scale", "lesson_config", "lesson_scale", "on_colab", "open_or_train", "runs_folder",
-    "single_task_configs", "single_task_runs", "train_run", "training_plan",
+    "short_experiment", "single_task_configs", "single_task_runs", "train_run", "training_plan",
     *LAZY_MODULES,
 ]
 

@@ -79,3 +79,13 @@ class TaskCombiner(nn.Module):
         if not torch.isfinite(gramian).all():  # fp16 overflow: any weights do, the scaler skips this step
             return torch.ones(len(jacobian), device=jacobian.device)
         return self.aggregator.gramian_weighting(gramian)
+
+
+def combined_steps(first: torch.Tensor, second: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What each method makes of two tasks' gradients: the plain sum ("equal"), and the step of PCGrad, MGDA
+    and UPGrad as training takes it (torchjd's weights times the gradients)."""
+    jacobian = torch.stack([first, second])
+    steps = {"equal": first + second}
+    for method in AGGREGATORS:
+        steps[method] = TaskCombiner(method, 2).aggregate(jacobian) @ jacobian
+    return steps

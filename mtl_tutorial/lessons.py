@@ -12,6 +12,7 @@ import statistics
 import sys
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from .config import TrainConfig
@@ -32,6 +33,7 @@ SCALES = {
     "cpu": "CPU lesson scale: a laptop without a GPU, minutes per training lesson",
     "gpu": "full recipe: the original tutorial's, on a GPU",
 }
+SHORT_EXPERIMENT = Path(__file__).with_name("recorded") / "all_tasks_short.csv"  # lesson 6 (recorded/README)
 GUESSED_SPEED = {"ci": 40, "cpu": 40, "gpu": 200}  # training tweets/s before a run has measured this machine
 
 
@@ -43,6 +45,12 @@ def colab_url(notebook: str) -> str:
 def on_colab() -> bool:
     """True inside Google Colab, whose runtime forgets its files when it stops."""
     return "google.colab" in sys.modules
+
+
+def short_experiment() -> pd.DataFrame:
+    """Test scores x 100 of samplers and all-tasks methods on one small budget, one seed (recorded/README):
+    one row per arm, with its strategy, method, learning rate and what the method did."""
+    return pd.read_csv(SHORT_EXPERIMENT, keep_default_na=False)
 
 
 # ---------------------------------------------------------------------------------------------

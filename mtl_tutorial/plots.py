@@ -2,7 +2,8 @@
 
 The model's architecture, dev curves per epoch, label distributions, tweet lengths, pad-token shares,
 similarity maps, sampling probabilities, schedules and temperatures, the task mix and task weights per
-epoch, confusion matrices, head probabilities, multi- vs single-task.
+epoch, confusion matrices, head probabilities, multi- vs single-task, two tasks' gradients and what each
+way of combining them makes of them, the scores of several training strategies.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import textwrap
 
 import matplotlib.pyplot as plt
 import pandas as pd
+import torch
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
@@ -216,7 +218,8 @@ def temperature_effect(sizes: dict[str, int], temperature: float = 2.0, highest:
     axes.axvline(temperature, color="black", linestyle="--", linewidth=1)
     axes.set(xlabel="temperature T", ylabel="probability of the task at a step", ylim=(0, 1), xlim=(1, highest),
              title=f"Temperature sampling, T = {temperature:g}")
-    axes.legend(loc="lower right")
+    handles, labels = axes.get_legend_handles_labels()
+    axes.legend(handles[::-1], labels[::-1], loc="upper left", bbox_to_anchor=(1.01, 1))
     return figure
 
 
@@ -302,4 +305,69 @@ def gradient_conflict(history: pd.DataFrame) -> Figure:
              title="Do the tasks pull the encoder the same way?")
     axes.xaxis.get_major_locator().set_params(integer=True)
     axes.legend()
+    return figure
+
+
+def in_their_plane(first, second, others: dict) -> tuple[tuple, tuple, dict]:
+    """2-D coordinates of `first`, `second` and each of `others` (vectors of their span) in an orthonormal
+    basis of span{first, second}: the first axis along `first`, the second at right angles to it."""
+    first, second = (torch.as_tensor(v, dtype=torch.float64).flatten() for v in (first, second))
+    if first.norm() == 0 or second.norm() == 0:
+        raise ValueError("a gradient is zero: there is no plane to draw it in")
+    along = first / first.norm()
+    across = second - (second @ along) * along
+    across = across / across.norm() if across.norm() > 1e-9 * second.norm() else torch.zeros_like(across)
+
+    def coordinates(vector):
+        vector = torch.as_tensor(vector, dtype=torch.float64).flatten()
+        return float(vector @ along), float(vector @ across)
+
+    return coordinates(first), coordinates(second), {name: coordinates(v) for name, v in others.items()}
+
+
+def combined_gradients(first, second, combined: dict, names=("task 1", "task 2"), title: str = "") -> Figure:
+    """Two tasks' gradients and each method's combined step, drawn in the plane the two gradients span
+    (every combination of them lies in it, so nothing is lost); the cosine of the two is in the title."""
+    (x1, y1), (x2, y2), steps = in_their_plane(first, second, combined)
+    cosine = (x1 * x2 + y1 * y2) / ((x1**2 + y1**2) ** 0.5 * (x2**2 + y2**2) ** 0.5)
+    figure, axes = plt.subplots(figsize=(8.5, 5), constrained_layout=True)
+
+    def arrow(end, colour, label, width):
+        axes.plot([0, end[0]], [0, end[1]], color=colour, linewidth=width, label=label)
+        axes.annotate("", end, (0, 0), arrowprops={"arrowstyle": "-|>", "color": colour, "linewidth": width,
+                                                   "shrinkA": 0, "shrinkB": 0})
+
+    axes.plot([x1, x2], [y1, y2], ":", color="grey", label="segment between them (MGDA picks on it)")
+    for (end, name, colour) in (((x1, y1), names[0], "C0"), ((x2, y2), names[1], "C1")):
+        arrow(end, colour, f"{name} gradient", 3)
+    for index, (name, end) in enumerate(steps.items(), start=2):
+        arrow(end, f"C{index}", f"{name} step", 1.5)
+    points = [(0, 0), (x1, y1), (x2, y2), *steps.values()]
+    for limits, values in ((axes.set_xlim, [p[0] for p in points]), (axes.set_ylim, [p[1] for p in points])):
+        margin = 0.1 * (max(values) - min(values) or 1)
+        limits(min(values) - margin, max(values) + margin)
+    axes.set_aspect("equal")
+    axes.axhline(0, color="black", linewidth=0.5)
+    axes.axvline(0, color="black", linewidth=0.5)
+    axes.set(xlabel=f"along the {names[0]} gradient", ylabel=f"at right angles to it, towards {names[1]}",
+             title=(title + "\n" if title else "") + f"cosine of the two gradients = {cosine:+.3f}")
+    axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1))
+    return figure
+
+
+def strategy_scores(table: pd.DataFrame, tasks=("emotion", "sentiment"), title: str = "") -> Figure:
+    """Horizontal bars: each arm's (row's) test score per task, with dashed lines at the first row's scores
+    (the reference, e.g. single-task training)."""
+    figure, axes = plt.subplots(figsize=(9, 0.3 * len(table) * len(tasks) + 1.5), constrained_layout=True)
+    frame = table.set_index("arm")[list(tasks)].iloc[::-1]  # the first row on top
+    frame.plot.barh(ax=axes, width=0.8, color=[f"C{index}" for index in range(len(tasks))])
+    for container in axes.containers:
+        axes.bar_label(container, fmt="%.1f", padding=2, fontsize="small")
+    for index, task in enumerate(tasks):
+        axes.axvline(table[task].iloc[0], color=f"C{index}", linestyle="--", linewidth=1)
+    low = min(table[task].min() for task in tasks)
+    axes.set(xlim=(max(0, low - 10), max(table[task].max() for task in tasks) + 5), ylabel="",
+             xlabel=f"test score x 100 (dashed: {table['arm'].iloc[0]})", title=title)
+    handles, labels = axes.get_legend_handles_labels()
+    axes.legend(handles[::-1], labels[::-1], loc="upper left", bbox_to_anchor=(1.01, 1))
     return figure

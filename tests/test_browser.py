@@ -245,7 +245,7 @@ FIGURE_CHANGED = """([node, before]) => {
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("lesson", ["00_overview", "01_data", "02_model"])
+@pytest.mark.parametrize("lesson", ["00_overview", "01_data", "02_model", "06_conflict"])
 def test_a_lesson_runs_in_the_browser(page, lesson):
     run_lesson(page, lesson)
     screenshot(page, lesson)

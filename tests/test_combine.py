@@ -365,3 +365,21 @@ def test_two_processes_on_half_batches_take_the_steps_of_one_process(tmp_path, e
     history = {folder: json.loads((folder / "history.json").read_text()) for folder in (two, one)}
     weights = {folder: [row["weight"] for row in rows] for folder, rows in history.items()}
     assert weights[two] == pytest.approx(weights[one], abs=1e-5)
+
+
+def test_combined_steps_are_each_methods_step_for_two_gradients():
+    from mtl_tutorial.combine import combined_steps
+
+    agree, conflict = (torch.tensor([2.0, 1.0]), torch.tensor([1.0, 3.0])), (torch.tensor([4.0, 0.0]),
+                                                                             torch.tensor([-2.0, 1.0]))
+    steps = combined_steps(*agree)
+    assert torch.equal(steps["equal"], agree[0] + agree[1])
+    assert torch.allclose(steps["pcgrad"], steps["equal"])
+    assert torch.allclose(steps["upgrad"], steps["equal"] / 2)  # agreeing gradients: UPGrad is the mean
+    steps = combined_steps(*conflict)
+    assert list(steps) == ["equal", "pcgrad", "mgda", "upgrad"]
+    assert steps["equal"] @ conflict[1] < 0  # the plain sum works against the second task
+    assert torch.allclose(steps["pcgrad"], pcgrad_pair(*conflict))
+    assert torch.allclose(steps["mgda"], mgda_pair(*conflict), atol=1e-4)
+    for method in ("pcgrad", "mgda", "upgrad"):
+        assert min(steps[method] @ conflict[0], steps[method] @ conflict[1]) >= -1e-5, method

@@ -702,3 +702,103 @@ def test_checks_name_a_wrong_return_type(data):
     fails(exercises.check_sentiment_score(lambda t, p: None, data), "returned None: did you forget `return`?")
     fails(exercises.check_mean_pooling(lambda hidden, mask: None, data), "forget `return`")
     assert dataclasses.is_dataclass(exercises.Verdict)
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 6
+# ---------------------------------------------------------------------------------------------
+
+
+def pcgrad_projections(g1, g2):
+    dot = g1 @ g2
+    if dot >= 0:
+        return g1, g2
+    return g1 - dot / (g2 @ g2) * g2, g2 - dot / (g1 @ g1) * g1
+
+
+def test_pcgrad_projection(data):
+    verdict = passes(exercises.check_pcgrad_projection(pcgrad_projections, data))
+    assert "conflict, (3, 1) and (-2, 2): cosine -0.447, both projected" in verdict.message
+    assert "pcgrad_pair" in verdict.message
+
+    def always(g1, g2):
+        dot = g1 @ g2
+        return g1 - dot / (g2 @ g2) * g2, g2 - dot / (g1 @ g1) * g1
+
+    def onto_itself(g1, g2):
+        dot = g1 @ g2
+        return (g1 - dot / (g1 @ g1) * g1, g2 - dot / (g2 @ g2) * g2) if dot < 0 else (g1, g2)
+
+    def only_the_first(g1, g2):
+        dot = g1 @ g2
+        return (g1 - dot / (g2 @ g2) * g2, g2) if dot < 0 else (g1, g2)
+
+    def wrong_length(g1, g2):
+        dot = g1 @ g2
+        return (g1 - dot / (g1 @ g1) * g2, g2 - dot / (g2 @ g2) * g1) if dot < 0 else (g1, g2)
+
+    def the_step(g1, g2):
+        return sum(pcgrad_projections(g1, g2))
+
+    def in_place(g1, g2):
+        dot = g1 @ g2
+        if dot < 0:
+            g1 -= dot / (g2 @ g2) * g2
+        return g1, g2
+
+    fails(exercises.check_pcgrad_projection(always, data), "agree, (2, 1) and (1, 3)",
+          "you projected although they agree")
+    fails(exercises.check_pcgrad_projection(onto_itself, data), "along ITSELF")
+    fails(exercises.check_pcgrad_projection(only_the_first, data), "you projected only g1")
+    fails(exercises.check_pcgrad_projection(wrong_length, data), "squared length of the wrong gradient")
+    fails(exercises.check_pcgrad_projection(the_step, data), "PCGrad's step, the sum", "as a pair")
+    fails(exercises.check_pcgrad_projection(in_place, data), "changed the gradients it was given")
+
+
+def test_the_real_gradients_of_lesson_6_conflict_so_the_projection_is_tried_on_real_data(data):
+    emotion, sentiment = exercises.real_gradients(data)
+    assert emotion.shape == sentiment.shape and emotion.dim() == 1
+    assert (emotion @ sentiment < 0) != (emotion @ -sentiment < 0)  # one of the two real pairs conflicts
+
+
+def min_norm_point(g1, g2):
+    difference = g2 - g1
+    share = ((difference @ g2) / (difference @ difference)).clamp(0, 1)
+    return share * g1 + (1 - share) * g2
+
+
+def test_mgda_two_tasks(data):
+    verdict = passes(exercises.check_mgda_two_tasks(min_norm_point, data))
+    assert "(3, 1) and (-2, 2): a = 0.46" in verdict.message and "an end: a = 1.00" in verdict.message
+
+    def not_clamped(g1, g2):
+        difference = g2 - g1
+        share = (difference @ g2) / (difference @ difference)
+        return share * g1 + (1 - share) * g2
+
+    def swapped(g1, g2):
+        difference = g2 - g1
+        share = ((difference @ g2) / (difference @ difference)).clamp(0, 1)
+        return (1 - share) * g1 + share * g2
+
+    def the_weight(g1, g2):
+        difference = g2 - g1
+        return ((difference @ g2) / (difference @ difference)).clamp(0, 1)
+
+    fails(exercises.check_mgda_two_tasks(not_clamped, data), "an end", "you did not keep a within [0, 1]")
+    fails(exercises.check_mgda_two_tasks(swapped, data), "you swapped the weights")
+    fails(exercises.check_mgda_two_tasks(lambda g1, g2: (g1 + g2) / 2, data), "that is the mean")
+    fails(exercises.check_mgda_two_tasks(the_weight, data), "you returned one number")
+
+
+def test_uncertainty_loss(data):
+    verdict = passes(exercises.check_uncertainty_loss(lambda L, s: (torch.exp(-s) * L + s).sum(), data))
+    assert "on the real losses emotion" in verdict.message
+    fails(exercises.check_uncertainty_loss(lambda L, s: (torch.exp(-s) * L).sum(), data),
+          "you left out the + s_i")
+    fails(exercises.check_uncertainty_loss(lambda L, s: (torch.exp(s) * L + s).sum(), data), "exp(s_i) L_i")
+    fails(exercises.check_uncertainty_loss(lambda L, s: (torch.exp(-s) * L + s).mean(), data), "add them up")
+    fails(exercises.check_uncertainty_loss(lambda L, s: (0.5 * torch.exp(-s) * L + 0.5 * s).sum(), data),
+          "regression form")  # the same value as the mean, with two tasks: one message names both
+    fails(exercises.check_uncertainty_loss(lambda L, s: (torch.exp(-s) * L + s).sum().item(), data),
+          "has no gradient")

@@ -274,3 +274,30 @@ def test_what_a_killed_kernel_left_beside_a_run_is_tidied_before_the_next_one(ru
     assert (tmp_path / "run" / "history.json").stat().st_mtime_ns == written
     assert run.results == json.loads((tmp_path / "run" / "results.json").read_text())
     assert sorted(path.name for path in tmp_path.iterdir()) == [".other.old", "run"]
+
+
+def test_the_short_experiment_shipped_with_the_package_is_the_benchmarks_report():
+    """Every arm that benchmarks/quality.py ran has the test scores of short/QUALITY_RESULTS.md."""
+    from mtl_tutorial import short_experiment
+
+    table = short_experiment()
+    report = (Path(__file__).resolve().parents[1] / "benchmarks" / "short" / "QUALITY_RESULTS.md").read_text()
+    runs = {}
+    for line in report.split("## Every run")[1].split("##")[0].splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) == 7 and cells[1] == "77":
+            runs[cells[0], cells[2]] = float(cells[3])
+    in_the_report = {"single-task": ["single-task {task}"],
+                     "sampling (uniform = temperature = proportional here)": ["multi-task uniform",
+                                                                              "multi-task temperature T=2"],
+                     "adaptive, no targets": ["multi-task adaptive"],
+                     **{f"all-tasks, {name}": [f"multi-task all-tasks {name.lower()}"]
+                        for name in ("equal", "uncertainty", "PCGrad", "MGDA", "UPGrad")}}
+    rows = table.set_index("arm")
+    for arm, names in in_the_report.items():
+        for name, task in [(name, task) for name in names for task in ("emotion", "sentiment")]:
+            assert rows.loc[arm, task] == runs[name.format(task=task), task], (arm, name, task)
+    assert len(runs) == 18 and {row[0] for row in runs} <= {name.format(task=task) for names in
+                                                            in_the_report.values() for name in names
+                                                            for task in ("emotion", "sentiment")}
+    assert set(table["learning_rate"]) == {1e-4, 2e-4} and table["arm"].is_unique

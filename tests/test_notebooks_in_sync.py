@@ -18,8 +18,8 @@ def cells(path: Path) -> list[tuple[str, str]]:
 
 def test_every_lesson_is_a_pair():
     assert LESSONS == sorted(path.stem for path in NOTEBOOKS.glob("*.ipynb"))
-    assert {"00_overview", "01_data", "02_model", "03_sampling", "04_training",
-            "05_evaluation"} <= set(LESSONS)
+    assert {"00_overview", "01_data", "02_model", "03_sampling", "04_training", "05_evaluation",
+            "06_conflict"} <= set(LESSONS)
 
 
 @pytest.mark.parametrize("lesson", LESSONS)

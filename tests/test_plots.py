@@ -42,3 +42,36 @@ def test_token_lengths_draws_shares_so_a_small_task_is_as_tall_as_a_big_one():
     assert sum(heights["small"]) == pytest.approx(1.0) and sum(heights["big"]) == pytest.approx(1.0)
     assert max(heights["small"]) == pytest.approx(1.0) and max(heights["big"]) == pytest.approx(0.5)
     assert "share" in axes.get_ylabel()
+
+
+def test_combined_gradients_draws_every_vector_in_the_plane_the_two_gradients_span():
+    import torch
+
+    from mtl_tutorial import combined_steps
+
+    first, second = torch.tensor([3.0, 0.0, 4.0]), torch.tensor([0.0, 2.0, 0.0])  # lengths 5 and 2, at 90°
+    steps = combined_steps(-first, first + second)  # a conflicting pair: cosine < 0
+    figure = plots.combined_gradients(-first, first + second, steps, ("emotion", "sentiment"))
+    lines = {line.get_label(): line for line in figure.axes[0].get_lines()}
+    ends = {label: (line.get_xdata()[-1], line.get_ydata()[-1]) for label, line in lines.items()}
+    assert ends["emotion gradient"] == pytest.approx((5.0, 0.0))  # the first axis runs along it
+    x, y = ends["sentiment gradient"]
+    assert (x, y) == pytest.approx((-5.0, 2.0))  # its length and its angle with the first are kept
+    for method, step in steps.items():
+        along, across = ends[f"{method} step"]
+        assert along * 5.0 == pytest.approx(float(step @ -first), rel=1e-5)  # dot products are kept
+        assert along * x + across * y == pytest.approx(float(step @ (first + second)), rel=1e-5, abs=1e-6)
+    cosine = -25 / (5 * 29**0.5)
+    assert f"cosine of the two gradients = {cosine:+.3f}" in figure.axes[0].get_title()
+    with pytest.raises(ValueError, match="a gradient is zero"):
+        plots.combined_gradients(first, torch.zeros(3), {})
+
+
+def test_strategy_scores_draws_one_bar_per_arm_and_task_with_the_first_row_as_reference():
+    from mtl_tutorial import short_experiment
+
+    table = short_experiment()
+    axes = plots.strategy_scores(table).axes[0]
+    widths = [[patch.get_width() for patch in container] for container in axes.containers]
+    assert widths == [table["emotion"].tolist()[::-1], table["sentiment"].tolist()[::-1]]
+    assert [line.get_xdata()[0] for line in axes.get_lines()] == [table["emotion"][0], table["sentiment"][0]]
