@@ -30,10 +30,12 @@ def setting(default, help: str, choices: tuple | None = None, option: bool = Tru
 class TrainConfig:
     """Everything that defines a run. The defaults are the original tutorial's recipe."""
 
-    tasks: list[str] = setting(["emotion", "sentiment"], f"TweetEval names ({', '.join(TWEETEVAL_TASKS)}) or folders")
-    model: str | None = setting(None, "hub id (roberta-base) or folder; default: the packaged MiniLM (offline)")
-    pooling: str = setting("mean", "one vector per tweet: mean of tokens, first token, or the encoder's pooler",
-                           POOLINGS)
+    tasks: list[str] = setting(["emotion", "sentiment"],
+                               f"TweetEval names ({', '.join(TWEETEVAL_TASKS)}) or folders")
+    model: str | None = setting(None, "hub id (roberta-base) or folder; "
+                                      "default: the packaged MiniLM (offline)")
+    pooling: str = setting("mean", "one vector per tweet: mean of tokens, first token, "
+                                   "or the encoder's pooler", POOLINGS)
     strategy: str = setting("sample", "sample: one task per step; all-tasks: a batch of every task per step, "
                             "combined by --combine", STRATEGIES)
     sampler: str = setting("proportional", "with --strategy sample: which task trains at each step",
@@ -53,24 +55,28 @@ class TrainConfig:
     max_grad_norm: float = setting(1.0, "gradients are clipped to this norm before each step", option=False)
     max_length: int = setting(64, "tweets are cut at this many tokens")
     seed: int = setting(77, "fixes the data order, the task draws, the heads and dropout")
-    max_train_examples: int | None = setting(None, "cap on training tweets per task (a random sample); none = all")
-    train_fraction: float | None = setting(None, "keep this share (0-1] of every task's training tweets (a random "
-                                           "sample), so the tasks keep their size ratio; none = all")
+    max_train_examples: int | None = setting(None, "cap on training tweets per task (a random sample); "
+                                                   "none = all")
+    train_fraction: float | None = setting(None, "keep this share (0-1] of every task's training tweets "
+                                                 "(a random sample), so the tasks keep their size ratio; "
+                                                 "none = all")
     max_eval_examples: int | None = setting(None, "cap on dev and test tweets per task (quick demos only)")
     group_by_length: bool = setting(True, "shuffled length buckets: same data and task mix, less padding",
                                     option=False)
     mixed_precision: str = setting("no", "bf16 or fp16 autocast; bf16 only on hardware that has it",
                                    MIXED_PRECISIONS)
-    gradient_probe_batches: int = setting(4, "per epoch, batches per task for the gradient-conflict probe; 0 = off",
-                                          option=False)
+    gradient_probe_batches: int = setting(4, "per epoch, batches per task for the gradient-conflict probe; "
+                                             "0 = off", option=False)
     data_dir: str | None = setting(None, "an existing copy of TweetEval's datasets/ folder", location=True)
     cache_dir: str | None = setting(None, "where downloads go (default ~/.cache/mtl_tutorial)", location=True)
     base_url: str | None = setting(None, "a mirror of TweetEval's datasets/, e.g. file:///path/to/datasets",
                                    location=True)
 
     def __post_init__(self):
-        # A Path or a single task name is accepted; stored as plain strings, the config round-trips through JSON.
-        self.tasks = [str(task) for task in ([self.tasks] if isinstance(self.tasks, (str, Path)) else self.tasks)]
+        # A Path or a single task name is accepted; stored as plain strings, the config
+        # round-trips through JSON.
+        tasks = [self.tasks] if isinstance(self.tasks, (str, Path)) else self.tasks
+        self.tasks = [str(task) for task in tasks]
         for name in ("model", "data_dir", "cache_dir", "base_url"):
             if getattr(self, name) is not None:
                 setattr(self, name, str(getattr(self, name)))
@@ -80,10 +86,12 @@ class TrainConfig:
 
     def data_location(self) -> dict:
         """Where the tasks' files are found: the keyword arguments of `data.load_task`."""
-        return {item.name: getattr(self, item.name) for item in dataclasses.fields(self) if item.metadata.get("location")}
+        return {item.name: getattr(self, item.name)
+                for item in dataclasses.fields(self) if item.metadata.get("location")}
 
 
-AT_LEAST_ONE = ("epochs", "batch_size", "eval_batch_size", "max_length", "max_train_examples", "max_eval_examples")
+AT_LEAST_ONE = ("epochs", "batch_size", "eval_batch_size", "max_length",
+                "max_train_examples", "max_eval_examples")
 POSITIVE = ("temperature", "learning_rate", "max_grad_norm")
 
 

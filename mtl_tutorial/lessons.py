@@ -18,11 +18,12 @@ import torch
 from .config import TrainConfig
 from .data import task_name
 from .files import recover_interrupted_writes, staged_folder
-from .runs import (TrainingRun, exclusive_run_folder, has_checkpoint, is_finished, load_history, load_run_tasks,
-                   open_run, saved_config)
+from .runs import (TrainingRun, exclusive_run_folder, has_checkpoint, is_finished, load_history,
+                   load_run_tasks, open_run, saved_config)
 from .train import fit
 
-REPOSITORY = "OWNER/mtl-tutorial"  # on GitHub; the notebooks' Colab cells and README's badges must agree (tested)
+# The repository on GitHub: the notebooks' Colab cells and README's badges must agree (tested)
+REPOSITORY = "OWNER/mtl-tutorial"
 PACKAGE_URL = f"git+https://github.com/{REPOSITORY}"
 SCALE_VARIABLE = "MTL_TUTORIAL_SCALE"  # "ci", "cpu" or "gpu": the lessons' scale, whatever the hardware
 QUICK_VARIABLE = "MTL_TUTORIAL_QUICK"  # "1" means the CI scale (the test suite's switch)
@@ -74,7 +75,7 @@ def lesson_scale() -> str:
 
 
 def gpu_precision() -> str:
-    """bf16 on GPUs that have it natively (Ampere and newer), fp16 on older ones (a T4), fp32 without a GPU."""
+    """bf16 on GPUs that have it natively (Ampere and newer), fp16 on older ones (a T4), fp32 without one."""
     if not torch.cuda.is_available():
         return "no"
     return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
@@ -107,19 +108,21 @@ def lesson_config(tasks=("emotion", "sentiment"), scale: str | None = None, **ch
 
 
 def describe_scale(config: TrainConfig, scale: str | None = None) -> str:
-    """What a run of `config` will train on, in words: the scale, encoder, epochs and every cap on the data."""
+    """What a run of `config` will train on, in words: the scale, encoder, epochs and each cap on the data."""
     scale = scale or lesson_scale()
     encoder = config.model or "the packaged MiniLM (offline)"
     lines = [f"encoder {encoder}, pooling {config.pooling!r}, {config.epochs} epochs at learning rate "
-             f"{config.learning_rate:g}, {describe_sampling(config)}, tweets cut at {config.max_length} tokens"]
+             f"{config.learning_rate:g}, {describe_sampling(config)}, "
+             f"tweets cut at {config.max_length} tokens"]
     if config.train_fraction:
         lines.append(f"CAPPED: {config.train_fraction:.1%} of every task's training tweets (a random sample; "
                      "the tasks keep their size ratio)")
     if config.max_train_examples:
-        lines.append(f"CAPPED: at most {config.max_train_examples} training tweets per task (a random sample)")
+        lines.append(f"CAPPED: at most {config.max_train_examples} training tweets per task "
+                     "(a random sample)")
     if config.max_eval_examples:
-        lines.append(f"CAPPED: at most {config.max_eval_examples} dev and {config.max_eval_examples} test tweets "
-                     "per task, so every score below is an estimate")
+        lines.append(f"CAPPED: at most {config.max_eval_examples} dev and {config.max_eval_examples} "
+                     "test tweets per task, so every score below is an estimate")
     if not (config.train_fraction or config.max_train_examples or config.max_eval_examples):
         lines.append("all training, dev and test tweets of every task")
     other = ", ".join(name for name in SCALES if name != scale)
@@ -141,7 +144,8 @@ def describe_sampling(config: TrainConfig) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def train_run(config: TrainConfig, folder: str | Path, on_epoch_end=None, progress: bool = False) -> TrainingRun:
+def train_run(config: TrainConfig, folder: str | Path, on_epoch_end=None,
+              progress: bool = False) -> TrainingRun:
     """Train `config` into `folder`, replacing the run that was there only once the new one has finished.
 
     The new run trains in a hidden folder beside it, so a failure (a mistyped encoder, an interrupted
@@ -156,7 +160,8 @@ def train_run(config: TrainConfig, folder: str | Path, on_epoch_end=None, progre
     return TrainingRun(folder, run.history, run.results)
 
 
-def open_or_train(config: TrainConfig, folder: str | Path, on_epoch_end=None, progress: bool = False) -> TrainingRun:
+def open_or_train(config: TrainConfig, folder: str | Path, on_epoch_end=None,
+                  progress: bool = False) -> TrainingRun:
     """The run of `config` in `folder`: read back if it finished, resumed if it stopped, else trained anew."""
     folder = Path(folder)
     recover_interrupted_writes(folder.parent, folder.name)
@@ -168,17 +173,19 @@ def open_or_train(config: TrainConfig, folder: str | Path, on_epoch_end=None, pr
 
 
 def single_task_configs(config: TrainConfig, folder: str | Path) -> dict[Path, TrainConfig]:
-    """The single-task baselines of a multi-task `config`: each task alone, same settings, in folder/<task>."""
-    return {Path(folder) / task_name(task): dataclasses.replace(config, tasks=[task]) for task in config.tasks}
+    """The single-task baselines of a multi-task `config`: each task alone, same settings, folder/<task>."""
+    return {Path(folder) / task_name(task): dataclasses.replace(config, tasks=[task])
+            for task in config.tasks}
 
 
 def single_task_runs(config: TrainConfig, folder: str | Path) -> dict[str, TrainingRun]:
     """The single-task baselines of a multi-task `config`, read back or trained (see `open_or_train`)."""
-    return {place.name: open_or_train(single, place) for place, single in single_task_configs(config, folder).items()}
+    baselines = single_task_configs(config, folder)
+    return {place.name: open_or_train(single, place) for place, single in baselines.items()}
 
 
 def runs_folder(chosen: str | Path | None = None) -> Path:
-    """Where the lessons keep their runs: `chosen`, else $MTL_TUTORIAL_RUNS, else runs/ beside the notebook."""
+    """Where lessons keep their runs: `chosen`, else $MTL_TUTORIAL_RUNS, else runs/ beside the notebook."""
     return Path(chosen or os.environ.get(RUNS_VARIABLE) or "runs")
 
 
@@ -204,8 +211,9 @@ def training_plan(plan: dict[str | Path, TrainConfig]) -> str:
         step = f"resumes after epoch {done} of {config.epochs}" if done else "trains now"
         lines.append(f"{folder}: {step}, {in_words(minutes)}")
     if total:
-        lines.append(f"in all {in_words(total)}, " + ("at the speed of this machine's earlier runs" if measured
-                     else "a guess: this machine has no finished run of that encoder yet"))
+        source = ("at the speed of this machine's earlier runs" if measured
+                  else "a guess: this machine has no finished run of that encoder yet")
+        lines.append(f"in all {in_words(total)}, {source}")
     return "\n".join(lines)
 
 

@@ -58,7 +58,8 @@ def sequence_representation(outputs, attention_mask: torch.Tensor, pooling: str)
 class MultiTaskModel(nn.Module):
     """A shared encoder and one `ClassificationHead` per task, chosen by task name at each call."""
 
-    def __init__(self, encoder: nn.Module, task_labels: dict[str, list[str]], pooling: str = "mean", dropout: float = 0.1):
+    def __init__(self, encoder: nn.Module, task_labels: dict[str, list[str]], pooling: str = "mean",
+                 dropout: float = 0.1):
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
@@ -66,7 +67,8 @@ class MultiTaskModel(nn.Module):
         self.pooling = pooling
         self.task_labels = {task: list(labels) for task, labels in task_labels.items()}
         hidden = encoder.config.hidden_size
-        self.heads = nn.ModuleDict({task: ClassificationHead(hidden, len(labels), dropout) for task, labels in task_labels.items()})
+        self.heads = nn.ModuleDict({task: ClassificationHead(hidden, len(labels), dropout)
+                                    for task, labels in task_labels.items()})
 
     @property
     def tasks(self) -> list[str]:
@@ -82,7 +84,8 @@ class MultiTaskModel(nn.Module):
     def parameter_counts(self) -> dict[str, int]:
         """How many parameters are shared (the encoder) and how many belong to each head."""
         counts = {"encoder (shared)": sum(p.numel() for p in self.encoder.parameters())}
-        counts.update({f"head: {task}": sum(p.numel() for p in head.parameters()) for task, head in self.heads.items()})
+        counts.update({f"head: {task}": sum(p.numel() for p in head.parameters())
+                       for task, head in self.heads.items()})
         return counts
 
 
@@ -107,7 +110,8 @@ def load_encoder(name_or_path: str | None = None):
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
         encoder = AutoModel.from_pretrained(source)
-    except (OSError, ValueError, pickle.UnpicklingError) as error:  # the last: a .bin that is not plain weights
+    except (OSError, ValueError, pickle.UnpicklingError) as error:
+        # UnpicklingError: a .bin that is not plain weights
         raise OSError(
             f"cannot load encoder {name_or_path!r}: it is neither a model folder nor a model id "
             f"that could be downloaded ({error.__class__.__name__}: {str(error).splitlines()[0]})"
@@ -128,10 +132,12 @@ def save_model(model: MultiTaskModel, tokenizer, folder: str | Path, extra: dict
     with staged_folder(folder) as staging:
         model.encoder.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        heads = {name: tensor.detach().cpu().contiguous() for name, tensor in model.heads.state_dict().items()}
+        heads = {name: tensor.detach().cpu().contiguous()
+                 for name, tensor in model.heads.state_dict().items()}
         save_file(heads, staging / HEADS_FILE)
         description = {"task_labels": model.task_labels, "pooling": model.pooling, **(extra or {})}
-        (staging / MODEL_CONFIG).write_text(json.dumps(description, indent=1, ensure_ascii=False), encoding="utf-8")
+        description_json = json.dumps(description, indent=1, ensure_ascii=False)
+        (staging / MODEL_CONFIG).write_text(description_json, encoding="utf-8")
     return Path(folder)
 
 
@@ -174,13 +180,14 @@ def load_model(folder: str | Path):
         model = MultiTaskModel(encoder, description["task_labels"], description["pooling"])
         model.heads.load_state_dict(load_file(folder / HEADS_FILE))
     except Exception as error:  # safetensors, json and transformers each raise their own kinds
-        raise OSError(f"cannot load the model in {folder}: it is truncated or not a saved model ({error})") from error
+        raise OSError(f"cannot load the model in {folder}: it is truncated or not a saved model "
+                      f"({error})") from error
     return model.eval(), tokenizer
 
 
 @torch.inference_mode()
 def similarities(encoder, tokenizer, texts: list[str], pooling: str) -> pd.DataFrame:
-    """Cosine similarity of the tweets' vectors under one sequence representation ("mean", "cls", "pooler")."""
+    """Cosine similarity of the tweets' vectors under one sequence representation: mean, cls or pooler."""
     encoder.eval()
     batch = tokenizer(texts, padding=True, return_tensors="pt")
     vectors = sequence_representation(encoder(**batch), batch["attention_mask"], pooling)

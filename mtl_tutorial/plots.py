@@ -69,7 +69,8 @@ def dev_curves(history: pd.DataFrame, title: str = "") -> Figure:
     figure, (score_axes, loss_axes) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
     for index, (task, rows) in enumerate(history.groupby("task", sort=False)):
         colour = f"C{index}"
-        score_axes.plot(rows["epoch"], rows["dev_official"], "o-", color=colour, label=f"{task} ({official_metric_name(task)})")
+        score_axes.plot(rows["epoch"], rows["dev_official"], "o-", color=colour,
+                        label=f"{task} ({official_metric_name(task)})")
         best = rows.loc[rows["dev_official"].idxmax()]
         score_axes.plot(best["epoch"], best["dev_official"], "*", color=colour, markersize=16)
         loss_axes.plot(rows["epoch"], rows["train_loss"], "o--", color=colour, label=f"{task} train")
@@ -87,7 +88,8 @@ def dev_curves(history: pd.DataFrame, title: str = "") -> Figure:
 
 def label_distribution(tasks: dict, split: str = "train") -> Figure:
     """One bar chart per task: how many `split` examples carry each label."""
-    figure, axes_list = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.5), squeeze=False, constrained_layout=True)
+    figure, axes_list = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.5), squeeze=False,
+                                     constrained_layout=True)
     for axes, task in zip(axes_list[0], tasks.values()):
         counts = task.splits[split]["label"].value_counts().reindex(range(task.num_labels), fill_value=0)
         axes.bar(task.label_names, counts.values, color="C0")
@@ -120,7 +122,8 @@ def sampling_probabilities(sizes: dict[str, int], samplers=("proportional", "tem
     width = 0.8 / len(sizes)
     for index, task in enumerate(sizes):
         values = [task_probabilities(sizes, sampler, temperature)[task] for sampler in samplers]
-        axes.bar([x + index * width for x in range(len(samplers))], values, width, label=f"{task} (n={sizes[task]})")
+        positions = [x + index * width for x in range(len(samplers))]
+        axes.bar(positions, values, width, label=f"{task} (n={sizes[task]})")
     axes.set_xticks([x + width * (len(sizes) - 1) / 2 for x in range(len(samplers))], samplers)
     axes.set(ylabel="probability of the task at a step", ylim=(0, 1), title="Task sampling probabilities")
     axes.legend()
@@ -132,18 +135,21 @@ def annealed_probabilities(sizes: dict[str, int], num_epochs: int = 5) -> Figure
     figure, axes = plt.subplots(figsize=(7, 3.5), constrained_layout=True)
     epochs = list(range(1, num_epochs + 1))
     for task in sizes:
-        axes.plot(epochs, [task_probabilities(sizes, "annealed", epoch=e, num_epochs=num_epochs)[task] for e in epochs], "o-", label=task)
+        probabilities = [task_probabilities(sizes, "annealed", epoch=e, num_epochs=num_epochs)[task]
+                         for e in epochs]
+        axes.plot(epochs, probabilities, "o-", label=task)
     axes.set(xlabel="epoch", ylabel="probability", ylim=(0, 1), title="Annealed sampling over epochs")
     axes.xaxis.get_major_locator().set_params(integer=True)
     axes.legend()
     return figure
 
 
-def schedule_counts(sizes: dict[str, int], steps: int, samplers=("proportional", "temperature", "uniform", "round_robin"),
+def schedule_counts(sizes: dict[str, int], steps: int,
+                    samplers=("proportional", "temperature", "uniform", "round_robin"),
                     seed: int = 77, temperature: float = 2.0) -> Figure:
     """The realised schedule: cumulative steps given to each task during one epoch, per sampler."""
-    figure, axes_list = plt.subplots(1, len(samplers), figsize=(3.6 * len(samplers), 3.2), sharey=True, squeeze=False,
-                                     constrained_layout=True)
+    figure, axes_list = plt.subplots(1, len(samplers), figsize=(3.6 * len(samplers), 3.2), sharey=True,
+                                     squeeze=False, constrained_layout=True)
     for axes, sampler in zip(axes_list[0], samplers):
         schedule = pd.Series(task_schedule(sizes, steps, sampler, seed, temperature))
         for task in sizes:
@@ -156,7 +162,8 @@ def schedule_counts(sizes: dict[str, int], steps: int, samplers=("proportional",
 
 def confusion_matrix(table: pd.DataFrame, title: str = "") -> Figure:
     """Draw a confusion table (rows = true label, columns = prediction) with its counts."""
-    figure, axes = plt.subplots(figsize=(1.1 * len(table) + 2.5, 1.0 * len(table) + 1.5), constrained_layout=True)
+    size = (1.1 * len(table) + 2.5, 1.0 * len(table) + 1.5)
+    figure, axes = plt.subplots(figsize=size, constrained_layout=True)
     image = axes.imshow(table.values, cmap="Blues")
     axes.set_xticks(range(len(table.columns)), table.columns, rotation=45)
     axes.set_yticks(range(len(table.index)), table.index)
@@ -164,19 +171,21 @@ def confusion_matrix(table: pd.DataFrame, title: str = "") -> Figure:
     for row in range(len(table.index)):
         for column in range(len(table.columns)):
             value = table.values[row, column]
-            axes.text(column, row, value, ha="center", va="center", color="white" if value > table.values.max() / 2 else "black")
+            colour = "white" if value > table.values.max() / 2 else "black"
+            axes.text(column, row, value, ha="center", va="center", color=colour)
     figure.colorbar(image, ax=axes)
     return figure
 
 
 def pad_fractions(waste: dict[str, dict[str, float]]) -> Figure:
-    """Horizontal bars: the share of pad tokens per task under each way of padding (from `batching.padding_waste`)."""
+    """Horizontal bars: the share of pad tokens per task and way of padding (see `batching.padding_waste`)."""
     table = pd.DataFrame(waste)  # rows: ways of padding, columns: tasks
     figure, axes = plt.subplots(figsize=(8, 1.0 + 0.9 * len(table)), constrained_layout=True)
     table.iloc[::-1].plot.barh(ax=axes, width=0.8)
     for container in axes.containers:
         axes.bar_label(container, fmt="{:.0%}", padding=3, fontsize="small")
-    axes.set(xlabel="share of the tokens in a batch that are padding", xlim=(0, 1), title="Compute spent on pad tokens")
+    axes.set(xlabel="share of the tokens in a batch that are padding", xlim=(0, 1),
+             title="Compute spent on pad tokens")
     axes.xaxis.set_major_formatter("{x:.0%}")
     axes.legend(title="task", loc="lower right")
     return figure
@@ -184,7 +193,8 @@ def pad_fractions(waste: dict[str, dict[str, float]]) -> Figure:
 
 def similarity_maps(tables: dict[str, pd.DataFrame]) -> Figure:
     """One heat map per sequence representation: cosine similarity between the same few tweets."""
-    figure, axes_list = plt.subplots(1, len(tables), figsize=(3.6 * len(tables) + 2.5, 4.2), squeeze=False, constrained_layout=True)
+    figure, axes_list = plt.subplots(1, len(tables), figsize=(3.6 * len(tables) + 2.5, 4.2), squeeze=False,
+                                     constrained_layout=True)
     for axes, (name, table) in zip(axes_list[0], tables.items()):
         image = axes.imshow(table.values, cmap="viridis", vmin=-1, vmax=1)
         short = [f"{i + 1}" for i in range(len(table))]
@@ -216,17 +226,18 @@ def temperature_effect(sizes: dict[str, int], temperature: float = 2.0, highest:
         axes.annotate(f"{chosen:.2f}", (temperature, chosen), textcoords="offset points", xytext=(8, 4))
     axes.axhline(1 / len(sizes), color="grey", linestyle=":", label="uniform (T → ∞)")
     axes.axvline(temperature, color="black", linestyle="--", linewidth=1)
-    axes.set(xlabel="temperature T", ylabel="probability of the task at a step", ylim=(0, 1), xlim=(1, highest),
-             title=f"Temperature sampling, T = {temperature:g}")
+    axes.set(xlabel="temperature T", ylabel="probability of the task at a step", ylim=(0, 1),
+             xlim=(1, highest), title=f"Temperature sampling, T = {temperature:g}")
     handles, labels = axes.get_legend_handles_labels()
     axes.legend(handles[::-1], labels[::-1], loc="upper left", bbox_to_anchor=(1.01, 1))
     return figure
 
 
 def head_probabilities(answer: pd.DataFrame, text: str = "") -> Figure:
-    """Every head's label probabilities for one tweet (from `evaluate.label_tweet`), its choice in a darker bar."""
+    """Every head's label probabilities for one tweet (`evaluate.label_tweet`), its choice in a darker bar."""
     tasks = list(dict.fromkeys(answer["task"]))
-    figure, axes_list = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 2.8), squeeze=False, constrained_layout=True)
+    figure, axes_list = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 2.8), squeeze=False,
+                                     constrained_layout=True)
     for axes, task in zip(axes_list[0], tasks):
         rows = answer[answer["task"] == task]
         colours = ["C0" if chosen else "lightsteelblue" for chosen in rows["chosen"]]
@@ -239,14 +250,19 @@ def head_probabilities(answer: pd.DataFrame, text: str = "") -> Figure:
 
 
 def multitask_vs_single_task(table: pd.DataFrame) -> Figure:
-    """Bars of each task's test score: majority baseline, single-task and multi-task (from `evaluate.multitask_vs_single_task`)."""
+    """Bars of each task's test score: majority baseline, single-task and multi-task.
+
+    `table` is what `evaluate.multitask_vs_single_task` gives.
+    """
     columns = ["majority baseline", "single-task", "multi-task"]
     figure, axes = plt.subplots(figsize=(2.6 * len(table) + 3, 3.8), constrained_layout=True)
     table[columns].plot.bar(ax=axes, color=["lightgrey", "C1", "C0"], rot=0, width=0.8)
     for container in axes.containers:
         axes.bar_label(container, fmt="%.3f", padding=2, fontsize="small")
-    axes.set_xticks(range(len(table)), [f"{task}\n({metric})" for task, metric in zip(table.index, table["metric"])])
-    axes.set(xlabel="", ylabel="official test score", ylim=(0, 1), title="Multi-task vs single-task, each from its best dev epoch")
+    tick_labels = [f"{task}\n({metric})" for task, metric in zip(table.index, table["metric"])]
+    axes.set_xticks(range(len(table)), tick_labels)
+    axes.set(xlabel="", ylabel="official test score", ylim=(0, 1),
+             title="Multi-task vs single-task, each from its best dev epoch")
     axes.legend(loc="upper right")
     return figure
 

@@ -88,7 +88,8 @@ def load_history(folder: str | Path) -> pd.DataFrame:
 
 def save_history(folder: Path, history: list[dict]) -> None:
     write_json_atomically(history, folder / HISTORY_JSON)
-    write_atomically(folder / HISTORY_CSV, lambda temporary: pd.DataFrame(history).to_csv(temporary, index=False))
+    table = pd.DataFrame(history)
+    write_atomically(folder / HISTORY_CSV, lambda temporary: table.to_csv(temporary, index=False))
 
 
 def save_results(folder: Path, results: dict) -> None:
@@ -123,7 +124,8 @@ def load_run_tasks(config: TrainConfig, names: list[str] | None = None) -> dict[
     """The run's tasks (or only those called `names`), with its caps on training and evaluation examples."""
     entries = [entry for entry in config.tasks if names is None or task_name(entry) in names]
     tasks = load_tasks(entries, **config.data_location())
-    return {name: task.capped(training_cap(config, len(task.splits["train"])), config.max_eval_examples, config.seed)
+    return {name: task.capped(training_cap(config, len(task.splits["train"])),
+                              config.max_eval_examples, config.seed)
             for name, task in tasks.items()}
 
 
@@ -162,7 +164,7 @@ def is_run(folder: str | Path) -> bool:
 
 
 def lock_file(folder: Path) -> Path:
-    """The lock of a run folder lives beside it (`.NAME.lock`), so taking it writes nothing into the folder."""
+    """The lock of a run folder lives beside it (`.NAME.lock`), so taking it writes nothing in the folder."""
     folder = Path(folder).absolute()
     return folder.with_name(f".{folder.name}.lock")
 
@@ -211,7 +213,8 @@ def prepare_folder(folder: Path, config: TrainConfig, resume: bool) -> bool:
     differences = [f"{key} is {value!r} here but {getattr(saved, key)!r} there"
                    for key, value in dataclasses.asdict(config).items() if getattr(saved, key) != value]
     if differences:
-        raise ValueError(f"{folder} already holds a different run ({'; '.join(differences)}); choose another folder")
+        raise ValueError(f"{folder} already holds a different run ({'; '.join(differences)}); "
+                         "choose another folder")
     if not resume:
         raise ValueError(f"{folder} already holds this run: pass resume=True (--resume) to continue it")
     return True
@@ -264,7 +267,8 @@ def restore_checkpoint(folder: Path, model, optimizer, scheduler, streams,
     checkpoint = last_folder(folder)
     try:
         restore_weights(model, checkpoint)
-        state = torch.load(checkpoint / STATE_FILE, weights_only=True)  # tensors, numbers, strings: runs no code
+        # weights_only: tensors, numbers and strings only, so loading runs no code
+        state = torch.load(checkpoint / STATE_FILE, weights_only=True)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         for name, stream in streams.items():

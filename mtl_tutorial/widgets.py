@@ -28,7 +28,8 @@ from .model import PACKAGED_ENCODER
 from .runs import TrainingRun, best_models, is_finished, open_run, saved_config
 from .sampling import SAMPLERS
 
-ENCODERS = (PACKAGED_ENCODER, "roberta-base", "distilroberta-base", "bert-base-uncased")  # or type any id or folder
+# offered in the encoder box; a student may also type any hub id or folder
+ENCODERS = (PACKAGED_ENCODER, "roberta-base", "distilroberta-base", "bert-base-uncased")
 TRAIN_CAPS = (100, 400, 1000, 3000, 10000)  # training tweets per task offered besides "all"
 TRAIN_SHARES = (0.125, 0.25, 0.5)  # or a share of every task, which keeps their size ratio
 WIDE = {"width": "420px"}  # a layout, given as a dict so that importing creates no widget
@@ -112,8 +113,9 @@ class TrainingPanel(Shown):
     def config(self) -> TrainConfig:
         """The lesson's settings with the choices made in the widgets."""
         encoder = self.encoder.value.strip()
+        model = None if encoder in ("", PACKAGED_ENCODER) else encoder
         return dataclasses.replace(
-            self.settings, tasks=list(self.tasks.value), model=None if encoder in ("", PACKAGED_ENCODER) else encoder, sampler=self.sampler.value,
+            self.settings, tasks=list(self.tasks.value), model=model, sampler=self.sampler.value,
             temperature=self.temperature.value, epochs=self.epochs.value, **self.caps[self.train_cap.value],
         )
 
@@ -148,7 +150,8 @@ class TrainingPanel(Shown):
         if is_finished(self.folder) and saved_config(self.folder) == self.config():
             self.run = open_run(self.folder)
             self.show_epoch(self.run.history)
-            self.status.value = f"Read back: {self.folder} already holds this run, finished (Train trains it again)."
+            self.status.value = (f"Read back: {self.folder} already holds this run, finished "
+                                 "(Train trains it again).")
             return self.run
         return self.train()
 
@@ -175,7 +178,8 @@ class TrainingPanel(Shown):
         self.figure = plots.dev_curves(history, title=f"after epoch {epochs} of {self.epochs.value}")
         columns = ["epoch", "task", "train_loss", "dev_loss", "dev_accuracy", "dev_official", "best_so_far"]
         show(self.output, self.figure, history[columns].round(4))
-        self.status.value = f"Epoch {epochs} of {self.epochs.value} done ({history['seconds'].iloc[-1]:.0f} s)."
+        seconds = history["seconds"].iloc[-1]
+        self.status.value = f"Epoch {epochs} of {self.epochs.value} done ({seconds:.0f} s)."
 
 
 def first_line(error: BaseException) -> str:
@@ -194,7 +198,8 @@ def training_caps(settings: TrainConfig) -> dict[str, dict]:
     shares = sorted({*TRAIN_SHARES, settings.train_fraction} - {None})
     sizes = sorted({*TRAIN_CAPS, settings.max_train_examples} - {None})
     caps = {cap_label(share=share): {"train_fraction": share, "max_train_examples": None} for share in shares}
-    caps.update({cap_label(size): {"train_fraction": None, "max_train_examples": size} for size in [*sizes, None]})
+    caps.update({cap_label(size): {"train_fraction": None, "max_train_examples": size}
+                 for size in [*sizes, None]})
     return caps
 
 
@@ -211,14 +216,16 @@ def training_panel(settings: TrainConfig, folder: str | Path) -> TrainingPanel:
     """
     caps = training_caps(settings)
     controls = dict(
-        tasks=widgets.SelectMultiple(options=TWEETEVAL_TASKS, value=settings.tasks, rows=6, description="tasks",
-                                     layout=WIDE, style=LABEL_STYLE),
-        encoder=widgets.Combobox(options=ENCODERS, value=settings.model or PACKAGED_ENCODER, ensure_option=False,
-                                 description="encoder", layout=WIDE, style=LABEL_STYLE),
-        sampler=widgets.Dropdown(options=SAMPLERS, value=settings.sampler, description="task sampler", style=LABEL_STYLE),
+        tasks=widgets.SelectMultiple(options=TWEETEVAL_TASKS, value=settings.tasks, rows=6,
+                                     description="tasks", layout=WIDE, style=LABEL_STYLE),
+        encoder=widgets.Combobox(options=ENCODERS, value=settings.model or PACKAGED_ENCODER,
+                                 ensure_option=False, description="encoder", layout=WIDE, style=LABEL_STYLE),
+        sampler=widgets.Dropdown(options=SAMPLERS, value=settings.sampler, description="task sampler",
+                                 style=LABEL_STYLE),
         temperature=widgets.FloatSlider(value=settings.temperature, min=1.0, max=10.0, step=0.5,
                                         description="temperature", style=LABEL_STYLE),
-        epochs=widgets.IntSlider(value=settings.epochs, min=1, max=10, description="epochs", style=LABEL_STYLE),
+        epochs=widgets.IntSlider(value=settings.epochs, min=1, max=10, description="epochs",
+                                 style=LABEL_STYLE),
         train_cap=widgets.Dropdown(options=list(caps), value=chosen_cap(settings),
                                    description="training tweets", style=LABEL_STYLE),
     )
@@ -259,7 +266,8 @@ class PredictionPanel(Shown):
         return self.answer
 
 
-def prediction_panel(folder: str | Path, text: str = "i can't believe it's snowing again in april") -> PredictionPanel:
+def prediction_panel(folder: str | Path,
+                     text: str = "i can't believe it's snowing again in april") -> PredictionPanel:
     """A text box and a Label button over a run's best checkpoint of each task."""
     area = widgets.Textarea(value=text, description="tweet", layout=widgets.Layout(width="520px"))
     button = widgets.Button(description="Label it", button_style="primary", icon="tags")
@@ -287,7 +295,8 @@ class Question:
         self.options = [str(option) for option in self.options]
         self.answer = str(self.answer)
         if len(self.options) < 2 or len(set(self.options)) != len(self.options):
-            raise ValueError(f"question {self.text!r} needs two or more different options, got {self.options}")
+            raise ValueError(f"question {self.text!r} needs two or more different options, "
+                             f"got {self.options}")
         if self.answer not in self.options:
             raise ValueError(f"question {self.text!r}: answer {self.answer!r} is not one of {self.options}")
 

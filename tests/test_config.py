@@ -12,7 +12,8 @@ from mtl_tutorial.sampling import ADAPTIVE, SAMPLERS
 @pytest.mark.parametrize("change, message", [
     ({"sampler": "sqrt"}, "unknown sampler 'sqrt': choose one of " + ", ".join((*SAMPLERS, ADAPTIVE))),
     ({"pooling": "max"}, "unknown pooling 'max': choose one of " + ", ".join(POOLINGS)),
-    ({"mixed_precision": "fp8"}, "unknown mixed_precision 'fp8': choose one of " + ", ".join(MIXED_PRECISIONS)),
+    ({"mixed_precision": "fp8"},
+     "unknown mixed_precision 'fp8': choose one of " + ", ".join(MIXED_PRECISIONS)),
     ({"learning_rate": 0.0}, "learning_rate must be positive, got 0.0"),
     ({"learning_rate": "1e-4"}, "learning_rate must be a float, got '1e-4'"),
     ({"epochs": 0}, "epochs must be at least 1, got 0"),
@@ -37,7 +38,8 @@ def test_good_settings_pass_and_none_means_no_cap():
 
 def test_every_option_of_train_comes_from_the_config():
     parser = build_parser()
-    train = next(action for action in parser._subparsers._group_actions[0].choices.values() if action.prog.endswith("train"))
+    commands = parser._subparsers._group_actions[0].choices.values()
+    train = next(action for action in commands if action.prog.endswith("train"))
     flags = {action.dest: action for action in train._actions}
     for item in dataclasses.fields(TrainConfig):
         if item.name in TRAIN_OPTIONS:

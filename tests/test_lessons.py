@@ -41,13 +41,16 @@ def test_the_ci_scale_only_proves_the_cells_run(no_scale_variables, monkeypatch)
     monkeypatch.setenv("MTL_TUTORIAL_QUICK", "1")
     quick = mtl.lesson_config()
     assert (quick.model, quick.epochs, quick.learning_rate) == (None, 2, 1e-4)
-    assert (quick.max_train_examples, quick.max_eval_examples, quick.tasks) == (400, 300, ["emotion", "sentiment"])
-    assert "CI scale" in mtl.describe_scale(quick) and "CAPPED: at most 400 training tweets" in mtl.describe_scale(quick)
-    assert "300 dev and 300 test tweets" in mtl.describe_scale(quick)
+    assert (quick.max_train_examples, quick.max_eval_examples) == (400, 300)
+    assert quick.tasks == ["emotion", "sentiment"]
+    described = mtl.describe_scale(quick)
+    assert "CI scale" in described and "CAPPED: at most 400 training tweets" in described
+    assert "300 dev and 300 test tweets" in described
     assert mtl.lesson_config(["irony"], epochs=3).epochs == 3
 
 
-def test_the_cpu_scale_keeps_the_tasks_size_ratio_and_can_show_best_epochs_apart(no_scale_variables, tweeteval_dir):
+def test_the_cpu_scale_keeps_the_tasks_size_ratio_and_can_show_best_epochs_apart(no_scale_variables,
+                                                                                 tweeteval_dir):
     config = mtl.lesson_config(scale="cpu", data_dir=tweeteval_dir)
     assert config.epochs >= 3 and config.model is None and config.max_train_examples is None
     tasks = mtl.runs.load_run_tasks(config)
@@ -55,7 +58,8 @@ def test_the_cpu_scale_keeps_the_tasks_size_ratio_and_can_show_best_epochs_apart
     kept = {name: len(task.splits["train"]) for name, task in tasks.items()}
     sizes = {name: len(task.splits["train"]) for name, task in full.items()}
     assert kept == {name: round(size * config.train_fraction) for name, size in sizes.items()}
-    assert kept["sentiment"] / kept["emotion"] == pytest.approx(sizes["sentiment"] / sizes["emotion"], rel=0.01)
+    size_ratio = sizes["sentiment"] / sizes["emotion"]
+    assert kept["sentiment"] / kept["emotion"] == pytest.approx(size_ratio, rel=0.01)
     described = mtl.describe_scale(config, "cpu")
     assert "CPU lesson scale" in described and "12.5% of every task's training tweets" in described
     assert "keep their size ratio" in described and "temperature sampling (T=2)" in described
@@ -67,7 +71,8 @@ def test_the_gpu_scale_is_the_tutorials_recipe_with_the_gpus_precision(no_scale_
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
     full = mtl.lesson_config()
     assert (full.model, full.pooling, full.epochs, full.learning_rate) == ("roberta-base", "pooler", 5, 2e-5)
-    assert full.max_train_examples is None and full.max_eval_examples is None and full.mixed_precision == "fp16"
+    assert full.max_train_examples is None and full.max_eval_examples is None
+    assert full.mixed_precision == "fp16"
     assert full.train_fraction is None and "all training, dev and test tweets" in mtl.describe_scale(full)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # an A100
     assert mtl.lesson_config().mixed_precision == "bf16"
@@ -116,8 +121,9 @@ def test_similarities_are_cosines(tiny_encoder_dir):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, tiny_encoder_dir, tweeteval_dir):
     folder = tmp_path_factory.mktemp("runs")
-    config = TrainConfig(tasks=["emotion", "irony"], model=str(tiny_encoder_dir), epochs=2, max_train_examples=64,
-                         max_eval_examples=50, max_length=32, learning_rate=1e-3, data_dir=str(tweeteval_dir))
+    config = TrainConfig(tasks=["emotion", "irony"], model=str(tiny_encoder_dir), epochs=2,
+                         max_train_examples=64, max_eval_examples=50, max_length=32, learning_rate=1e-3,
+                         data_dir=str(tweeteval_dir))
     multitask = mtl.open_or_train(config, folder / "multitask")
     return config, folder, multitask, mtl.single_task_runs(config, folder / "single")
 
@@ -142,7 +148,8 @@ def test_a_stopped_run_is_resumed(runs, tmp_path):
     assert list(run.history["epoch"]) == [1, 1, 2, 2] and (tmp_path / "run" / "results.json").exists()
 
 
-def test_the_training_plan_says_what_is_read_back_resumed_or_trained_and_how_long(runs, tmp_path, monkeypatch):
+def test_the_training_plan_says_what_is_read_back_resumed_or_trained_and_how_long(runs, tmp_path,
+                                                                                 monkeypatch):
     config, folder, multitask, single = runs
     monkeypatch.setenv("MTL_TUTORIAL_QUICK", "1")
     stopped = tmp_path / "stopped"
@@ -158,14 +165,16 @@ def test_the_training_plan_says_what_is_read_back_resumed_or_trained_and_how_lon
     assert lines[1].startswith(f"{tmp_path / 'single' / 'emotion'}: trains now, ")
     assert lines[-1].startswith("in all ") and "a guess" in lines[-1]  # no finished run beside these yet
     # beside finished runs, their measured speed is used
-    plan = mtl.training_plan({folder / "multitask": config, folder / "wider": dataclasses.replace(config, epochs=600)})
+    wider = dataclasses.replace(config, epochs=600)
+    plan = mtl.training_plan({folder / "multitask": config, folder / "wider": wider})
     assert plan.splitlines()[0] == f"{folder / 'multitask'}: finished, read back"
     assert "at the speed of this machine's earlier runs" in plan
     speed = mtl.load_history(folder / "multitask")["examples_per_second"].median()
     tasks = mtl.runs.load_run_tasks(config).values()
     train, dev, test = (sum(len(task.splits[split]) for task in tasks) for split in ("train", "dev", "test"))
     minutes = float(plan.splitlines()[1].split("about ")[1].split(" min")[0])
-    assert minutes == pytest.approx((600 * (train + dev / 3) + test / 3) / speed / 60, abs=0.5)  # scoring: 3x as fast
+    # scoring runs 3x as fast as training
+    assert minutes == pytest.approx((600 * (train + dev / 3) + test / 3) / speed / 60, abs=0.5)
 
 
 def test_multitask_vs_single_task_table_and_plot(runs):
@@ -176,7 +185,8 @@ def test_multitask_vs_single_task_table_and_plot(runs):
     assert list(table.index) == ["emotion", "irony"] and table.loc["irony", "metric"] == "F1 of irony"
     assert table.loc["emotion", "multi-task"] == multitask.results["emotion"]["test"]["official"]
     assert table.loc["emotion", "single-task"] == single["emotion"].results["emotion"]["test"]["official"]
-    assert table["multi - single"].to_list() == pytest.approx((table["multi-task"] - table["single-task"]).to_list())
+    difference = table["multi-task"] - table["single-task"]
+    assert table["multi - single"].to_list() == pytest.approx(difference.to_list())
     figure = plots.multitask_vs_single_task(table)
     assert figure.axes[0].get_ylabel() == "official test score" and len(figure.axes[0].patches) == 6
 
@@ -188,7 +198,8 @@ def test_test_predictions_reproduce_the_recorded_scores(runs):
         assert len(predictions) == 50 and list(predictions.columns) == ["text", "true", "predicted"]
         assert mtl.score_of(predictions, task) == pytest.approx(multitask.results[task]["test"]["official"])
         confusion = mtl.confusion_of(predictions)
-        assert confusion.values.sum() == 50 and list(confusion.index) == list(predictions["true"].cat.categories)
+        assert confusion.values.sum() == 50
+        assert list(confusion.index) == list(predictions["true"].cat.categories)
     table = mtl.best_vs_last(multitask)
     assert table["last epoch"].to_list() == [2, 2]
     for task, row in table.iterrows():
@@ -207,21 +218,23 @@ def test_label_tweet_asks_every_head(runs):
 
 def test_new_plots_label_their_axes():
     sizes = {"emotion": 3257, "sentiment": 45615}
-    figures = [plots.pad_fractions({"emotion": mtl.padding_waste([3, 9, 20, 40]), "sentiment": mtl.padding_waste([5, 7])}),
-               plots.temperature_effect(sizes, 3.0)]
+    waste = {"emotion": mtl.padding_waste([3, 9, 20, 40]), "sentiment": mtl.padding_waste([5, 7])}
+    figures = [plots.pad_fractions(waste), plots.temperature_effect(sizes, 3.0)]
     for figure in figures:
         assert isinstance(figure, Figure)
         axes = figure.axes[0]
         assert axes.get_xlabel() and axes.get_title() and axes.get_legend() is not None
 
 
-def test_every_lesson_helper_works_on_a_run_of_course_format_folders(tmp_path, tiny_encoder_dir, tweeteval_dir):
+def test_every_lesson_helper_works_on_a_run_of_course_format_folders(tmp_path, tiny_encoder_dir,
+                                                                     tweeteval_dir):
     """Tasks given as folders are named after the folder; every helper must find them by that name."""
     folders = []
     for name in ("emotion", "irony"):
         task = mtl.load_task(name, data_dir=tweeteval_dir).capped(48, 40, seed=1)
         folders.append(str(mtl.write_tsv_folder(task, tmp_path / "course" / f"my_{name}")))
-    config = TrainConfig(tasks=folders, model=str(tiny_encoder_dir), epochs=2, max_length=32, learning_rate=1e-3)
+    config = TrainConfig(tasks=folders, model=str(tiny_encoder_dir), epochs=2, max_length=32,
+                         learning_rate=1e-3)
     run = mtl.open_or_train(config, tmp_path / "multitask")
     assert list(run.results) == ["my_emotion", "my_irony"] and mtl.saved_config(run.folder) == config
     assert mtl.open_run(run.folder).results == run.results
@@ -239,7 +252,8 @@ def test_every_lesson_helper_works_on_a_run_of_course_format_folders(tmp_path, t
     table = mtl.multitask_vs_single_task(run, single)
     assert table.loc["my_irony", "single-task"] == single["my_irony"].results["my_irony"]["test"]["official"]
     scored = mtl.evaluate_run(run.folder, "test").set_index("task")["official"]
-    assert scored.to_dict() == pytest.approx({task: result["test"]["official"] for task, result in run.results.items()})
+    recorded = {task: result["test"]["official"] for task, result in run.results.items()}
+    assert scored.to_dict() == pytest.approx(recorded)
     assert set(mtl.predict_run(run.folder, ["hello"])["task"]) == {"my_emotion", "my_irony"}
     panel = mtl.widgets.prediction_panel(run.folder)
     panel.button.click()

@@ -19,8 +19,9 @@ matplotlib.use("Agg")
 
 @pytest.fixture
 def tiny_settings(tiny_encoder_dir, tweeteval_dir):
-    return TrainConfig(tasks=["emotion", "sentiment"], model=str(tiny_encoder_dir), epochs=1, max_train_examples=48,
-                       max_eval_examples=40, max_length=32, learning_rate=1e-3, data_dir=str(tweeteval_dir))
+    return TrainConfig(tasks=["emotion", "sentiment"], model=str(tiny_encoder_dir), epochs=1,
+                       max_train_examples=48, max_eval_examples=40, max_length=32, learning_rate=1e-3,
+                       data_dir=str(tweeteval_dir))
 
 
 def test_the_temperature_slider_redraws_the_probabilities():
@@ -47,7 +48,8 @@ def test_the_train_button_trains_the_chosen_tasks_and_draws_every_epoch(tiny_set
     assert config.tasks == ["irony", "emotion", "hate"] and config.sampler == "uniform"
     assert config.epochs == 2 and config.max_train_examples == 100 and config.max_eval_examples == 40
     history = panel.run.history
-    assert list(history["epoch"]) == [1, 1, 1, 2, 2, 2] and set(history["task"]) == {"irony", "emotion", "hate"}
+    assert list(history["epoch"]) == [1, 1, 1, 2, 2, 2]
+    assert set(history["task"]) == {"irony", "emotion", "hate"}
     assert panel.figure.get_suptitle() == "after epoch 2 of 2"
     assert len(panel.figure.axes[0].get_legend().get_texts()) == 3
     assert panel.status.value.startswith("Done") and not panel.button.disabled
