@@ -96,7 +96,8 @@ mtl.plots.architecture(tasks, {name: task.label_names for name, task in tasks.it
 
 # %%
 
-model, tokenizer = mtl.build_model({name: task.label_names for name, task in tasks.items()}, config.model, config.pooling)
+task_labels = {name: task.label_names for name, task in tasks.items()}
+model, tokenizer = mtl.build_model(task_labels, config.model, config.pooling)
 model.parameter_counts()
 
 # %% [markdown]
@@ -118,7 +119,9 @@ mtl.task_probabilities({name: task.sizes()["train"] for name, task in tasks.item
 
 # %%
 run = mtl.open_or_train(config, mtl.runs_folder() / "multitask")
-run.history[["epoch", "task", "train_loss", "dev_loss", "dev_accuracy", "dev_macro_f1", "dev_official", "seconds"]].round(4)
+columns = ["epoch", "task", "train_loss", "dev_loss",
+           "dev_accuracy", "dev_macro_f1", "dev_official", "seconds"]
+run.history[columns].round(4)
 
 # %%
 
@@ -151,7 +154,8 @@ mtl.results_table(run.results).round(4)
 
 # %%
 
-mtl.predict_run(run.folder, ["i love rainy sundays with a good book", "my flight got cancelled AGAIN"]).round(3)
+new_tweets = ["i love rainy sundays with a good book", "my flight got cancelled AGAIN"]
+mtl.predict_run(run.folder, new_tweets).round(3)
 
 # %% [markdown]
 # ## References

@@ -104,7 +104,8 @@ mtl.plots.label_distribution(tasks, "train");
 # both average over the labels, so every label counts the same.
 #
 # The test split need not look like the training split. In sentiment's training data positive tweets
-# outnumber negative ones 2.5 to 1; in its test data (collected later, for the 2017 evaluation) it is the other way round:
+# outnumber negative ones 2.5 to 1; in its test data (collected later, for the 2017 evaluation) it is the
+# other way round:
 
 # %%
 mtl.plots.label_distribution(tasks, "test");
@@ -157,7 +158,8 @@ for name, values in lengths.items():
     cut = (values >= config.max_length).mean()
     print(f"{name}: median {values.median():.0f} tokens, 95% of tweets at most {values.quantile(0.95):.0f}; "
           f"{cut:.1%} reach max_length = {config.max_length} and lose their end")
-pd.DataFrame({name: pd.Series(values).describe(percentiles=[0.5, 0.95]) for name, values in lengths.items()}).round(1)
+summary = {name: pd.Series(values).describe(percentiles=[0.5, 0.95]) for name, values in lengths.items()}
+pd.DataFrame(summary).round(1)
 
 # %% [markdown]
 # Each task's bars add up to 1 (the y-axis is the share of the task's tweets, not a count), so the small
@@ -183,7 +185,8 @@ print(batch["attention_mask"])
 # of similar length into a batch (still in random order) wastes almost nothing:
 
 # %%
-waste = {name: mtl.padding_waste(values, config.batch_size, config.max_length) for name, values in lengths.items()}
+waste = {name: mtl.padding_waste(values, config.batch_size, config.max_length)
+         for name, values in lengths.items()}
 pd.DataFrame(waste).round(3)
 
 # %%

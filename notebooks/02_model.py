@@ -81,7 +81,8 @@ print(mtl.describe_scale(config))
 # %%
 
 tasks = mtl.load_tasks(config.tasks)
-model, tokenizer = mtl.build_model({name: task.label_names for name, task in tasks.items()}, config.model, config.pooling)
+task_labels = {name: task.label_names for name, task in tasks.items()}
+model, tokenizer = mtl.build_model(task_labels, config.model, config.pooling)
 model.heads
 
 # %% [markdown]
@@ -216,7 +217,8 @@ model.zero_grad()
 
 tweets = ["what a beautiful morning, feeling blessed", "best day ever, so happy right now",
           "stuck in traffic for two hours. furious.", "i hate it when the train is late again"]
-maps = {pooling: mtl.similarities(model.encoder, tokenizer, tweets, pooling) for pooling in ("mean", "cls", "pooler")}
+maps = {pooling: mtl.similarities(model.encoder, tokenizer, tweets, pooling)
+        for pooling in ("mean", "cls", "pooler")}
 for number, tweet in enumerate(tweets, start=1):
     print(number, tweet)
 gaps = {}  # per pooling: how much closer the same-mood pairs are than the different-mood pairs

@@ -31,12 +31,12 @@
 # |---|---|
 # | `proportional` (the original tutorial) | $p_i \propto n_i$ |
 # | `temperature` | $p_i \propto n_i^{1/T}$: $T=1$ is proportional, large $T$ nearly uniform |
-# | `annealed` (Stickland & Murray, 2019) | $p_i \propto n_i^{\alpha}$, $\alpha$ falling from 1 in the first epoch to 0.2 in the last |
+# | `annealed` | $p_i \propto n_i^{\alpha}$, $\alpha$ falling from 1 in the first epoch to 0.2 in the last |
 # | `uniform` | $p_i = 1/K$ for $K$ tasks |
 # | `round_robin` | the tasks in turn: uniform, without the randomness |
 #
 # Temperature sampling comes from multilingual translation, where it balances languages of very different
-# sizes (Arivazhagan et al., 2019).
+# sizes (Arivazhagan et al., 2019); annealed sampling comes from Stickland & Murray (2019).
 
 # %%
 # Colab only: install the package and switch on widgets (elsewhere this cell does nothing).

@@ -162,8 +162,9 @@ mtl.exercises.hand_loop_vs_fit(log, by_fit.history).round(6)
 # (the run's history below says how many tweets a second it trained); `roberta-base` needs a GPU (and the
 # internet, to download it).
 #
-# Every run is written to `multitask` in the runs folder, replacing the one before once it has finished (a failed or
-# interrupted run leaves the previous one whole; the status line says why): **lesson 5 reads that folder.**
+# Every run is written to `multitask` in the runs folder, replacing the one before once it has finished
+# (a failed or interrupted run leaves the previous one whole; the status line says why): **lesson 5 reads
+# that folder.**
 
 # %%
 

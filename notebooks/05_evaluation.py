@@ -109,13 +109,15 @@ mtl.results_table(run.results).round(4)
 
 predictions = {task: mtl.predictions_on_test(folder, task) for task in run.results}
 for task, table in predictions.items():
-    mtl.plots.confusion_matrix(mtl.confusion_of(table), title=f"{task}: test, best epoch {run.results[task]['best_epoch']}")
+    best_epoch = run.results[task]["best_epoch"]
+    mtl.plots.confusion_matrix(mtl.confusion_of(table), title=f"{task}: test, best epoch {best_epoch}")
 
 # %% [markdown]
 # A few of the mistakes, to read:
 
 # %%
 import pandas as pd
+from IPython.display import display
 
 first_task = next(iter(predictions))
 mistakes = predictions[first_task].query("true != predicted")
@@ -152,8 +154,8 @@ for task, table in predictions.items():
 #
 # Did sharing the encoder help? The fair comparison is the same settings with one task at a time: the
 # same encoder, data, epochs and learning rate, each task with its own best epoch. Those baselines are
-# trained here (or read back from `single/<task>` in the runs folder if an earlier run of this notebook made them).
-# In the quick setting they are as small as the multi-task run.
+# trained here (or read back from `single/<task>` in the runs folder if an earlier run of this notebook
+# made them). In the quick setting they are as small as the multi-task run.
 
 # %%
 single = mtl.single_task_runs(config, runs / "single")

@@ -156,6 +156,7 @@ mtl.plots.combined_gradients(first, second, hand_made, ("emotion", "sentiment"),
 
 # %%
 import pandas as pd
+from IPython.display import display
 
 experiment = mtl.short_experiment()
 with pd.option_context("display.max_colwidth", 80):
