@@ -73,7 +73,8 @@ class PaddedTo64:
 
 
 def original_loop(config: TrainConfig, steps: int) -> dict:
-    """The tutorial's loop, defects kept: per-item tokenising, pad to 64, itertools.cycle, clip after step."""
+    """The tutorial's loop, defects kept: per-item tokenising, pad to 64, itertools.cycle, clip after step.
+    With `config.mixed_precision` "bf16" its forward pass runs under bf16 autocast (the tutorial had none)."""
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     tasks = load_run_tasks(config)
@@ -96,7 +97,8 @@ def original_loop(config: TrainConfig, steps: int) -> dict:
         task = np.random.choice(list(tasks), p=sizes / sizes.sum())
         batch = next(cycles[task])
         ids, mask, target = batch["ids"].to(device), batch["mask"].to(device), batch["target"].to(device)
-        loss = F.cross_entropy(model(ids, mask, task), target)
+        with torch.autocast(device, torch.bfloat16, enabled=config.mixed_precision == "bf16"):
+            loss = F.cross_entropy(model(ids, mask, task), target)
         loss.backward()
         optimizer.step()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)  # after the step: no effect

@@ -3,6 +3,7 @@
 The real measurements are made by hand and recorded in benchmarks/RESULTS.md.
 """
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -98,3 +99,51 @@ def test_lesson_times_runs_lessons_in_a_kernel_and_reports_their_runs(tiny_encod
     assert all(0 <= score["dev"] <= 1 and score["best_epoch"] in (1, 2)
                for score in report["scores"].values())
     assert report["machine"]["cores"] >= 1
+
+
+def tasknet_installed() -> bool:
+    """tasknet and the packages it imports (a `bench` extra and `pip install --no-deps tasknet`)."""
+    return all(importlib.util.find_spec(name) for name in ("tasknet", "datasets", "evaluate", "funcy"))
+
+
+def test_peers_train_the_same_tweets_in_the_same_steps_as_fit(tiny_encoder_dir, tweeteval_dir, tmp_path):
+    output = tmp_path / "peers.json"
+    result = run_script("peers.py", "--model", str(tiny_encoder_dir), "--data-dir", str(tweeteval_dir),
+                        "--max-train-examples", "64", "--rounds", "1", "--output", str(output))
+    assert json.loads(output.read_text()) == result and result["machine"]["cores"] >= 1
+    trainer = result["comparisons"]["trainer"]
+    peer, mine = trainer["trainer"]["runs"][0], trainer["fit"]["runs"][0]
+    assert peer["steps"] == mine["steps"] == 2  # 64 tweets / 32
+    assert peer["examples"] == mine["examples"] == 64
+    assert peer["real_tokens"] == mine["real_tokens"] > 64  # the same tweets, tokenised the same way
+    for run in (peer, mine):
+        assert run["examples_per_second"] > 0 and 0 <= run["pad_fraction"] < 1 and run["peak_rss_mib"] > 0
+    assert trainer["fit_speed_up"] == mine["examples_per_second"] / peer["examples_per_second"]
+    tasknet = result["comparisons"]["tasknet"]
+    if tasknet_installed():  # it runs here: same steps and tweets as fit multi-task
+        peer, mine = tasknet["tasknet"]["runs"][0], tasknet["fit"]["runs"][0]
+        assert peer["steps"] == mine["steps"] == 4 and peer["examples"] == mine["examples"] == 128
+        assert peer["real_tokens"] == mine["real_tokens"] and peer["examples_per_second"] > 0
+        assert "peer_error" not in tasknet
+    else:  # it cannot run here: the report names the error and what was tried, and fit's figures stand alone
+        assert "No module named" in tasknet["peer_error"] and tasknet["tried"]
+        assert "tasknet" not in tasknet and tasknet["fit"]["runs"][0]["steps"] == 4
+
+
+def test_gpu_recipe_runs_shrunk_on_the_cpu(tweeteval_dir, tmp_path):
+    output = tmp_path / "gpu.json"
+    result = run_script("gpu_recipe.py", "--data-dir", str(tweeteval_dir), "--hidden-size", "32",
+                        "--layers", "2", "--max-train-examples", "64", "--max-eval-examples", "16",
+                        "--epochs", "1", "--precisions", "fp32", "--output", str(output))
+    assert json.loads(output.read_text()) == result
+    assert result["encoder"]["embedding_rows"] == 50265  # roberta-base's vocabulary, whatever the tokenizer's
+    assert result["encoder"]["layers"] == 2 and result["encoder"]["hidden_size"] == 32
+    arms = result["arms"]
+    original, package = arms["original:fp32"]["runs"][0], arms["fit:fp32"]["runs"][0]
+    assert original["steps"] == package["steps"] == 4  # 2 tasks x 64 tweets / 32
+    assert original["pad_fraction"] > package["pad_fraction"]  # padding to 64 vs per batch
+    assert arms["fit_speed_up_fp32"] == package["examples_per_second"] / original["examples_per_second"]
+    for run in (original, package):
+        assert run["device"] == "cpu" and run["gpu_utilisation_mean"] is None and "peak_cuda_mib" not in run
+        assert run["full_epoch_seconds"] == run["epoch_seconds"][0] > 0
+        assert run["wall_seconds"] >= run["seconds"]
