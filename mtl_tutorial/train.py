@@ -271,7 +271,8 @@ def train_into(folder: Path, config: TrainConfig, resume: bool, on_epoch_end, pr
             for task, loss in zip(batches, losses):
                 loss_sum[task] += loss * len(batches[task]["labels"])  # on the device: no host sync per step
         if accelerator.device.type == "cuda":
-            torch.cuda.synchronize(accelerator.device)  # the clock stops when the GPU has done the epoch's steps
+            # the clock stops when the GPU has done the epoch's steps
+            torch.cuda.synchronize(accelerator.device)
         seconds = time.perf_counter() - started
         total = accelerator.reduce(torch.tensor([sum(examples.values()), tokens, padded_tokens],
                                                 device=accelerator.device), "sum")

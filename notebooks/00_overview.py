@@ -56,8 +56,8 @@ if "google.colab" in sys.modules:
 # - **gpu**, the original tutorial's recipe: roberta-base, all the data, 5 epochs at learning rate 2e-5,
 #   pooler output. Picked when there is a GPU (Colab: Runtime > Change runtime type > GPU).
 # - **cpu**, the lesson scale for a laptop: the packaged MiniLM on an eighth of every task's training
-#   tweets (so the tasks keep their size ratio), 3 epochs. Picked when there is no GPU; each training
-#   lesson takes minutes (benchmarks/LESSONS.md has the times on a 2-core CPU).
+#   tweets (so the tasks keep their size ratio), both tasks sampled alike, 3 epochs. Picked when there is
+#   no GPU; each training lesson takes minutes (benchmarks/LESSONS.md has the times on a 2-core CPU).
 # - **ci**, a smoke test that only proves every cell runs (400 tweets per task, 2 epochs); the test suite
 #   asks for it with `MTL_TUTORIAL_QUICK=1`. Its scores are too small to teach from.
 #

@@ -62,7 +62,7 @@ def test_the_cpu_scale_keeps_the_tasks_size_ratio_and_can_show_best_epochs_apart
     assert kept["sentiment"] / kept["emotion"] == pytest.approx(size_ratio, rel=0.01)
     described = mtl.describe_scale(config, "cpu")
     assert "CPU lesson scale" in described and "12.5% of every task's training tweets" in described
-    assert "keep their size ratio" in described and "temperature sampling (T=2)" in described
+    assert "keep their size ratio" in described and "uniform sampling" in described
 
 
 def test_the_gpu_scale_is_the_tutorials_recipe_with_the_gpus_precision(no_scale_variables, monkeypatch):
