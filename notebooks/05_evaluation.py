@@ -171,9 +171,17 @@ mtl.plots.multitask_vs_single_task(comparison);
 # shared encoder (*negative transfer*). In the quick setting, differences below about 0.05 are within
 # the noise of 300 test tweets and one random seed. Mind one more difference: in the same number of
 # epochs the multi-task run makes as many steps as both tasks have batches, so its shared encoder gets
-# about twice the updates of each single-task run; in a run this short, that alone can explain a gain.
-# With the full recipe on a GPU, the small task
+# more updates than either single-task run, and the sampler decides how many of them each task's head
+# gets. The cell below counts them: when the multi-task run gave a task many more training tweets than
+# its single-task run saw, part of the gain is more training, not sharing (at the CPU lesson scale,
+# uniform sampling gives emotion about 7 times the tweets of its single-task run). A fair test gives
+# both the same number of steps (benchmarks/QUALITY.md). With the full recipe on a GPU, the small task
 # (emotion) is the one that can gain, since the large sentiment set shapes the shared encoder.
+
+# %%
+seen = {"multi-task": run.history.groupby("task")["train_examples"].sum(),
+        "single-task": {task: single[task].history["train_examples"].sum() for task in single}}
+pd.DataFrame(seen).rename_axis("training tweets seen, all epochs")
 
 # %% [markdown]
 # ### Do the two tasks pull the encoder the same way?
