@@ -201,15 +201,18 @@ def training_plan(plan: dict[str | Path, TrainConfig]) -> str:
     lines, total = [], 0.0
     for folder, config in plan.items():
         recover_interrupted_writes(folder.parent, folder.name)
-        if is_finished(folder):
+        same_run = saved_config(folder) == config
+        if same_run and is_finished(folder):
             lines.append(f"{folder}: finished, read back")
             continue
-        done = epochs_done(folder)
+        done = epochs_done(folder) if same_run else 0
         rate = speed.get(config.model)
         measured = measured and rate is not None
         minutes = training_minutes(config, rate or GUESSED_SPEED[lesson_scale()], config.epochs - done)
         total += minutes
-        step = f"resumes after epoch {done} of {config.epochs}" if done else "trains now"
+        step = (f"resumes after epoch {done} of {config.epochs}" if done
+                else "trains now, replacing the run of other settings there" if saved_config(folder)
+                else "trains now")
         lines.append(f"{folder}: {step}, {in_words(minutes)}")
     if total:
         source = ("at the speed of this machine's earlier runs" if measured

@@ -169,6 +169,8 @@ def test_the_training_plan_says_what_is_read_back_resumed_or_trained_and_how_lon
     plan = mtl.training_plan({folder / "multitask": config, folder / "wider": wider})
     assert plan.splitlines()[0] == f"{folder / 'multitask'}: finished, read back"
     assert "at the speed of this machine's earlier runs" in plan
+    other = mtl.training_plan({folder / "multitask": dataclasses.replace(config, epochs=1)})
+    assert other.startswith(f"{folder / 'multitask'}: trains now, replacing the run of other settings there")
     speed = mtl.load_history(folder / "multitask")["examples_per_second"].median()
     tasks = mtl.runs.load_run_tasks(config).values()
     train, dev, test = (sum(len(task.splits[split]) for task in tasks) for split in ("train", "dev", "test"))
