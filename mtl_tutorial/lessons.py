@@ -201,7 +201,8 @@ def training_plan(plan: dict[str | Path, TrainConfig]) -> str:
     lines, total = [], 0.0
     for folder, config in plan.items():
         recover_interrupted_writes(folder.parent, folder.name)
-        same_run = saved_config(folder) == config
+        saved = saved_config(folder)
+        same_run = saved == config
         if same_run and is_finished(folder):
             lines.append(f"{folder}: finished, read back")
             continue
@@ -211,7 +212,7 @@ def training_plan(plan: dict[str | Path, TrainConfig]) -> str:
         minutes = training_minutes(config, rate or GUESSED_SPEED[lesson_scale()], config.epochs - done)
         total += minutes
         step = (f"resumes after epoch {done} of {config.epochs}" if done
-                else "trains now, replacing the run of other settings there" if saved_config(folder)
+                else "trains now, replacing the run of other settings there" if saved
                 else "trains now")
         lines.append(f"{folder}: {step}, {in_words(minutes)}")
     if total:
@@ -222,6 +223,7 @@ def training_plan(plan: dict[str | Path, TrainConfig]) -> str:
 
 
 def in_words(minutes: float) -> str:
+    """A duration as the plan prints it: "under a minute" or "about N min"."""
     return "under a minute" if minutes < 1 else f"about {minutes:.0f} min"
 
 
