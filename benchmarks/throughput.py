@@ -7,8 +7,10 @@ number of steps. Each loop runs in its own process (so each has its own peak mem
     python benchmarks/throughput.py --data-dir ../shared/data/tweeteval --rounds 2
     python benchmarks/throughput.py --data-dir ../shared/data/tweeteval --variants package-bf16
 
-`--variants` (package-bf16, package-no-length-grouping, package-unfused-adamw, one or more) also
-measures the package's loop with one lever changed, to show what each is worth.
+`--variants` (one or more of package-bf16, package-no-length-grouping, package-unfused-adamw,
+package-eager-attention, package-compiled, package-1-thread) also measures the package's loop with one
+lever changed, to show what each is worth. package-compiled trains 2 epochs and reports the second (the
+first compiles); its `first_epoch_seconds` shows what the compile cost.
 """
 
 from __future__ import annotations
@@ -115,16 +117,30 @@ def original_loop(config: TrainConfig, steps: int) -> dict:
 
 
 def package_loop(config: TrainConfig) -> dict:
-    """`mtl_tutorial.fit` itself, for one epoch: its history records speed and padding."""
+    """`mtl_tutorial.fit` itself: its history records speed and padding. With several epochs the last one's
+    speed is reported (warm), and the first epoch's seconds beside it (a compile happens there)."""
     with tempfile.TemporaryDirectory() as folder:
-        row = fit(config, Path(folder) / "run", progress=False).history.iloc[0]
+        epochs = fit(config, Path(folder) / "run", progress=False).history.drop_duplicates("epoch")
     keys = ("examples_per_second", "tokens_per_second", "pad_fraction", "seconds")
-    return {key: float(row[key]) for key in keys}
+    return {**{key: float(epochs.iloc[-1][key]) for key in keys},
+            "first_epoch_seconds": float(epochs.iloc[0]["seconds"])}
 
 
 def unfused_optimizer(model, config: TrainConfig) -> torch.optim.AdamW:
     """AdamW with torch's default multi-tensor kernel instead of the fused one."""
     return torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+
+
+def model_builder(attention: str | None = None, compiled: bool = False):
+    """`build_model` with the encoder's attention implementation set, or its encoder compiled in place."""
+    def build(*args, **kwargs):
+        model, tokenizer = build_model(*args, **kwargs)
+        if attention:
+            model.encoder.set_attn_implementation(attention)
+        if compiled:  # in place: the state dict keeps its names, so checkpoints load as usual
+            model.encoder.compile(dynamic=True)
+        return model, tokenizer
+    return build
 
 
 # The package's loop with one lever changed, to measure what each lever is worth.
@@ -133,6 +149,9 @@ VARIANTS = {
     "package-bf16": {"mixed_precision": "bf16"},
     "package-no-length-grouping": {"group_by_length": False},
     "package-unfused-adamw": {},  # make_optimizer replaced in the child, see measure()
+    "package-eager-attention": {},  # build_model replaced in the child: eager instead of sdpa attention
+    "package-compiled": {"epochs": 2},  # torch.compile(dynamic=True): epoch 1 compiles, epoch 2 is timed
+    "package-1-thread": {},  # torch.set_num_threads(1) in the child
 }
 LOOPS = ("original", *VARIANTS)
 
@@ -143,6 +162,11 @@ def measure(loop: str, config: TrainConfig) -> dict:
     steps = sum(batches_per_pass(len(task.splits["train"]), config.batch_size) for task in tasks.values())
     if loop == "package-unfused-adamw":
         train.make_optimizer = unfused_optimizer
+    if loop in ("package-eager-attention", "package-compiled"):
+        train.build_model = model_builder("eager" if loop == "package-eager-attention" else None,
+                                          compiled=loop == "package-compiled")
+    if loop == "package-1-thread":
+        torch.set_num_threads(1)
     if loop == "original":
         result = original_loop(config, steps)
     else:

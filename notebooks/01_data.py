@@ -294,7 +294,8 @@ mtl.exercises.check_majority_baseline(majority_baseline)
 #
 # On what this lesson's cells showed. Choose an answer, then press **Check**.
 
-# %%
+# %% colab={"cellView": "form"} jupyter={"source_hidden": true}
+# @title The quiz (its answers are in this cell's code: choose before you look)
 Question = mtl.widgets.Question
 emotion_counts = tasks["emotion"].splits["train"]["label"].value_counts()
 rarest = emotion.label_names[emotion_counts.idxmin()]

@@ -338,7 +338,8 @@ mtl.exercises.check_forward(forward)
 #
 # On what this lesson's cells showed. Choose an answer, then press **Check**.
 
-# %%
+# %% colab={"cellView": "form"} jupyter={"source_hidden": true}
+# @title The quiz (its answers are in this cell's code: choose before you look)
 Question = mtl.widgets.Question
 shared_share = counts.iloc[0] / counts.sum()
 clearest = max(gaps, key=gaps.get)

@@ -270,7 +270,8 @@ mtl.exercises.check_schedule(draw_schedule)
 #
 # On what this lesson's cells showed. Choose an answer, then press **Check**.
 
-# %%
+# %% colab={"cellView": "form"} jupyter={"source_hidden": true}
+# @title The quiz (its answers are in this cell's code: choose before you look)
 Question = mtl.widgets.Question
 proportional = mtl.task_probabilities(sizes, "proportional")
 passes = mtl.passes_per_epoch(sizes, config.batch_size)

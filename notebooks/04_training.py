@@ -285,7 +285,8 @@ mtl.exercises.check_best_epochs(best_epochs, run.history)
 #
 # On what this lesson's cells showed. Choose an answer, then press **Check**.
 
-# %%
+# %% colab={"cellView": "form"} jupyter={"source_hidden": true}
+# @title The quiz (its answers are in this cell's code: choose before you look)
 Question = mtl.widgets.Question
 best = {task: result["best_epoch"] for task, result in run.results.items()}
 epochs = [str(epoch) for epoch in sorted(run.history["epoch"].unique())]

@@ -464,7 +464,8 @@ mtl.exercises.check_confusion(confusion)
 #
 # On what this lesson's cells showed. Choose an answer, then press **Check**.
 
-# %%
+# %% colab={"cellView": "form"} jupyter={"source_hidden": true}
+# @title The quiz (its answers are in this cell's code: choose before you look)
 Question = mtl.widgets.Question
 table = mtl.confusion_of(predictions[first_task])
 recall = pd.Series(table.to_numpy().diagonal(), index=table.index) / table.sum(axis=1).clip(lower=1)

@@ -280,7 +280,8 @@ mtl.exercises.check_uncertainty_loss(uncertainty_loss)
 #
 # On what this lesson's cells showed. Choose an answer, then press **Check**.
 
-# %%
+# %% colab={"cellView": "form"} jupyter={"source_hidden": true}
+# @title The quiz (its answers are in this cell's code: choose before you look)
 Question = mtl.widgets.Question
 cosine = F.cosine_similarity(emotion, sentiment, dim=0).item()
 changed = not torch.allclose(steps["pcgrad"], steps["equal"])

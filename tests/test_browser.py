@@ -266,8 +266,10 @@ def test_lesson_3_the_temperature_slider_redraws_the_figure(page):
     assert panel.locator(".widget-readout").inner_text() == "8.00"
     screenshot(page, "03_sampling")
     screenshot(page, "03_sampling-panel", panel)
-    quiz = cell_with(page, "mtl.widgets.quiz(")
+    # the quiz cell opens with its code folded away (its answers are in it); its widget still shows
+    quiz = page.locator(".jp-CodeCell").filter(has=page.get_by_role("button", name="Check"))
     quiz.scroll_into_view_if_needed()
+    assert quiz.locator(".jp-InputPlaceholder").is_visible()
     quiz.locator(".widget-radio-box input").first.check()
     quiz.get_by_role("button", name="Check").first.click()
     page.wait_for_function("node => /Right|Not quite/.test(node.innerText)", arg=quiz.element_handle())
