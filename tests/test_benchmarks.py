@@ -70,6 +70,15 @@ def test_quality_pairs_arms_by_seed_and_resumes(tiny_encoder_dir, tweeteval_dir,
     # a second call finds every run finished: it trains nothing and rebuilds the same report
     again = subprocess.run(command, capture_output=True, text=True)
     assert again.returncode == 0 and "==" not in again.stdout and table.read_text() == text
+    # an arm whose partners are gone from disk is paired with their rows in an earlier report
+    (tmp_path / "runs" / "single-task_emotion-seed77").rename(tmp_path / "elsewhere")
+    compared = tmp_path / "report" / "COMPARED.md"
+    later = command[:command.index("--table")] + ["--table", str(compared), "--compare-with", str(table),
+                                                  "--only-table", "--seeds", "77", "78", "--arms",
+                                                  "multi-task proportional"]
+    finished = subprocess.run(later, capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert emotion_row in compared.read_text() and f"come from `{table}`" in compared.read_text()
 
 
 def test_step_cost_measures_each_arm_against_sampling(tiny_encoder_dir, tweeteval_dir, tmp_path):
