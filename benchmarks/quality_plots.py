@@ -15,7 +15,8 @@ def arm_scores(rows: pd.DataFrame, references: dict[str, dict[str, float]] | Non
     `rows` has one row per run and task: arm, seed, task, test (as from benchmarks/quality.py).
     """
     tasks = list(dict.fromkeys(rows["task"]))
-    figure, axes_list = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4.5), squeeze=False,
+    width = max(5.5, 0.75 * rows["arm"].nunique())  # room for every arm's name
+    figure, axes_list = plt.subplots(1, len(tasks), figsize=(width * len(tasks), 5.5), squeeze=False,
                                      constrained_layout=True)
     for axes, task in zip(axes_list[0], tasks):
         mine = rows[rows["task"] == task]
@@ -33,7 +34,8 @@ def arm_scores(rows: pd.DataFrame, references: dict[str, dict[str, float]] | Non
                 axes.axhline(scores[task], color=f"C{index + 2}", linestyle="--", linewidth=1,
                              label=f"{source}: {scores[task]:.1f}")
         low = min(mine["test"].min(), *[scores.get(task, 100) for scores in (references or {}).values()])
-        axes.set_xticks(range(len(arms)), [arm.replace(" ", "\n", 1) for arm in arms], fontsize="small")
+        names = [arm.removeprefix("multi-task ").replace("single-task ", "single-task\n") for arm in arms]
+        axes.set_xticks(range(len(arms)), names, fontsize="small", rotation=40, ha="right")
         axes.set(ylim=(max(0, low - 5), None), ylabel=f"test {official_metric_name(task)} x 100",
                  title=f"{task}: bars = mean over seeds, dots = seeds")
         if references:
