@@ -160,7 +160,7 @@ def earlier_runs(report_file: Path) -> pd.DataFrame:
     frame = pd.DataFrame([[cell.strip() for cell in row] for row in body], columns=header)
     numbers = ["seed", "test", "dev", "best epoch", "training minutes"]
     frame[numbers] = frame[numbers].apply(pd.to_numeric)
-    return frame.assign(seed=frame["seed"].astype(int), command=None)
+    return frame.assign(command=None)
 
 
 def draw_plots(rows: pd.DataFrame, finished: dict[tuple[str, int], Path], folder: Path) -> None:

@@ -131,14 +131,18 @@ def unfused_optimizer(model, config: TrainConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
 
 
-def model_builder(attention: str | None = None, compiled: bool = False):
-    """`build_model` with the encoder's attention implementation set, or its encoder compiled in place."""
+# Levers that change the encoder after `build_model` made it (compiling in place keeps the state dict's keys).
+ENCODER_CHANGES = {
+    "package-eager-attention": lambda encoder: encoder.set_attn_implementation("eager"),
+    "package-compiled": lambda encoder: encoder.compile(dynamic=True),
+}
+
+
+def with_encoder_change(change):
+    """`build_model`, then `change` applied to the new model's encoder."""
     def build(*args, **kwargs):
         model, tokenizer = build_model(*args, **kwargs)
-        if attention:
-            model.encoder.set_attn_implementation(attention)
-        if compiled:  # in place: the state dict keeps its names, so checkpoints load as usual
-            model.encoder.compile(dynamic=True)
+        change(model.encoder)
         return model, tokenizer
     return build
 
@@ -162,9 +166,8 @@ def measure(loop: str, config: TrainConfig) -> dict:
     steps = sum(batches_per_pass(len(task.splits["train"]), config.batch_size) for task in tasks.values())
     if loop == "package-unfused-adamw":
         train.make_optimizer = unfused_optimizer
-    if loop in ("package-eager-attention", "package-compiled"):
-        train.build_model = model_builder("eager" if loop == "package-eager-attention" else None,
-                                          compiled=loop == "package-compiled")
+    if loop in ENCODER_CHANGES:
+        train.build_model = with_encoder_change(ENCODER_CHANGES[loop])
     if loop == "package-1-thread":
         torch.set_num_threads(1)
     if loop == "original":
