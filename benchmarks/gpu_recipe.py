@@ -55,23 +55,21 @@ def recipe_config(args, folder: str | None = None) -> TrainConfig:
                        max_eval_examples=args.max_eval_examples, data_dir=args.data_dir)
 
 
-def build_encoder(args, folder: Path) -> dict:
-    """Save a random RoBERTa (roberta-base's size unless shrunk) and a byte-level BPE tokenizer trained on the
-    run's training tweets into `folder`; return what was built."""
-    tweets = [text for task in load_run_tasks(recipe_config(args)).values()
-              for text in task.splits["train"]["text"]]
+def build_encoder(folder: Path, tweets: list[str], hidden_size: int | None = None,
+                  layers: int | None = None) -> dict:
+    """Save a random RoBERTa (roberta-base's size unless shrunk) and a byte-level BPE tokenizer trained on
+    `tweets` into `folder`; return what was built."""
     size = RobertaConfig().vocab_size
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(tweets, vocab_size=size, special_tokens=SPECIAL_TOKENS, show_progress=False)
     bpe.save_model(str(folder))
     tokenizer = RobertaTokenizerFast(vocab=str(folder / "vocab.json"), merges=str(folder / "merges.txt"))
     shrunk = {}
-    if args.hidden_size:
-        heads = max(1, args.hidden_size // 64)
-        shrunk = {"hidden_size": args.hidden_size, "num_attention_heads": heads,
-                  "intermediate_size": 4 * args.hidden_size}
-    if args.layers:
-        shrunk["num_hidden_layers"] = args.layers
+    if hidden_size:
+        shrunk = {"hidden_size": hidden_size, "num_attention_heads": max(1, hidden_size // 64),
+                  "intermediate_size": 4 * hidden_size}
+    if layers:
+        shrunk["num_hidden_layers"] = layers
     config = RobertaConfig(**shrunk)  # pad id 1, 514 positions, vocabulary 50,265 as roberta-base
     torch.manual_seed(0)
     encoder = RobertaModel(config)
@@ -107,6 +105,11 @@ class UtilisationSampler:
             return {"gpu_utilisation_mean": None, "gpu_utilisation_max": None}
         return {"gpu_utilisation_mean": statistics.mean(self.samples),
                 "gpu_utilisation_max": max(self.samples)}
+
+
+def training_tweets(config: TrainConfig) -> list[str]:
+    """Every training tweet of the run's tasks (after its caps), for the random encoder's tokenizer."""
+    return [text for task in load_run_tasks(config).values() for text in task.splits["train"]["text"]]
 
 
 def train_fraction_for(steps: int | None, full_steps: int) -> float | None:
@@ -206,7 +209,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
         result = {"machine": machine(), "gpu": gpu, "settings": settings,
-                  "encoder": build_encoder(args, Path(folder))}
+                  "encoder": build_encoder(Path(folder), training_tweets(recipe_config(args)),
+                                           args.hidden_size, args.layers)}
         child = [sys.executable, __file__, "--model", folder,
                  *(word for key, value in settings.items() if value is not None
                    for word in (f"--{key.replace('_', '-')}", str(value)))]

@@ -12,7 +12,7 @@ from conftest import REPO
 
 
 def run_script(name, *arguments):
-    finished = subprocess.run([sys.executable, str(REPO / "benchmarks" / name), *arguments],
+    finished = subprocess.run([sys.executable, str(REPO / "benchmarks" / name), *map(str, arguments)],
                               capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr[-3000:]
     return json.loads(finished.stdout[finished.stdout.index("{"):])
@@ -96,19 +96,31 @@ def test_step_cost_measures_each_arm_against_sampling(tiny_encoder_dir, tweeteva
     assert result["machine"]["cpu"] and result["machine"]["cores"] >= 1
 
 
-def test_lesson_times_runs_lessons_in_a_kernel_and_reports_their_runs(tiny_encoder_dir, tweeteval_dir,
-                                                                      tmp_path, monkeypatch):
-    # the CI scale's run, with a tiny encoder
-    monkeypatch.setenv("MTL_TUTORIAL_ENCODER", str(tiny_encoder_dir))
-    output = tmp_path / "lessons.json"
-    run_script("lesson_times.py", "--scale", "ci", "--data-dir", str(tweeteval_dir),
-               "--lessons", "00_overview", "--output", str(output))
-    report = json.loads(output.read_text())
+def test_lesson_times_runs_lessons_in_a_kernel_and_a_later_call_goes_on(tweeteval_dir, tmp_path):
+    # the CI scale's run, with a shrunk random RoBERTa in place of the encoder, kept in a work folder
+    work = tmp_path / "work"
+    common = ["--scale", "ci", "--data-dir", str(tweeteval_dir), "--work", str(work),
+              "--random-encoder", "--hidden-size", "32", "--layers", "1"]
+    run_script("lesson_times.py", *common, "--lessons", "00_overview", "--output", tmp_path / "first.json")
+    report = json.loads((tmp_path / "first.json").read_text())
     assert list(report["seconds"]) == ["00_overview"] and report["seconds"]["00_overview"] > 0
     assert set(report["scores"]) == {"multitask/emotion", "multitask/sentiment"}
     assert all(0 <= score["dev"] <= 1 and score["best_epoch"] in (1, 2)
                for score in report["scores"].values())
-    assert report["machine"]["cores"] >= 1
+    assert report["random_encoder"]["hidden_size"] == 32 and report["machine"]["cores"] >= 1
+    executed = json.loads((work / "executed" / "00_overview.ipynb").read_text())  # what the cells printed
+    assert any("macro-F1" in json.dumps(cell.get("outputs", [])) for cell in executed["cells"])
+    config = json.loads((work / "runs" / "multitask" / "config.json").read_text())
+    assert config["model"] == str(work / "encoder")
+    # a later call times lesson 4 on lesson 0's run: it reads the run back and trains it no further
+    history = work / "runs" / "multitask" / "history.json"
+    written = history.stat().st_mtime_ns
+    run_script("lesson_times.py", *common, "--lessons", "04_training", "--output", tmp_path / "later.json")
+    later = json.loads((tmp_path / "later.json").read_text())
+    assert list(later["seconds"]) == ["04_training"] and later["random_encoder"] == report["random_encoder"]
+    assert history.stat().st_mtime_ns == written
+    assert later["scores"] == report["scores"] | {  # and the lesson's own small run, beside it
+        name: later["scores"][name] for name in ("by-hand-vs-fit/emotion", "by-hand-vs-fit/sentiment")}
 
 
 def tasknet_installed() -> bool:
