@@ -40,15 +40,20 @@ from mtl_tutorial.runs import load_run_tasks
 from mtl_tutorial.train import fit
 
 
-def matmul_peak_gflops(dtype=torch.float32, size: int = 1024, seconds: float = 2.0) -> float:
-    """The machine's practical peak: GFLOP/s of repeated square matrix products."""
+def matmul_peak_gflops(dtype=torch.float32, size: int = 1024, seconds: float = 1.0,
+                       windows: int = 5) -> float:
+    """The machine's practical peak: the best GFLOP/s of repeated square matrix products in a few windows
+    (on a shared 2-core machine one window read anywhere from 75 to 164 GFLOP/s)."""
     a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     a @ b
-    done, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        a @ b
-        done += 1
-    return 2 * size**3 * done / (time.perf_counter() - started) / 1e9
+    best = 0.0
+    for _ in range(windows):
+        done, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            a @ b
+            done += 1
+        best = max(best, 2 * size**3 * done / (time.perf_counter() - started) / 1e9)
+    return best
 
 
 def encoder_flops_per_token(model) -> int:
