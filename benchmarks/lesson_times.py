@@ -81,7 +81,7 @@ def random_encoder(folder: Path, data_dir: str, hidden_size: int | None, layers:
     description = folder / "encoder.json"
     if not description.exists():
         folder.mkdir(parents=True, exist_ok=True)
-        tweets = training_tweets(TrainConfig(tasks=["emotion", "sentiment"], data_dir=data_dir))
+        tweets = training_tweets(TrainConfig(data_dir=data_dir))  # the lessons' tasks, emotion and sentiment
         description.write_text(json.dumps(build_encoder(folder, tweets, hidden_size, layers)))
     return json.loads(description.read_text())
 
@@ -117,7 +117,7 @@ def main() -> None:
         report["seconds"] = {}
         for name in args.lessons:
             report["seconds"][name] = time_lesson(name, work, args.cell_timeout)
-            report["scores"] = run_scores(work / "runs") if (work / "runs").exists() else {}
+            report["scores"] = run_scores(work / "runs")
             args.output.write_text(json.dumps(report, indent=2) + "\n")  # a run cut short keeps its lessons
             print(f"{name}: {report['seconds'][name]:.0f} s", flush=True)
     print(json.dumps(report["scores"], indent=2))
