@@ -375,7 +375,8 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_scores(uninterrupted_run, tm
     process = subprocess.Popen(cli_train(folder, tiny_encoder_dir, tweeteval_dir), env=CLI_ENVIRONMENT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
-    while not history_epochs(folder) and process.poll() is None and time.monotonic() < deadline:
+    # history.csv is the last file of an epoch's record (after last/ and history.json)
+    while not (folder / "history.csv").exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)  # in epoch 2: no clean-up, no finally
     process.wait()
