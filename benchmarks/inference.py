@@ -5,11 +5,15 @@ ours tokenises once, sorts by length, pads per batch and runs under `torch.infer
 model, same tweets, batch 128. Run by hand; results go to benchmarks/RESULTS.md.
 
     python benchmarks/inference.py --data-dir ../shared/data/tweeteval [--mixed-precision bf16]
+
+`--compiled-rounds N` also times `evaluate` with the encoder under `torch.compile(dynamic=True)`: one pass
+that compiles, then N rounds of plain and compiled passes taking turns in this process.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from pathlib import Path
 
@@ -41,6 +45,31 @@ def timed(function) -> tuple[float, object]:
     return time.perf_counter() - started, result
 
 
+def compiled_against_plain(model, split, task, batch_size: int, rounds: int, plain_predictions) -> dict:
+    """`evaluate_split` with the encoder compiled and not, alternating: the compile's cost, then the
+    examples/s of each over `rounds` rounds (one process, so both see the same machine)."""
+    plain = model.encoder
+    compiled = torch.compile(plain, dynamic=True)
+
+    def examples_per_second(encoder) -> tuple[float, list[int]]:
+        model.encoder = encoder
+        seconds, (_, predictions) = timed(lambda: evaluate_split(model, split, task.name, task.num_labels,
+                                                                batch_size))
+        return len(split) / seconds, predictions
+
+    first_pass_seconds, _ = timed(lambda: examples_per_second(compiled))
+    speeds, predictions = {"plain": [], "compiled": []}, {}
+    for _ in range(rounds):
+        for name, encoder in (("plain", plain), ("compiled", compiled)):
+            speed, predictions[name] = examples_per_second(encoder)
+            speeds[name].append(speed)
+    model.encoder = plain
+    return {"compile_first_pass_seconds": first_pass_seconds, "rounds": speeds,
+            "plain_examples_per_second": statistics.median(speeds["plain"]),
+            "compiled_examples_per_second": statistics.median(speeds["compiled"]),
+            "compiled_same_predictions": predictions["compiled"] == plain_predictions}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir")
@@ -51,6 +80,8 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--mixed-precision", choices=("no", "bf16"), default="no",
                         help="autocast for the package's side")
+    parser.add_argument("--compiled-rounds", type=int, default=0,
+                        help="also compare the compiled encoder with the plain one over this many rounds")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
 
@@ -78,6 +109,11 @@ def main() -> None:
         "speed_up": original_seconds / ours_seconds,
         "same_predictions": agreement,  # padding must not change what the model predicts
     }
+    if args.compiled_rounds:
+        split = encode(tokenizer, frame, args.max_length)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.mixed_precision == "bf16"):
+            summary["compiled"] = compiled_against_plain(model, split, task, args.batch_size,
+                                                         args.compiled_rounds, predictions)
     report(summary, args.output)
 
 

@@ -51,8 +51,12 @@ def test_the_full_recipe_trains_evaluates_and_predicts_with_a_roberta_encoder(fu
 @pytest.mark.parametrize("lesson", ["00_overview", "04_training"])
 def test_lessons_run_top_to_bottom_in_the_full_recipe(full_recipe, lesson, tmp_path):
     notebook = jupytext.read(NOTEBOOKS / f"{lesson}.py")
-    NotebookClient(notebook, timeout=900, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    client = NotebookClient(notebook, timeout=900, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}})
+    # no front end for Output widgets (their output goes to the cell): nbclient's own one sometimes sat idle
+    # for the whole cell timeout after lesson 4's training panel (see benchmarks/lesson_times.py)
+    client.comm_open_handlers = {}
+    client.execute()
     printed = "".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
                       for output in cell.get("outputs", []))
     assert "full recipe: the original tutorial's, on a GPU" in printed
