@@ -8,11 +8,15 @@ benchmarks/RESULTS.md.
 
     python benchmarks/step_cost.py --data-dir ../shared/data/tweeteval --rounds 2 \
         --output benchmarks/step_cost-cpu.json
+
+`--profile` also runs the measured steps under torch's profiler and reports what share of the operators'
+time went to matmuls, to dropout's random numbers, to AdamW and to the rest (the profiler slows the steps).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -36,6 +40,19 @@ from mtl_tutorial.train import (all_tasks_step, epoch_schedule, make_accelerator
 
 ARMS = ("sample", *(f"all-tasks {combine}" for combine in COMBINES))
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+# What a step's time goes to, by the profiler's operator names (self time: each operator's own work).
+OPERATOR_KINDS = {"matmul": ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"),
+                  "dropout_random_numbers": ("aten::bernoulli_",),
+                  "adamw": ("aten::_fused_adamw_",)}  # the package's AdamW is the fused one
+
+
+def time_by_kind(profiler) -> dict[str, float]:
+    """The shares of the profiled operators' time that went to each kind in OPERATOR_KINDS, and the rest."""
+    self_time = {event.key: event.self_cpu_time_total for event in profiler.key_averages()}
+    total = sum(self_time.values())
+    shares = {kind: sum(self_time.get(name, 0) for name in names) / total
+              for kind, names in OPERATOR_KINDS.items()}
+    return {**shares, "other": 1 - sum(shares.values())}
 
 
 def resident_mib() -> float:
@@ -71,19 +88,27 @@ def measure(arm: str, args) -> dict:
     probabilities = sampling_probabilities(config, sizes, 1, [])
     schedule = epoch_schedule(config, sizes, args.warmup + args.steps, 1, probabilities)
     before, seconds, examples = resident_mib(), [], 0
-    for index, step_tasks in enumerate(schedule):
-        batches = {task: next(streams[task]) for task in step_tasks}
-        started = time.perf_counter()
-        if combiner is None:
-            [(task, batch)] = batches.items()
-            train_step(model, batch, task, optimizer, scheduler, accelerator, config.max_grad_norm)
-        else:
-            all_tasks_step(model, batches, combiner, optimizer, scheduler, accelerator, config.max_grad_norm)
-        if index >= args.warmup:
-            seconds.append(time.perf_counter() - started)
-            examples += sum(len(batch["labels"]) for batch in batches.values())
+    profiler = (torch.profiler.profile(schedule=torch.profiler.schedule(wait=args.warmup, warmup=0,
+                                                                        active=args.steps))
+                if args.profile else contextlib.nullcontext())
+    with profiler:
+        for index, step_tasks in enumerate(schedule):
+            batches = {task: next(streams[task]) for task in step_tasks}
+            started = time.perf_counter()
+            if combiner is None:
+                [(task, batch)] = batches.items()
+                train_step(model, batch, task, optimizer, scheduler, accelerator, config.max_grad_norm)
+            else:
+                all_tasks_step(model, batches, combiner, optimizer, scheduler, accelerator,
+                               config.max_grad_norm)
+            if index >= args.warmup:
+                seconds.append(time.perf_counter() - started)
+                examples += sum(len(batch["labels"]) for batch in batches.values())
+            if args.profile:
+                profiler.step()
     encoder = accelerator.unwrap_model(model).encoder
-    return {"arm": arm, "seconds_per_step": statistics.median(seconds),
+    return {**({"time_by_kind": time_by_kind(profiler)} if args.profile else {}),
+            "arm": arm, "seconds_per_step": statistics.median(seconds),
             "examples_per_step": examples / len(seconds),
             "seconds_per_1000_examples": 1000 * sum(seconds) / examples,
             "rss_before_steps_mib": before,
@@ -113,6 +138,9 @@ def summarise(runs: list[dict]) -> dict:
         summary[arm]["peak_rss_mib"] = max(run["peak_rss_mib"] for run in mine)
         summary[arm]["step_memory_mib"] = max(run["peak_rss_mib"] - run["rss_before_steps_mib"]
                                               for run in mine)
+        if "time_by_kind" in mine[0]:
+            summary[arm]["time_by_kind"] = {kind: statistics.median(run["time_by_kind"][kind] for run in mine)
+                                            for kind in mine[0]["time_by_kind"]}
         summary[arm]["runs"] = mine
     sample = summary["sample"]
     for row in summary.values():
@@ -143,6 +171,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="unmeasured steps first")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
+    parser.add_argument("--profile", action="store_true",
+                        help="also report the share of the steps' time by kind of operator")
     parser.add_argument("--output", type=Path, help="write the results as JSON here")
     parser.add_argument("--arm", choices=ARMS, help=argparse.SUPPRESS)  # one measurement, in a child
     args = parser.parse_args()
@@ -151,7 +181,7 @@ def main() -> None:
         return
     child = [sys.executable, __file__, "--tasks", *args.tasks, "--batch-size", str(args.batch_size),
              "--max-train-examples", str(args.max_train_examples), "--steps", str(args.steps),
-             "--warmup", str(args.warmup)]
+             "--warmup", str(args.warmup), *(["--profile"] if args.profile else [])]
     child += [word for name, flag in (("data_dir", "--data-dir"), ("model", "--model")) if getattr(args, name)
               for word in (flag, getattr(args, name))]
     started, runs = machine(), []

@@ -8,6 +8,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
 
@@ -85,7 +87,7 @@ def test_step_cost_measures_each_arm_against_sampling(tiny_encoder_dir, tweeteva
     output = tmp_path / "step_cost.json"
     result = run_script("step_cost.py", "--model", str(tiny_encoder_dir), "--data-dir", str(tweeteval_dir),
                         "--max-train-examples", "64", "--steps", "2", "--warmup", "1", "--rounds", "1",
-                        "--arms", "all-tasks upgrad", "--output", str(output))
+                        "--arms", "all-tasks upgrad", "--profile", "--output", str(output))
     assert json.loads(output.read_text()) == result
     arms = result["arms"]
     assert list(arms) == ["sample", "all-tasks upgrad"]
@@ -94,6 +96,10 @@ def test_step_cost_measures_each_arm_against_sampling(tiny_encoder_dir, tweeteva
     assert arms["sample"]["step_time_vs_sample"] == 1 and arms["all-tasks upgrad"]["step_time_vs_sample"] > 0
     assert all(row["peak_rss_mib"] >= row["step_memory_mib"] > 0 for row in arms.values())
     assert result["machine"]["cpu"] and result["machine"]["cores"] >= 1
+    for row in arms.values():  # every kind of operator took some of the steps' time, and the shares add up
+        shares = row["time_by_kind"]
+        assert set(shares) == {"matmul", "dropout_random_numbers", "adamw", "other"}
+        assert all(0 < share < 1 for share in shares.values()) and sum(shares.values()) == pytest.approx(1)
 
 
 def test_lesson_times_runs_lessons_in_a_kernel_and_a_later_call_goes_on(tweeteval_dir, tmp_path):
