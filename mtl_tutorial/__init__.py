@@ -18,6 +18,7 @@
     widgets     ipywidgets panels over the same functions (temperature, training, labelling, quizzes)
     cli         `mtl-tutorial train | evaluate | predict | data`
     files       writing files and folders atomically;  checksums: SHA-256 of every TweetEval file
+    dependencies  the optional packages a setting needs (UPGrad's solvers), checked before a run starts
 
 Notebooks use one namespace: `import mtl_tutorial as mtl`, then `mtl.fit(...)`, `mtl.plots.dev_curves(...)`.
 `plots`, `widgets`, `cli` and `exercises` load on first use, so the training code never needs matplotlib

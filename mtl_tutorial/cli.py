@@ -12,6 +12,7 @@ from accelerate import PartialState
 
 from .config import TrainConfig
 from .data import SPLITS, DataError, download_tweeteval, load_task, write_tsv_folder
+from .dependencies import MissingPackage
 from .evaluate import evaluate_run, predict_run, results_table
 from .runs import DEV_CURVES_FILE, save_dev_curves
 from .train import fit
@@ -178,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         args.handler(args)
-    except (DataError, ValueError, KeyError, OSError) as error:
+    except (DataError, MissingPackage, ValueError, KeyError, OSError) as error:
         print(f"mtl-tutorial {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -27,6 +27,7 @@ from .batching import BatchStream, batches_per_pass, encode_task, to_device
 from .combine import LOG_VARIANCE_LEARNING_RATE, TaskCombiner
 from .config import TrainConfig
 from .conflict import gradient_cosines
+from .dependencies import check_requirements
 from .evaluate import evaluate_split, test_best_checkpoints
 from .model import MultiTaskModel, build_model
 from .runs import (TrainingRun, exclusive_run_folder, has_checkpoint, load_run_tasks, prepare_folder,
@@ -186,6 +187,7 @@ def fit(config: TrainConfig, folder: str | Path, resume: bool = False, on_epoch_
     (each task's test score from its own best checkpoint). `on_epoch_end(history)` is called
     with the history so far, e.g. to redraw a plot. One process at a time may train into a folder.
     """
+    check_requirements(config)  # a missing optional package stops the run here, in one line
     folder = Path(folder)
     accelerator = accelerator or make_accelerator(config.mixed_precision)
     warn_if_precision_is_emulated(config.mixed_precision, accelerator)

@@ -61,7 +61,7 @@ def tiny_roberta_dir(tmp_path_factory) -> Path:
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(tweets, vocab_size=1000, special_tokens=special, show_progress=False)
     bpe.save_model(str(folder))
-    tokenizer = RobertaTokenizerFast(vocab=str(folder / "vocab.json"), merges=str(folder / "merges.txt"))
+    tokenizer = RobertaTokenizerFast.from_pretrained(folder)  # reads vocab.json + merges.txt in 4.x and 5.x
     config = RobertaConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
                            num_attention_heads=2, intermediate_size=64, max_position_embeddings=130,
                            pad_token_id=tokenizer.pad_token_id)
