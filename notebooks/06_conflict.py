@@ -286,7 +286,7 @@ Question = mtl.widgets.Question
 cosine = F.cosine_similarity(emotion, sentiment, dim=0).item()
 changed = not torch.allclose(steps["pcgrad"], steps["equal"])
 shorter = "emotion" if emotion.norm() < sentiment.norm() else "sentiment"
-mgda_share = mtl.TaskCombiner("mgda", 2).aggregate(torch.stack([emotion, sentiment]))
+mgda_share = mtl.make_combiner("mgda", 2).weights(torch.stack([emotion, sentiment]))
 questions = [
     Question("Did PCGrad change the step of the real pair of gradients above?",
              ["yes", "no"], "yes" if changed else "no",
