@@ -21,7 +21,7 @@ import pandas as pd
 from scipy.stats import ttest_rel
 
 from mtl_tutorial.cli import command_line
-from mtl_tutorial.combine import COMBINES
+from mtl_tutorial.combine import COMBINERS
 from mtl_tutorial.config import TrainConfig
 from mtl_tutorial.files import write_atomically
 from mtl_tutorial.runs import is_finished, load_config, load_history, open_run, saved_config
@@ -46,7 +46,7 @@ ARMS = {
     # the mean, UPGrad was higher on emotion's dev) get three seeds
     **{f"multi-task all-tasks {combine}": ({"strategy": "all-tasks", "combine": combine},
                                            KEY_SEEDS[:3] if combine in ("equal", "upgrad") else (77,))
-       for combine in COMBINES},
+       for combine in COMBINERS},
 }
 TEMPERATURE = "multi-task temperature T=2"  # the best sampler at this budget: new arms are paired with it too
 # Test scores published in the TweetEval paper (Barbieri et al. 2020), single-task, full training data.

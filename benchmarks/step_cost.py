@@ -24,21 +24,18 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 from transformers import get_linear_schedule_with_warmup
 
-from mtl_tutorial.batching import BatchStream, encode_task
-from mtl_tutorial.combine import COMBINES, TaskCombiner
+from mtl_tutorial.combine import COMBINERS
 from mtl_tutorial.config import TrainConfig
-from mtl_tutorial.model import build_model
-from mtl_tutorial.runs import load_run_tasks
-from mtl_tutorial.train import (all_tasks_step, epoch_schedule, make_accelerator, make_optimizer,
-                                sampling_probabilities, train_step)
+from mtl_tutorial.train import all_tasks_step, epoch_plan, make_accelerator, prepare_run, train_step
 
-ARMS = ("sample", *(f"all-tasks {combine}" for combine in COMBINES))
+ARMS = ("sample", *(f"all-tasks {combine}" for combine in COMBINERS))
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 # What a step's time goes to, by the profiler's operator names (self time: each operator's own work).
 OPERATOR_KINDS = {"matmul": ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"),
@@ -74,19 +71,12 @@ def measure(arm: str, args) -> dict:
     """Time `args.steps` steps of one arm after `args.warmup` unmeasured ones, in this process."""
     config = arm_config(arm, args)
     accelerator = make_accelerator(config.mixed_precision)
-    tasks = load_run_tasks(config)
-    labels = {name: task.label_names for name, task in tasks.items()}
-    model, tokenizer = build_model(labels, config.model, config.pooling)
-    encoded = {name: encode_task(tokenizer, task, config.max_length)["train"] for name, task in tasks.items()}
-    streams = {name: BatchStream(split, config.batch_size, config.seed) for name, split in encoded.items()}
-    sizes = {name: len(split) for name, split in encoded.items()}
-    combiner = TaskCombiner(config.combine, len(tasks)) if config.strategy == "all-tasks" else None
-    optimizer = make_optimizer(model, config, combiner)
-    scheduler = get_linear_schedule_with_warmup(optimizer, 0, 10**6)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    model.train()
-    probabilities = sampling_probabilities(config, sizes, 1, [])
-    schedule = epoch_schedule(config, sizes, args.warmup + args.steps, 1, probabilities)
+    run = prepare_run(Path(tempfile.mkdtemp(prefix="step-cost-")), config, False, accelerator, False)
+    run.state.scheduler = get_linear_schedule_with_warmup(run.state.optimizer, 0, 10**6)
+    run.steps_per_epoch = args.warmup + args.steps
+    run.model.train()
+    _, schedule = epoch_plan(run, 1)
+    streams = run.state.streams
     before, seconds, examples = resident_mib(), [], 0
     profiler = (torch.profiler.profile(schedule=torch.profiler.schedule(wait=args.warmup, warmup=0,
                                                                         active=args.steps))
@@ -95,18 +85,17 @@ def measure(arm: str, args) -> dict:
         for index, step_tasks in enumerate(schedule):
             batches = {task: next(streams[task]) for task in step_tasks}
             started = time.perf_counter()
-            if combiner is None:
+            if config.strategy == "sample":
                 [(task, batch)] = batches.items()
-                train_step(model, batch, task, optimizer, scheduler, accelerator, config.max_grad_norm)
+                train_step(run, batch, task)
             else:
-                all_tasks_step(model, batches, combiner, optimizer, scheduler, accelerator,
-                               config.max_grad_norm)
+                all_tasks_step(run, batches)
             if index >= args.warmup:
                 seconds.append(time.perf_counter() - started)
                 examples += sum(len(batch["labels"]) for batch in batches.values())
             if args.profile:
                 profiler.step()
-    encoder = accelerator.unwrap_model(model).encoder
+    encoder = run.state.model.encoder
     return {**({"time_by_kind": time_by_kind(profiler)} if args.profile else {}),
             "arm": arm, "seconds_per_step": statistics.median(seconds),
             "examples_per_step": examples / len(seconds),

@@ -4,9 +4,10 @@
     data        tasks: find, download (checksummed) and read TweetEval or course-style TSV folders, write them
     batching    tokenise once, pad each batch to its longest tweet, length-grouped shuffled batches per task
     metrics     accuracy, macro-F1, macro-recall and each TweetEval task's official score
-    sampling    which task trains at each step: proportional, uniform, temperature, annealed, round-robin,
-                adaptive (follows the dev scores)
-    combine     or a batch of every task per step, combined: equal, uncertainty, PCGrad, MGDA, UPGrad
+    sampling    which task trains at each step, one table: proportional, uniform, temperature, annealed,
+                round-robin, adaptive (follows the dev scores)
+    combine     or a batch of every task per step, combined (one table): equal, uncertainty, PCGrad, MGDA,
+                UPGrad; they take the losses or gradients and compute none
     model       ClassificationHead and MultiTaskModel (one shared encoder, one head per task), save and load
     conflict    the cosine between two tasks' gradients on the shared encoder
     runs        the run folder: its files, the resumable checkpoint, reading a run back
@@ -18,6 +19,7 @@
     widgets     ipywidgets panels over the same functions (temperature, training, labelling, quizzes)
     cli         `mtl-tutorial train | evaluate | predict | data`
     files       writing files and folders atomically;  checksums: SHA-256 of every TweetEval file
+    hardware    what the machine computes fast: native bf16 on the CPU, the precision a GPU trains in
     dependencies  the optional packages a setting needs (UPGrad's solvers), checked before a run starts
 
 Notebooks use one namespace: `import mtl_tutorial as mtl`, then `mtl.fit(...)`, `mtl.plots.dev_curves(...)`.
@@ -28,7 +30,8 @@ or widgets.
 import importlib
 
 from .batching import BatchStream, EncodedSplit, encode, encode_task, pad_batch, padding_waste
-from .combine import COMBINES, TaskCombiner, combined_steps, mgda_pair, pcgrad_pair, uncertainty_weighted_loss
+from .combine import (COMBINERS, GradientAggregation, LossWeighting, combined_steps, make_combiner, mgda_pair,
+                      pcgrad_pair, uncertainty_weighted_loss)
 from .conflict import encoder_gradient, gradient_cosines
 from .config import TrainConfig
 from .data import TWEETEVAL_TASKS, DataError, Task, load_task, load_tasks, write_tsv_folder
@@ -41,8 +44,8 @@ from .metrics import official_score, scores
 from .model import (ClassificationHead, MultiTaskModel, build_model, load_encoder, load_model, save_model,
                     similarities)
 from .runs import TrainingRun, best_models, load_history, open_run, saved_config
-from .sampling import (ADAPTIVE, SAMPLERS, adaptive_probabilities, draw_tasks, passes_per_epoch,
-                       task_probabilities, task_schedule)
+from .sampling import (ADAPTIVE, SAMPLERS, SamplingEpoch, TaskMix, adaptive_probabilities, draw_tasks,
+                       passes_per_epoch, plan_epoch, task_probabilities, task_schedule)
 from .train import all_tasks_step, fit, train_step
 
 LAZY_MODULES = ("plots", "widgets", "cli", "exercises")
@@ -53,8 +56,9 @@ __all__ = [
     "BatchStream", "EncodedSplit", "encode", "encode_task", "pad_batch", "padding_waste",
     "official_score", "scores",
     "SAMPLERS", "passes_per_epoch", "task_probabilities", "task_schedule",
-    "ADAPTIVE", "adaptive_probabilities", "draw_tasks",
-    "COMBINES", "TaskCombiner", "combined_steps", "mgda_pair", "pcgrad_pair", "uncertainty_weighted_loss",
+    "ADAPTIVE", "adaptive_probabilities", "draw_tasks", "SamplingEpoch", "TaskMix", "plan_epoch",
+    "COMBINERS", "LossWeighting", "GradientAggregation", "make_combiner", "combined_steps",
+    "mgda_pair", "pcgrad_pair", "uncertainty_weighted_loss",
     "encoder_gradient", "gradient_cosines",
     "ClassificationHead", "MultiTaskModel", "build_model", "load_encoder", "load_model", "save_model",
     "similarities",

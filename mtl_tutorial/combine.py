@@ -4,18 +4,17 @@ Loss weighting adds the tasks' losses with a weight each (equal, or learned as i
 Cipolla 2018) and takes one gradient of the sum. Gradient aggregation (PCGrad, MGDA, UPGrad, from
 torchjd) takes each task's own gradient on the shared encoder, one row of a matrix, and turns the
 matrix into one gradient. Either way each head gets only its own task's gradient (times the task's
-weight, under loss weighting). train.all_tasks_step uses these in a training step.
+weight, under loss weighting). train.all_tasks_step uses these in a training step; they compute no loss.
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 from torch import nn
 from torchjd.aggregation import MGDA, PCGrad, UPGrad
 
-LOSS_WEIGHTINGS = ("equal", "uncertainty")
-AGGREGATORS = {"pcgrad": PCGrad, "mgda": MGDA, "upgrad": UPGrad}
-COMBINES = LOSS_WEIGHTINGS + tuple(AGGREGATORS)
 # The log-variances learn at their own rate: at a fine-tuning rate (2e-5) Adam would move them by
 # about 0.02 in 1,000 steps, and the weights would stay equal.
 LOG_VARIANCE_LEARNING_RATE = 1e-2
@@ -47,38 +46,83 @@ def mgda_pair(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
     return share * first + (1 - share) * second
 
 
-class TaskCombiner(nn.Module):
-    """One of COMBINES: learned log-variances for "uncertainty" (in the optimizer and the checkpoint),
-    a torchjd aggregator for "pcgrad", "mgda" and "upgrad", nothing for "equal"."""
-
-    def __init__(self, method: str, num_tasks: int):
-        super().__init__()
-        if method not in COMBINES:
-            raise ValueError(f"unknown combine method {method!r}: choose one of {', '.join(COMBINES)}")
-        self.log_variances = nn.Parameter(torch.zeros(num_tasks)) if method == "uncertainty" else None
-        self.aggregator = AGGREGATORS[method]() if method in AGGREGATORS else None
+class LossWeighting(nn.Module):
+    """A way of weighing the tasks' losses: the step takes the gradient of the sum of `loss_term`s.
+    Its parameters, if any, are learned with the model (in the optimizer and the checkpoint)."""
 
     def loss_term(self, loss: torch.Tensor, task_index: int) -> torch.Tensor:
-        """One task's term of a loss-weighting method's loss: L_i (equal), or exp(-s_i) L_i + s_i."""
-        if self.log_variances is None:
-            return loss
+        """One task's term of the loss the step minimises."""
+        raise NotImplementedError
+
+    def weights(self, num_tasks: int) -> torch.Tensor:
+        """Each task's weight in its term, for the history."""
+        raise NotImplementedError
+
+
+class GradientAggregation(nn.Module):
+    """A way of turning the tasks' gradients on the shared encoder (the rows of a Jacobian) into one:
+    `weights(jacobian)` gives each row's weight, and the step is weights @ jacobian."""
+
+    def weights(self, jacobian: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class EqualWeights(LossWeighting):
+    """The plain sum of the tasks' losses."""
+
+    def __init__(self, num_tasks: int):
+        super().__init__()
+
+    def loss_term(self, loss: torch.Tensor, task_index: int) -> torch.Tensor:
+        return loss
+
+    def weights(self, num_tasks: int) -> torch.Tensor:
+        return torch.ones(num_tasks)
+
+
+class UncertaintyWeights(LossWeighting):
+    """Kendall, Gal & Cipolla (2018): one learned log-variance s_i per task; term exp(-s_i) L_i + s_i."""
+
+    def __init__(self, num_tasks: int):
+        super().__init__()
+        self.log_variances = nn.Parameter(torch.zeros(num_tasks))
+
+    def loss_term(self, loss: torch.Tensor, task_index: int) -> torch.Tensor:
         return uncertainty_weighted_loss(loss.reshape(1), self.log_variances[task_index : task_index + 1])
 
-    def loss_weights(self, num_tasks: int) -> torch.Tensor:
-        """Each task's weight in its loss term: 1, or exp(-s_i)."""
-        if self.log_variances is None:
-            return torch.ones(num_tasks)
+    def weights(self, num_tasks: int) -> torch.Tensor:
         return torch.exp(-self.log_variances.detach())
 
-    def aggregate(self, jacobian: torch.Tensor) -> torch.Tensor:
-        """The aggregator's weight for each row (task) of the Jacobian; the step is weights @ jacobian.
 
-        PCGrad, MGDA and UPGrad need only the rows' dot products, the Gramian J J^T (tasks x tasks).
-        """
+class TorchjdAggregation(GradientAggregation):
+    """A torchjd aggregator (PCGrad, MGDA, UPGrad), which needs only the rows' dot products, the Gramian
+    J J^T (tasks x tasks)."""
+
+    def __init__(self, aggregator_class, num_tasks: int):
+        super().__init__()
+        self.aggregator = aggregator_class()
+
+    def weights(self, jacobian: torch.Tensor) -> torch.Tensor:
         gramian = jacobian @ jacobian.T
         if not torch.isfinite(gramian).all():  # fp16 overflow: any weights do, the scaler skips this step
             return torch.ones(len(jacobian), device=jacobian.device)
         return self.aggregator.gramian_weighting(gramian)
+
+
+# The ways of combining the tasks at one all-tasks step, by name: each makes its combiner for a number
+# of tasks. TrainConfig, the command line and the training panel offer these. A new way is a small
+# LossWeighting or GradientAggregation class, and one line here.
+COMBINERS = {"equal": EqualWeights, "uncertainty": UncertaintyWeights,
+             "pcgrad": functools.partial(TorchjdAggregation, PCGrad),
+             "mgda": functools.partial(TorchjdAggregation, MGDA),
+             "upgrad": functools.partial(TorchjdAggregation, UPGrad)}
+
+
+def make_combiner(method: str, num_tasks: int) -> LossWeighting | GradientAggregation:
+    """The combiner called `method` (one of COMBINERS) for `num_tasks` tasks."""
+    if method not in COMBINERS:
+        raise ValueError(f"unknown combine method {method!r}: choose one of {', '.join(COMBINERS)}")
+    return COMBINERS[method](num_tasks)
 
 
 def combined_steps(first: torch.Tensor, second: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -86,6 +130,8 @@ def combined_steps(first: torch.Tensor, second: torch.Tensor) -> dict[str, torch
     and UPGrad as training takes it (torchjd's weights times the gradients)."""
     jacobian = torch.stack([first, second])
     steps = {"equal": first + second}
-    for method in AGGREGATORS:
-        steps[method] = TaskCombiner(method, 2).aggregate(jacobian) @ jacobian
+    for method in COMBINERS:
+        combiner = make_combiner(method, 2)
+        if isinstance(combiner, GradientAggregation):
+            steps[method] = combiner.weights(jacobian) @ jacobian
     return steps

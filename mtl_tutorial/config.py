@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .combine import COMBINES
+from .combine import COMBINERS
 from .data import TWEETEVAL_TASKS
 from .sampling import ADAPTIVE, SAMPLERS
 
@@ -20,7 +20,8 @@ STRATEGIES = ("sample", "all-tasks")
 
 
 def setting(default, help: str, choices: tuple | None = None, option: bool = True, **more):
-    """A config field with its help text; `option=False` keeps it off the command line."""
+    """A config field with its help text; `option=False` keeps it off the command line. `choices` may be
+    a method table (sampling.SAMPLERS, combine.COMBINERS): a method added to it is a choice at once."""
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata={"help": help, "option": option, **more})
     return field(default=default, metadata={"help": help, "choices": choices, "option": option, **more})
@@ -39,13 +40,13 @@ class TrainConfig:
     strategy: str = setting("sample", "sample: one task per step; all-tasks: a batch of every task per step, "
                             "combined by --combine", STRATEGIES)
     sampler: str = setting("proportional", "with --strategy sample: which task trains at each step",
-                           (*SAMPLERS, ADAPTIVE))
+                           SAMPLERS)
     temperature: float = setting(2.0, "for --sampler temperature: p_i ∝ n_i^(1/T); adaptive starts from it")
     target_scores: dict[str, float] | None = setting(
         None, "for --sampler adaptive: each task's target official dev score as TASK=SCORE, e.g. its "
               "single-task score (default: the task's best dev score so far)")
     combine: str | None = setting(None, "with --strategy all-tasks: how the tasks' losses or gradients are "
-                                        "combined (default equal)", COMBINES)
+                                        "combined (default equal)", COMBINERS)
     epochs: int = setting(5, "passes over the tasks' training data")
     batch_size: int = setting(32, "training tweets per step")
     eval_batch_size: int = setting(128, "tweets per batch when scoring", option=False)

@@ -17,12 +17,10 @@ from .batching import BatchStream, EncodedSplit, to_device
 
 def encoder_gradient(model, batch: dict, task: str) -> torch.Tensor:
     """The gradient of one batch's loss with respect to the shared encoder, as one flat vector."""
-    logits = model(batch["input_ids"], batch["attention_mask"], task)
-    weights = list(model.encoder.parameters())
+    weights = model.shared_parameters()
     # autograd.grad, not backward(): it leaves .grad alone and fires none of DDP's gradient hooks,
     # which would break the next training step of a multi-process run.
-    loss = F.cross_entropy(logits.float(), batch["labels"])
-    gradients = torch.autograd.grad(loss, weights, allow_unused=True)
+    gradients = torch.autograd.grad(model.loss(batch, task), weights, allow_unused=True)
     # A weight the task did not use (e.g. the pooler under mean pooling) has no gradient: count it as 0.
     return torch.cat([(g if g is not None else torch.zeros_like(w)).flatten()
                       for g, w in zip(gradients, weights)])

@@ -10,12 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import gather_object
 
 from .batching import EncodedSplit, encode, evaluation_batches, to_device
-from .data import Task
 from .metrics import confusion_table, majority_baseline, official_metric_name, official_score, scores
 from .model import MultiTaskModel, load_model, restore_weights
 from .runs import (BEST_FOLDER, LAST_FOLDER, TrainingRun, best_folder, is_run, last_folder, load_config,
@@ -36,8 +34,8 @@ def evaluate_split(model: MultiTaskModel, split: EncodedSplit, task: str, num_la
     found, loss_sum = [], 0.0
     for indices in evaluation_batches(split, batch_size)[rank::world]:
         batch = to_device(split.batch(indices), device)
-        logits = model(batch["input_ids"], batch["attention_mask"], task).float()
-        loss_sum += F.cross_entropy(logits, batch["labels"], reduction="sum").item()
+        logits, loss = model(batch["input_ids"], batch["attention_mask"], task, batch["labels"], "sum")
+        loss_sum += loss.item()
         found.extend(zip(indices, logits.argmax(-1).tolist()))
     if accelerator and world > 1:
         found = gather_object(found)
@@ -83,15 +81,16 @@ def predict(model: MultiTaskModel, tokenizer, texts: list[str], task: str | None
     return pd.DataFrame(rows)
 
 
-def test_best_checkpoints(folder: Path, model: MultiTaskModel, tasks: dict[str, Task], encoded, best: dict,
-                          batch_size: int, accelerator: Accelerator | None = None) -> dict:
+def test_best_checkpoints(folder: Path, model: MultiTaskModel, encoded: dict[str, dict[str, EncodedSplit]],
+                          best: dict, batch_size: int = 128, accelerator: Accelerator | None = None) -> dict:
     """Score each task on test with its OWN best checkpoint (the epoch with its best dev score)."""
     results = {}
-    for name, task in tasks.items():
+    for name in encoded:
+        num_labels = len(model.task_labels[name])
         restore_weights(model, best_folder(folder, name))
-        test, _ = evaluate_split(model, encoded[name]["test"], name, task.num_labels, batch_size, accelerator)
+        test, _ = evaluate_split(model, encoded[name]["test"], name, num_labels, batch_size, accelerator)
         majority = majority_baseline(name, encoded[name]["train"].labels, encoded[name]["test"].labels,
-                                     task.num_labels)
+                                     num_labels)
         results[name] = {"official_metric": official_metric_name(name), "best_epoch": best[name]["epoch"],
                          "dev": best[name], "test": test, "test_examples": len(encoded[name]["test"]),
                          "test_majority_baseline": majority}

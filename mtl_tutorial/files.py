@@ -13,6 +13,46 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from safetensors import SafetensorError
+
+# What a write on a full disk, over a quota or into a vanished folder raises: the operating system's error,
+# or safetensors' (Rust) one around it
+WRITE_ERRORS = (OSError, SafetensorError)
+
+
+class SaveError(OSError):
+    """A file could not be written (a full disk, a Google Drive quota, a folder that vanished)."""
+
+
+def free_space(path: Path) -> str:
+    """The free space on the disk that holds `path` (or its nearest folder that still exists), readably."""
+    place = Path(path).absolute()
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    try:
+        free = shutil.disk_usage(place).free
+    except OSError:
+        return "unknown space"
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if free >= size:
+            return f"{free / size:.1f} {unit}"
+    return f"{free} bytes"
+
+
+@contextlib.contextmanager
+def saving(what: str, path: Path):
+    """Turn a write error inside the block into one line: which file, what was being saved, the free space.
+
+    The files written beside their place are removed, so the file or folder that was there stays whole."""
+    try:
+        yield
+    except SaveError:
+        raise
+    except WRITE_ERRORS as error:
+        reason = getattr(error, "strerror", None) or (str(error).splitlines() or [type(error).__name__])[0]
+        free = free_space(path)
+        raise SaveError(f"could not save {what} to {path}: {reason} ({free} free there)") from error
+
 
 def write_atomically(path: Path, writer) -> None:
     """Call `writer(temporary_path)`, then move the finished file to `path`."""

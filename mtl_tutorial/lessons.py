@@ -18,6 +18,7 @@ import torch
 from .config import TrainConfig
 from .data import task_name
 from .files import recover_interrupted_writes, staged_folder
+from .hardware import gpu_precision
 from .runs import (TrainingRun, exclusive_run_folder, has_checkpoint, is_finished, load_history,
                    load_run_tasks, open_run, saved_config)
 from .train import fit
@@ -72,13 +73,6 @@ def lesson_scale() -> str:
     if os.environ.get(QUICK_VARIABLE) == "1":
         return "ci"
     return "gpu" if torch.cuda.is_available() else "cpu"
-
-
-def gpu_precision() -> str:
-    """bf16 on GPUs that have it natively (Ampere and newer), fp16 on older ones (a T4), fp32 without one."""
-    if not torch.cuda.is_available():
-        return "no"
-    return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
 
 
 def lesson_config(tasks=("emotion", "sentiment"), scale: str | None = None, **changes) -> TrainConfig:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer
@@ -74,16 +75,29 @@ class MultiTaskModel(nn.Module):
     def tasks(self) -> list[str]:
         return list(self.heads)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, task: str) -> torch.Tensor:
-        """Logits of `task`'s head for a batch of that task's tweets."""
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, task: str,
+                labels: torch.Tensor | None = None, reduction: str = "mean"):
+        """Logits of `task`'s head for a batch of that task's tweets; given their labels, (logits, loss):
+        the float32 cross-entropy, under mixed precision too. The one place a loss is computed."""
         if task not in self.heads:
             raise KeyError(f"no head for task {task!r}; this model has {self.tasks}")
         outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
-        return self.heads[task](sequence_representation(outputs, attention_mask, self.pooling))
+        logits = self.heads[task](sequence_representation(outputs, attention_mask, self.pooling))
+        if labels is None:
+            return logits
+        return logits, F.cross_entropy(logits.float(), labels, reduction=reduction)
+
+    def loss(self, batch: dict, task: str) -> torch.Tensor:
+        """The loss of `task`'s head on a batch (input_ids, attention_mask, labels): what training lowers."""
+        return self(batch["input_ids"], batch["attention_mask"], task, batch["labels"])[1]
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """The weights every task updates (the encoder's): where task gradients can conflict."""
+        return list(self.encoder.parameters())
 
     def parameter_counts(self) -> dict[str, int]:
         """How many parameters are shared (the encoder) and how many belong to each head."""
-        counts = {"encoder (shared)": sum(p.numel() for p in self.encoder.parameters())}
+        counts = {"encoder (shared)": sum(p.numel() for p in self.shared_parameters())}
         counts.update({f"head: {task}": sum(p.numel() for p in head.parameters())
                        for task, head in self.heads.items()})
         return counts

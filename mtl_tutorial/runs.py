@@ -4,7 +4,8 @@
     results.json         each task's test score       best/<task>/           the best model of each task
     last/                the resumable checkpoint     dev_curves.png         drawn by the command line
 
-This is the only module that spells these names. Every file is written beside its place and renamed.
+This is the only module that spells these names. Every file is written beside its place and renamed,
+and a write that fails (a full disk, a quota) says in one line what it was saving, leaving the old file whole.
 """
 
 from __future__ import annotations
@@ -15,17 +16,19 @@ import fcntl
 import json
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from .combine import TaskCombiner
+from torch import nn
+
+from .batching import BatchStream
 from .config import TrainConfig
 from .data import Task, load_tasks, task_name
-from .files import recover_interrupted_writes, staged_folder, write_atomically, write_json_atomically
-from .model import load_model, read_model_description, restore_weights, save_model
+from .files import recover_interrupted_writes, saving, staged_folder, write_atomically, write_json_atomically
+from .model import MultiTaskModel, load_model, read_model_description, restore_weights, save_model
 
 CONFIG_FILE, RESULTS_FILE = "config.json", "results.json"
 HISTORY_JSON, HISTORY_CSV = "history.json", "history.csv"
@@ -44,6 +47,40 @@ class TrainingRun:
     folder: Path
     history: pd.DataFrame
     results: dict
+
+
+@dataclass
+class TrainingState:
+    """Everything a run carries from one epoch to the next. `state_dict` is what last/ keeps beside the
+    model's weights: with it a resumed run goes on exactly as if it had never stopped."""
+
+    model: MultiTaskModel
+    tokenizer: object
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    streams: dict[str, BatchStream]
+    combiner: nn.Module | None = None  # for strategy "all-tasks": how the tasks are combined at each step
+    best: dict[str, dict] = field(default_factory=dict)  # each task's best dev scores so far, and their epoch
+    history: list[dict] = field(default_factory=list)  # one row per finished epoch and task
+    epoch: int = 0  # the last finished epoch
+
+    def state_dict(self) -> dict:
+        """Optimizer, schedule, data positions, learned task weights, best scores, history: all but the
+        weights. (The adaptive sampler needs no more: its mix follows from the history's dev scores.)"""
+        return {"epoch": self.epoch, "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "streams": {name: stream.state_dict() for name, stream in self.streams.items()},
+                "best": self.best, "history": self.history,
+                **({"combiner": self.combiner.state_dict()} if self.combiner is not None else {})}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        for name, stream in self.streams.items():
+            stream.load_state_dict(state["streams"][name])
+        if self.combiner is not None:
+            self.combiner.load_state_dict(state["combiner"])
+        self.epoch, self.best, self.history = state["epoch"], state["best"], state["history"]
 
 
 def best_folder(folder: str | Path, task: str) -> Path:
@@ -78,7 +115,9 @@ def saved_config(folder: str | Path) -> TrainConfig | None:
 
 
 def save_config(folder: Path, config: TrainConfig) -> None:
-    write_json_atomically(dataclasses.asdict(config), Path(folder) / CONFIG_FILE)
+    path = Path(folder) / CONFIG_FILE
+    with saving("the run's settings", path):
+        write_json_atomically(dataclasses.asdict(config), path)
 
 
 def load_history(folder: str | Path) -> pd.DataFrame:
@@ -87,13 +126,16 @@ def load_history(folder: str | Path) -> pd.DataFrame:
 
 
 def save_history(folder: Path, history: list[dict]) -> None:
-    write_json_atomically(history, folder / HISTORY_JSON)
+    with saving("the history", folder / HISTORY_JSON):
+        write_json_atomically(history, folder / HISTORY_JSON)
     table = pd.DataFrame(history)
-    write_atomically(folder / HISTORY_CSV, lambda temporary: table.to_csv(temporary, index=False))
+    with saving("the history", folder / HISTORY_CSV):
+        write_atomically(folder / HISTORY_CSV, lambda temporary: table.to_csv(temporary, index=False))
 
 
 def save_results(folder: Path, results: dict) -> None:
-    write_json_atomically(results, Path(folder) / RESULTS_FILE)
+    with saving("the test results", Path(folder) / RESULTS_FILE):
+        write_json_atomically(results, Path(folder) / RESULTS_FILE)
 
 
 def is_finished(folder: str | Path) -> bool:
@@ -111,7 +153,8 @@ def open_run(folder: str | Path) -> TrainingRun:
 def save_dev_curves(folder: str | Path, figure) -> Path:
     """Save a drawing of the run's dev curves (a matplotlib Figure) into the run folder."""
     path = Path(folder) / DEV_CURVES_FILE
-    write_atomically(path, lambda temporary: figure.savefig(temporary, dpi=120, format="png"))
+    with saving("the drawing of the dev curves", path):
+            write_atomically(path, lambda temporary: figure.savefig(temporary, dpi=120, format="png"))
     return path
 
 
@@ -228,7 +271,8 @@ def recover_run_folder(folder: Path) -> None:
 
 def save_best(folder: Path, task: str, model, tokenizer, epoch: int, dev: dict) -> None:
     """Keep this epoch's model as `task`'s best checkpoint."""
-    save_model(model, tokenizer, best_folder(folder, task), {"epoch": epoch, "dev": dev})
+    with saving(f"{task}'s best checkpoint (epoch {epoch})", best_folder(folder, task)):
+        save_model(model, tokenizer, best_folder(folder, task), {"epoch": epoch, "dev": dev})
 
 
 def saved_best_epoch(folder: Path, task: str) -> int | None:
@@ -239,45 +283,31 @@ def saved_best_epoch(folder: Path, task: str) -> int | None:
         return None
 
 
-def save_checkpoint(folder: Path, model, tokenizer, optimizer, scheduler, streams, best, history, epoch,
-                    combiner: TaskCombiner | None = None) -> None:
-    """Everything needed to continue after `epoch`: weights, optimizer, schedule, data positions, history,
-    learned task weights. The adaptive sampler needs no more: its mix follows from the history's dev scores.
+def save_checkpoint(folder: Path, state: TrainingState) -> None:
+    """Everything needed to continue after `state.epoch`: the model's weights and `state.state_dict()`.
 
     The history travels in the checkpoint, so a crash between writing last/ and history.json loses nothing.
     """
-    state = {"epoch": epoch, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-             "streams": {name: stream.state_dict() for name, stream in streams.items()}, "best": best,
-             "history": history, **({"combiner": combiner.state_dict()} if combiner is not None else {})}
-    with staged_folder(last_folder(folder)) as staging:
-        save_model(model, tokenizer, staging)
-        torch.save(state, staging / STATE_FILE)
+    with saving(f"the checkpoint of epoch {state.epoch}", last_folder(folder)), \
+            staged_folder(last_folder(folder)) as staging:
+        save_model(state.model, state.tokenizer, staging)
+        # through a Python file: a full disk raises OSError, not torch's RuntimeError "unexpected pos"
+        with open(staging / STATE_FILE, "wb") as handle:
+            torch.save(state.state_dict(), handle)
 
 
 def has_checkpoint(folder: Path) -> bool:
     return (last_folder(folder) / STATE_FILE).exists()
 
 
-def restore_checkpoint(folder: Path, model, optimizer, scheduler, streams,
-                       combiner: TaskCombiner | None = None) -> tuple[int, dict, list[dict]]:
-    """Load the run's last/ into the model, optimizer, schedule, data streams and learned task weights.
-
-    Returns what the loop needs to go on: the last finished epoch, each task's best so far, the history.
-    """
+def restore_checkpoint(folder: Path, state: TrainingState) -> None:
+    """Load the run's last/ into `state`: the model's weights, and everything `state_dict` holds."""
     checkpoint = last_folder(folder)
     try:
-        restore_weights(model, checkpoint)
+        restore_weights(state.model, checkpoint)
         # weights_only: tensors, numbers and strings only, so loading runs no code
-        state = torch.load(checkpoint / STATE_FILE, weights_only=True)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        for name, stream in streams.items():
-            stream.load_state_dict(state["streams"][name])
-        if combiner is not None:
-            combiner.load_state_dict(state["combiner"])
-        finished = state["epoch"], state["best"], state["history"]
+        state.load_state_dict(torch.load(checkpoint / STATE_FILE, weights_only=True))
     except Exception as error:  # torch, pickle and a foreign file each raise their own kinds
         reason = (str(error).splitlines() or [""])[0][:300]
         raise OSError(f"cannot resume from {checkpoint}: it is damaged or not this run's checkpoint "
                       f"({error.__class__.__name__}: {reason})") from error
-    return finished

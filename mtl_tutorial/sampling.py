@@ -8,12 +8,102 @@ tasks whose dev score fell furthest below their target.
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass, field
+
 import pandas as pd
 import torch
 
-SAMPLERS = ("proportional", "uniform", "temperature", "annealed", "round_robin")  # fixed mixes
-ADAPTIVE = "adaptive"  # a mix that follows the dev scores (adaptive_probabilities)
+ADAPTIVE = "adaptive"  # the mix that follows the dev scores (target_scores are for it alone)
 ADAPTIVE_SHARE = 0.5  # the share of the steps that the adaptive sampler moves towards the lagging tasks
+
+
+@dataclass
+class SamplingEpoch:
+    """What a sampler may look at to plan one epoch: the tasks' training-set sizes n_i, the epoch e of E,
+    the number of steps, the run's seed and temperature, and the official dev scores of earlier epochs."""
+
+    sizes: dict[str, int]
+    steps: int = 0
+    epoch: int = 1
+    num_epochs: int = 1
+    seed: int = 77
+    temperature: float = 2.0
+    dev_scores: dict[str, list[float]] = field(default_factory=dict)
+    targets: dict[str, float] | None = None
+
+
+@dataclass
+class TaskMix:
+    """A sampler's plan for one epoch: each task's probability at a step, and the task of every step."""
+
+    probabilities: dict[str, float]
+    tasks: list[str]
+
+
+def drawn(epoch: SamplingEpoch, weights: dict[str, float]) -> TaskMix:
+    """The mix p_i ∝ weights_i, and `epoch.steps` tasks drawn from it (see draw_tasks)."""
+    total = sum(weights.values())
+    probabilities = {task: weight / total for task, weight in weights.items()}
+    return TaskMix(probabilities, draw_tasks(probabilities, epoch.steps, epoch.seed, epoch.epoch))
+
+
+def size_powers(sizes: dict[str, int], exponent: float) -> dict[str, float]:
+    return {task: size**exponent for task, size in sizes.items()}
+
+
+def proportional(epoch: SamplingEpoch) -> TaskMix:
+    """p_i ∝ n_i: every batch of every task once per epoch, on average; the big task dominates."""
+    return drawn(epoch, size_powers(epoch.sizes, 1.0))
+
+
+def uniform(epoch: SamplingEpoch) -> TaskMix:
+    """p_i = 1/K: every task as often; the small one is seen many times per epoch."""
+    return drawn(epoch, size_powers(epoch.sizes, 0.0))
+
+
+def temperature(epoch: SamplingEpoch) -> TaskMix:
+    """p_i ∝ n_i^(1/T): T=1 is proportional, a large T nearly uniform."""
+    if epoch.temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {epoch.temperature}")
+    return drawn(epoch, size_powers(epoch.sizes, 1.0 / epoch.temperature))
+
+
+def annealed(epoch: SamplingEpoch) -> TaskMix:
+    """Stickland & Murray 2019: p_i ∝ n_i^α, α = 1 - 0.8 (e - 1) / (E - 1), from 1 in epoch 1 to 0.2."""
+    e, last = epoch.epoch, epoch.num_epochs
+    return drawn(epoch, size_powers(epoch.sizes, 1.0 - 0.8 * (e - 1) / (last - 1) if last > 1 else 1.0))
+
+
+def round_robin(epoch: SamplingEpoch) -> TaskMix:
+    """Uniform's mix, taken in turn instead of drawn: task 1, task 2, ..., task K, task 1, ..."""
+    tasks = list(epoch.sizes)
+    return TaskMix(uniform(dataclasses.replace(epoch, steps=0)).probabilities,
+                   [tasks[step % len(tasks)] for step in range(epoch.steps)])
+
+
+def adaptive(epoch: SamplingEpoch) -> TaskMix:
+    """Temperature sampling, with a share of the steps moved to the tasks whose dev score lags most
+    (adaptive_probabilities)."""
+    base = temperature(dataclasses.replace(epoch, steps=0)).probabilities
+    scores = {task: epoch.dev_scores.get(task, []) for task in epoch.sizes}
+    probabilities = adaptive_probabilities(base, scores, epoch.targets)
+    return TaskMix(probabilities, draw_tasks(probabilities, epoch.steps, epoch.seed, epoch.epoch))
+
+
+# The samplers by name: TrainConfig, the command line and the training panel offer these. A new sampler
+# is a function from a SamplingEpoch to a TaskMix, and one line here.
+SAMPLERS = {"proportional": proportional, "uniform": uniform, "temperature": temperature,
+            "annealed": annealed, "round_robin": round_robin, ADAPTIVE: adaptive}
+
+
+def plan_epoch(sampler: str, epoch: SamplingEpoch) -> TaskMix:
+    """The mix and schedule of one epoch under the sampler called `sampler`."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
+    if not epoch.sizes or any(size <= 0 for size in epoch.sizes.values()):
+        raise ValueError(f"every task needs at least one training example, got sizes {epoch.sizes}")
+    return SAMPLERS[sampler](epoch)
 
 
 def task_probabilities(sizes: dict[str, int], sampler: str = "proportional", temperature: float = 2.0,
@@ -24,32 +114,14 @@ def task_probabilities(sizes: dict[str, int], sampler: str = "proportional", tem
     temperature: p_i ∝ n_i^(1/T);  annealed (Stickland & Murray 2019): p_i ∝ n_i^α with
     α = 1 - 0.8 (e - 1) / (E - 1) falling from 1 in the first epoch e=1 to 0.2 in the last, e=E.
     """
-    if sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
-    if not sizes or any(size <= 0 for size in sizes.values()):
-        raise ValueError(f"every task needs at least one training example, got sizes {sizes}")
-    if sampler in ("uniform", "round_robin"):
-        exponent = 0.0
-    elif sampler == "proportional":
-        exponent = 1.0
-    elif sampler == "temperature":
-        if temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
-        exponent = 1.0 / temperature
-    else:
-        exponent = 1.0 - 0.8 * (epoch - 1) / (num_epochs - 1) if num_epochs > 1 else 1.0
-    weights = {task: size**exponent for task, size in sizes.items()}
-    total = sum(weights.values())
-    return {task: weight / total for task, weight in weights.items()}
+    epoch_view = SamplingEpoch(sizes, 0, epoch, num_epochs, temperature=temperature)
+    return plan_epoch(sampler, epoch_view).probabilities
 
 
 def task_schedule(sizes: dict[str, int], steps: int, sampler: str = "proportional", seed: int = 77,
                   temperature: float = 2.0, epoch: int = 1, num_epochs: int = 1) -> list[str]:
     """The task of every step of one epoch, drawn from `task_probabilities` (round_robin: in turn)."""
-    tasks = list(sizes)
-    if sampler == "round_robin":
-        return [tasks[step % len(tasks)] for step in range(steps)]
-    return draw_tasks(task_probabilities(sizes, sampler, temperature, epoch, num_epochs), steps, seed, epoch)
+    return plan_epoch(sampler, SamplingEpoch(sizes, steps, epoch, num_epochs, seed, temperature)).tasks
 
 
 def draw_tasks(probabilities: dict[str, float], steps: int, seed: int = 77, epoch: int = 1) -> list[str]:
@@ -59,6 +131,8 @@ def draw_tasks(probabilities: dict[str, float], steps: int, seed: int = 77, epoc
     resumed after a crash, gets exactly the same schedule.
     """
     tasks = list(probabilities)
+    if steps == 0:  # the mix alone was asked for
+        return []
     generator = torch.Generator().manual_seed(seed * 1_000 + epoch)
     weights = torch.tensor([probabilities[task] for task in tasks], dtype=torch.float64)
     draws = torch.multinomial(weights, steps, replacement=True, generator=generator)

@@ -4,7 +4,7 @@ At each step the sampler picks a task, that task's next batch goes through the s
 its own head; loss, backward, clip, step, schedule. Or (strategy "all-tasks") every step takes a batch
 of every task and combines their losses or gradients (combine.py). After each epoch every task is
 scored on its dev set, the history is written, the best checkpoint of each task is kept, and the run
-can resume.
+can resume. `fit` reads top to bottom; every step of it is a function below it.
 """
 
 from __future__ import annotations
@@ -12,28 +12,30 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, broadcast, set_seed
+from torch import nn
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from .batching import BatchStream, batches_per_pass, encode_task, to_device
-from .combine import LOG_VARIANCE_LEARNING_RATE, TaskCombiner
+from .batching import BatchStream, EncodedSplit, batches_per_pass, encode_task, to_device
+from .combine import LOG_VARIANCE_LEARNING_RATE, GradientAggregation, make_combiner
 from .config import TrainConfig
 from .conflict import gradient_cosines
 from .dependencies import check_requirements
+from .data import Task
 from .evaluate import evaluate_split, test_best_checkpoints
+from .hardware import warn_if_precision_is_emulated
 from .model import MultiTaskModel, build_model
-from .runs import (TrainingRun, exclusive_run_folder, has_checkpoint, load_run_tasks, prepare_folder,
-                   recover_run_folder, restore_checkpoint, save_best, save_checkpoint, save_config,
-                   save_history, save_results, saved_best_epoch)
-from .sampling import ADAPTIVE, adaptive_probabilities, draw_tasks, task_probabilities, task_schedule
+from .runs import (TrainingRun, TrainingState, exclusive_run_folder, has_checkpoint, load_run_tasks,
+                   prepare_folder, recover_run_folder, restore_checkpoint, save_best, save_checkpoint,
+                   save_config, save_history, save_results, saved_best_epoch)
+from .sampling import SamplingEpoch, plan_epoch
 
 
 def make_accelerator(mixed_precision: str = "no") -> Accelerator:
@@ -46,7 +48,7 @@ def make_accelerator(mixed_precision: str = "no") -> Accelerator:
     return Accelerator(mixed_precision=mixed_precision, cpu=several_cpu_processes, kwargs_handlers=[ddp])
 
 
-def make_optimizer(model, config: TrainConfig, combiner: TaskCombiner | None = None) -> torch.optim.AdamW:
+def make_optimizer(model, config: TrainConfig, combiner: nn.Module | None = None) -> torch.optim.AdamW:
     """AdamW from torch, fused into one kernel: the same update, several times faster on CPU and GPU.
 
     Learned task weights (uncertainty weighting's log-variances) are a second group, at their own rate.
@@ -69,55 +71,231 @@ def probe_gradient_conflict(model: MultiTaskModel, encoded: dict, config: TrainC
             for name in encoded}
 
 
-def train_step(model, batch: dict, task: str, optimizer, scheduler, accelerator: Accelerator,
-               max_grad_norm: float) -> torch.Tensor:
+@dataclass
+class Run:
+    """What `fit` works with from its first epoch to its last: the settings, the folder it writes, Accelerate,
+    the tasks and their encoded splits, the state a checkpoint keeps, and the model as it trains."""
+
+    config: TrainConfig
+    folder: Path
+    accelerator: Accelerator
+    tasks: dict[str, Task]
+    encoded: dict[str, dict[str, EncodedSplit]]
+    state: TrainingState
+    steps_per_epoch: int
+    model: nn.Module  # state.model as it trains: wrapped by Accelerate (DDP over processes, autocast)
+    progress: bool = True
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return {name: len(splits["train"]) for name, splits in self.encoded.items()}
+
+
+@dataclass
+class EpochRecord:
+    """What one epoch measured, for its history rows (the sums are on the device: no host sync per step)."""
+
+    epoch: int
+    loss_sum: dict[str, torch.Tensor]
+    weight_sum: dict[str, torch.Tensor]
+    examples: dict[str, int]
+    steps: int
+    tokens: int = 0
+    padded_tokens: int = 0
+    seconds: float = 0.0
+    probabilities: dict[str, float] = field(default_factory=dict)  # the sampler's mix; none under all-tasks
+    cosines: dict[str, float] = field(default_factory=dict)  # the gradient probe's, if it ran
+    dev: dict[str, dict] = field(default_factory=dict)  # each task's dev scores
+    improved: list[str] = field(default_factory=list)  # the tasks whose dev score is their best so far
+
+
+def fit(config: TrainConfig, folder: str | Path, resume: bool = False, on_epoch_end=None,
+        progress: bool = True, accelerator: Accelerator | None = None) -> TrainingRun:
+    """Train one shared encoder on `config.tasks`, scoring every task on dev after every epoch.
+
+    Writes to `folder`: config.json, history.json/csv (after every epoch), best/<task>/ (the best
+    checkpoint of each task by its official dev score), last/ (to resume from) and results.json
+    (each task's test score from its own best checkpoint). `on_epoch_end(history)` is called
+    with the history so far, e.g. to redraw a plot. One process at a time may train into a folder.
+    """
+    check_requirements(config)  # a missing optional package stops the run here, in one line
+    folder = Path(folder)
+    accelerator = accelerator or make_accelerator(config.mixed_precision)
+    warn_if_precision_is_emulated(config.mixed_precision, accelerator)
+    main = accelerator.is_main_process
+    with exclusive_run_folder(folder) if main else contextlib.nullcontext():
+        run = prepare_run(folder, config, resume, accelerator, progress)
+        state = run.state
+        for epoch in range(state.epoch + 1, config.epochs + 1):
+            # dropout: a resumed epoch draws the same masks, and each process its own
+            torch.manual_seed(config.seed + epoch + 10_000 * accelerator.process_index)
+            probabilities, schedule = epoch_plan(run, epoch)
+            record = train_one_epoch(run, epoch, schedule)
+            record.probabilities = probabilities
+            record.cosines = probe_gradient_conflict(state.model, run.encoded, config, epoch)
+            record.dev = score_dev(run)
+            record.improved = keep_best(state.best, record.dev, epoch)
+            state.history += history_rows(run, record)
+            state.epoch = epoch
+            if main:
+                save_epoch(folder, state, record.improved)
+            accelerator.wait_for_everyone()
+            if on_epoch_end and main:
+                on_epoch_end(pd.DataFrame(state.history))
+
+        results = test_best_checkpoints(folder, state.model, run.encoded, state.best, config.eval_batch_size,
+                                        accelerator)
+        if main:
+            save_results(folder, results)
+        accelerator.wait_for_everyone()
+        return TrainingRun(folder, pd.DataFrame(state.history), results)
+
+
+def prepare_run(folder: Path, config: TrainConfig, resume: bool, accelerator: Accelerator,
+                progress: bool) -> Run:
+    """Check the folder; load and encode the tasks; build the model, the batch streams, the combiner, the
+    optimizer and its schedule; restore the last checkpoint when resuming; hand the model to Accelerate."""
+    resuming = prepare_folder(folder, config, resume)
+    if resuming and accelerator.is_main_process:
+        recover_run_folder(folder)
+    accelerator.wait_for_everyone()  # every process has checked the folder before it is written
+
+    set_seed(config.seed)
+    tasks = load_run_tasks(config)
+    model, tokenizer = build_model({name: task.label_names for name, task in tasks.items()}, config.model,
+                                   config.pooling)
+    check_run(config, tasks, model)
+    if accelerator.is_main_process:  # only now: a typo in a task or model name leaves no folder behind
+        folder.mkdir(parents=True, exist_ok=True)
+        save_config(folder, config)
+    encoded = {name: encode_task(tokenizer, task, config.max_length) for name, task in tasks.items()}
+    rank, world = accelerator.process_index, accelerator.num_processes
+    streams = {name: BatchStream(encoded[name]["train"], config.batch_size, config.seed,
+                                 config.group_by_length, rank, world) for name in tasks}
+    steps_per_epoch = sum(batches_per_pass(len(encoded[name]["train"]), config.batch_size * world)
+                          for name in tasks)
+    combiner = None
+    if config.strategy == "all-tasks":  # a batch of every task per step; an epoch has sampling's batches
+        steps_per_epoch = -(-steps_per_epoch // len(tasks))
+        combiner = make_combiner(config.combine, len(tasks)).to(accelerator.device)
+
+    optimizer = make_optimizer(model, config, combiner)
+    total_steps = steps_per_epoch * config.epochs
+    warmup_steps = int(config.warmup_ratio * total_steps)
+    scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
+    state = TrainingState(model, tokenizer, optimizer, scheduler, streams, combiner)
+    if resuming and has_checkpoint(folder):
+        restore_checkpoint(folder, state)
+        if accelerator.is_main_process:  # a crash may have come after last/ but before best/ or the history
+            save_missing_bests(folder, state)
+            save_history(folder, state.history)
+    trained, state.optimizer = accelerator.prepare(model, optimizer)
+    state.model = accelerator.unwrap_model(trained)
+    return Run(config, folder, accelerator, tasks, encoded, state, steps_per_epoch, trained, progress)
+
+
+def check_run(config: TrainConfig, tasks: dict[str, Task], model: MultiTaskModel) -> None:
+    """Refuse settings that only the loaded tasks and encoder can check, before anything is written."""
+    longest = model.encoder.config.max_position_embeddings
+    if config.max_length > longest:
+        raise ValueError(f"max_length {config.max_length} is longer than this encoder's {longest} positions")
+    unknown = sorted(set(config.target_scores or {}) - set(tasks))
+    if unknown:
+        raise ValueError(f"target_scores name tasks this run does not train: {unknown}; "
+                         f"its tasks are {list(tasks)}")
+
+
+def epoch_plan(run: Run, epoch: int) -> tuple[dict[str, float], list[list[str]]]:
+    """This epoch's task mix, and the tasks of every step: every task (all-tasks), or the sampler's one."""
+    config = run.config
+    if config.strategy == "all-tasks":
+        return {}, [list(run.tasks)] * run.steps_per_epoch
+    scores = {task: [row["dev_official"] for row in run.state.history if row["task"] == task]
+              for task in run.tasks}
+    mix = plan_epoch(config.sampler, SamplingEpoch(run.sizes, run.steps_per_epoch, epoch, config.epochs,
+                                                   config.seed, config.temperature, scores,
+                                                   config.target_scores))
+    return mix.probabilities, [[task] for task in mix.tasks]
+
+
+def train_one_epoch(run: Run, epoch: int, schedule: list[list[str]]) -> EpochRecord:
+    """One step per entry of `schedule` (the tasks of that step); counts the losses, examples and tokens."""
+    accelerator, device = run.accelerator, run.accelerator.device
+    record = EpochRecord(epoch, {name: torch.zeros((), device=device) for name in run.tasks},
+                         {name: torch.zeros((), device=device) for name in run.tasks},
+                         {name: 0 for name in run.tasks}, len(schedule))
+    run.model.train()
+    started = time.perf_counter()
+    show = run.progress and accelerator.is_main_process
+    for step_tasks in tqdm(schedule, desc=f"epoch {epoch}/{run.config.epochs}", disable=not show):
+        batches = {task: next(run.state.streams[task]) for task in step_tasks}
+        for task, batch in batches.items():  # counted on the CPU: reading a GPU tensor waits for the GPU
+            size, width = batch["attention_mask"].shape
+            record.examples[task] += size
+            record.tokens += size * width
+            record.padded_tokens += size * width - int(batch["attention_mask"].sum())
+        batches = {task: to_device(batch, device) for task, batch in batches.items()}
+        if run.config.strategy == "all-tasks":  # every task at every step, combined
+            losses, weights = all_tasks_step(run, batches)
+            for task, weight in zip(batches, weights):
+                record.weight_sum[task] += weight
+        else:  # one task per step
+            [(task, batch)] = batches.items()
+            losses = train_step(run, batch, task)[None]
+        for task, loss in zip(batches, losses):
+            record.loss_sum[task] += loss * len(batches[task]["labels"])
+    if device.type == "cuda":  # the clock stops when the GPU has done the epoch's steps
+        torch.cuda.synchronize(device)
+    record.seconds = time.perf_counter() - started
+    return record
+
+
+def train_step(run: Run, batch: dict, task: str) -> torch.Tensor:
     """One step on one task: forward through the encoder and the task's head, backward, clip, update.
 
-    Clipping comes BEFORE the optimizer step (the original tutorial clipped after it, to no effect).
+    The loss is `model.loss(batch, task)`, asked of the model as Accelerate wraps it (under DDP the
+    wrapper must run the forward pass). Clipping comes BEFORE the optimizer step (the original tutorial
+    clipped after it, to no effect).
     """
-    logits = model(batch["input_ids"], batch["attention_mask"], task)
-    loss = F.cross_entropy(logits.float(), batch["labels"])
-    accelerator.backward(loss)
-    accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
+    _, loss = run.model(batch["input_ids"], batch["attention_mask"], task, batch["labels"])
+    run.accelerator.backward(loss)
+    update(run)
     return loss.detach()
 
 
-def task_loss(model, batch: dict, task: str) -> torch.Tensor:
-    """The cross-entropy of `task`'s head on a batch of that task (in float32 under mixed precision)."""
-    return F.cross_entropy(model(batch["input_ids"], batch["attention_mask"], task).float(), batch["labels"])
-
-
-def all_tasks_step(model, batches: dict[str, dict], combiner: TaskCombiner, optimizer, scheduler,
-                   accelerator: Accelerator, max_grad_norm: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """One step on one batch of EVERY task: their losses, or their gradients on the encoder, are combined
-    by `combiner` (combine.py); then clip, update. Returns each task's loss and weight in this step.
+def all_tasks_step(run: Run, batches: dict[str, dict]) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step on one batch of EVERY task: their losses, or their gradients on the shared encoder, are
+    combined by the run's combiner (combine.py); then clip, update. Returns each task's loss and weight.
 
     The tasks go through one after the other, so only one task's graph is in memory at a time. The bare
     model runs and gradients are averaged over processes by hand, where DDP would average after
     combining: PCGrad, MGDA and UPGrad must see each task's gradient on all processes' batches.
     """
-    bare = accelerator.unwrap_model(model)
-    if combiner.aggregator is None:  # equal or uncertainty: the gradient of a weighted sum of the losses
+    model, combiner, accelerator = run.state.model, run.state.combiner, run.accelerator
+    if isinstance(combiner, GradientAggregation):
+        losses, weights = aggregate_encoder_gradients(model, batches, combiner, accelerator)
+    else:  # a loss weighting: the gradient of a weighted sum of the losses
         losses = []
         for index, (task, batch) in enumerate(batches.items()):
-            losses.append(task_loss(bare, batch, task))
+            losses.append(model.loss(batch, task))
             accelerator.backward(combiner.loss_term(losses[-1], index))  # the gradients of the terms add up
-        learned = (*bare.parameters(), *combiner.parameters())
+        learned = (*model.parameters(), *combiner.parameters())
         average_over_processes([p.grad for p in learned if p.grad is not None], accelerator)
-        weights = combiner.loss_weights(len(losses)).to(accelerator.device)
-    else:
-        losses, weights = aggregate_encoder_gradients(bare, batches, combiner, accelerator)
-    accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
+        weights = combiner.weights(len(losses)).to(accelerator.device)
+    update(run)
     return torch.stack([loss.detach() for loss in losses]), weights
 
 
-def aggregate_encoder_gradients(model: MultiTaskModel, batches: dict[str, dict], combiner: TaskCombiner,
+def update(run: Run) -> None:
+    """Clip the gradients, step the optimizer and the learning-rate schedule, clear the gradients."""
+    run.accelerator.clip_grad_norm_(run.model.parameters(), run.config.max_grad_norm)
+    run.state.optimizer.step()
+    run.state.scheduler.step()
+    run.state.optimizer.zero_grad(set_to_none=True)
+
+
+def aggregate_encoder_gradients(model: MultiTaskModel, batches: dict[str, dict],
+                                combiner: GradientAggregation,
                                 accelerator: Accelerator) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Each task's gradient on the shared encoder is one row of a matrix (the Jacobian); the combiner's
     aggregator weighs the rows into the encoder's gradient. Each head gets its own task's gradient.
@@ -126,19 +304,19 @@ def aggregate_encoder_gradients(model: MultiTaskModel, batches: dict[str, dict],
     the scaler unscales the gradients and skips a step that overflowed. Returns the losses and weights.
     """
     scale = accelerator.scaler.get_scale() if accelerator.scaler is not None else 1.0
-    encoder = [p for p in model.encoder.parameters() if p.requires_grad]
+    encoder = [p for p in model.shared_parameters() if p.requires_grad]
     jacobian = torch.empty(len(batches), sum(p.numel() for p in encoder), device=encoder[0].device)
     losses, heads = [], []
     for row, (task, batch) in enumerate(batches.items()):
         head = list(model.heads[task].parameters())
-        losses.append(task_loss(model, batch, task))
+        losses.append(model.loss(batch, task))
         gradients = torch.autograd.grad(losses[-1] * scale, encoder + head, materialize_grads=True)
         torch.cat([gradient.flatten() for gradient in gradients[: len(encoder)]], out=jacobian[row])
         for parameter, gradient in zip(head, gradients[len(encoder) :]):
             parameter.grad = gradient
         heads += head
     average_over_processes([jacobian, *(p.grad for p in heads)], accelerator)
-    weights = combiner.aggregate(jacobian)
+    weights = combiner.weights(jacobian)
     if accelerator.num_processes > 1:  # PCGrad visits the tasks in a random order: take process 0's weights
         weights = broadcast(weights)
     for parameter, gradient in zip(encoder, (weights @ jacobian).split([p.numel() for p in encoder])):
@@ -155,199 +333,64 @@ def average_over_processes(tensors: list[torch.Tensor], accelerator: Accelerator
         tensor.copy_(part.view_as(tensor))
 
 
-def sampling_probabilities(config: TrainConfig, sizes: dict[str, int], epoch: int,
-                           history: list[dict]) -> dict[str, float]:
-    """This epoch's task mix: the sampler's, or the adaptive sampler's from the dev scores so far."""
-    if config.sampler != ADAPTIVE:
-        return task_probabilities(sizes, config.sampler, config.temperature, epoch, config.epochs)
-    scores = {task: [row["dev_official"] for row in history if row["task"] == task] for task in sizes}
-    base = task_probabilities(sizes, "temperature", config.temperature)
-    return adaptive_probabilities(base, scores, config.target_scores)
+def score_dev(run: Run) -> dict[str, dict]:
+    """Every task's scores on its dev set. The bare model: under DDP a forward pass syncs buffers, and the
+    processes score different numbers of batches."""
+    return {name: evaluate_split(run.state.model, run.encoded[name]["dev"], name, task.num_labels,
+                                 run.config.eval_batch_size, run.accelerator)[0]
+            for name, task in run.tasks.items()}
 
 
-def epoch_schedule(config: TrainConfig, sizes: dict[str, int], steps: int, epoch: int,
-                   probabilities: dict[str, float]) -> list[list[str]]:
-    """The tasks of every step of one epoch: every task (all-tasks), or one per step from the sampler."""
-    if config.strategy == "all-tasks":
-        return [list(sizes)] * steps
-    if config.sampler == ADAPTIVE:
-        tasks = draw_tasks(probabilities, steps, config.seed, epoch)
-    else:
-        tasks = task_schedule(sizes, steps, config.sampler, config.seed, config.temperature, epoch,
-                              config.epochs)
-    return [[task] for task in tasks]
+def keep_best(best: dict[str, dict], dev: dict[str, dict], epoch: int) -> list[str]:
+    """Keep this epoch as a task's best where its official dev score beats the best so far; return those."""
+    improved = []
+    for name, scores in dev.items():
+        if scores["official"] > best.get(name, {}).get("official", -1.0):
+            best[name] = {"epoch": epoch, **scores}
+            improved.append(name)
+    return improved
 
 
-def fit(config: TrainConfig, folder: str | Path, resume: bool = False, on_epoch_end=None,
-        progress: bool = True, accelerator: Accelerator | None = None) -> TrainingRun:
-    """Train one shared encoder on `config.tasks`, scoring every task on dev after every epoch.
-
-    Writes to `folder`: config.json, history.json/csv (after every epoch), best/<task>/ (the best
-    checkpoint of each task by its official dev score), last/ (to resume from) and results.json
-    (each task's test score from its own best checkpoint). `on_epoch_end(history)` is called
-    with the history so far, e.g. to redraw a plot. One process at a time may train into a folder.
-    """
-    check_requirements(config)  # a missing optional package stops the run here, in one line
-    folder = Path(folder)
-    accelerator = accelerator or make_accelerator(config.mixed_precision)
-    warn_if_precision_is_emulated(config.mixed_precision, accelerator)
-    with exclusive_run_folder(folder) if accelerator.is_main_process else contextlib.nullcontext():
-        return train_into(folder, config, resume, on_epoch_end, progress, accelerator)
-
-
-def train_into(folder: Path, config: TrainConfig, resume: bool, on_epoch_end, progress: bool,
-               accelerator: Accelerator) -> TrainingRun:
-    """`fit`'s body, run while the folder is held: set up, train epoch by epoch, test the best checkpoints."""
-    resuming = prepare_folder(folder, config, resume)
-    if resuming and accelerator.is_main_process:
-        recover_run_folder(folder)
-    accelerator.wait_for_everyone()  # every process has checked the folder before it is written
-
-    set_seed(config.seed)
-    tasks = load_run_tasks(config)
-    model, tokenizer = build_model({name: task.label_names for name, task in tasks.items()}, config.model,
-                                   config.pooling)
-    longest = model.encoder.config.max_position_embeddings
-    if config.max_length > longest:
-        raise ValueError(f"max_length {config.max_length} is longer than this encoder's {longest} positions")
-    unknown = sorted(set(config.target_scores or {}) - set(tasks))
-    if unknown:
-        raise ValueError(f"target_scores name tasks this run does not train: {unknown}; "
-                         f"its tasks are {list(tasks)}")
-    if accelerator.is_main_process:  # only now: a typo in a task or model name leaves no folder behind
-        folder.mkdir(parents=True, exist_ok=True)
-        save_config(folder, config)
-    encoded = {name: encode_task(tokenizer, task, config.max_length) for name, task in tasks.items()}
-    rank, world = accelerator.process_index, accelerator.num_processes
-    streams = {name: BatchStream(encoded[name]["train"], config.batch_size, config.seed,
-                                 config.group_by_length, rank, world) for name in tasks}
-    sizes = {name: len(encoded[name]["train"]) for name in tasks}
-    steps_per_epoch = sum(batches_per_pass(size, config.batch_size * world) for size in sizes.values())
-    combiner = None
-    if config.strategy == "all-tasks":  # a batch of every task per step; an epoch has sampling's batches
-        steps_per_epoch = -(-steps_per_epoch // len(tasks))
-        combiner = TaskCombiner(config.combine, len(tasks)).to(accelerator.device)
-
-    optimizer = make_optimizer(model, config, combiner)
-    total_steps = steps_per_epoch * config.epochs
-    warmup_steps = int(config.warmup_ratio * total_steps)
-    scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
-    history, best, start_epoch = [], {}, 1
-    if resuming and has_checkpoint(folder):
-        finished, best, history = restore_checkpoint(folder, model, optimizer, scheduler, streams, combiner)
-        start_epoch = finished + 1
-        if accelerator.is_main_process:  # a crash may have come after last/ but before best/ or the history
-            save_missing_bests(folder, model, tokenizer, best, finished)
-            save_history(folder, history)
-    model, optimizer = accelerator.prepare(model, optimizer)
-
-    for epoch in range(start_epoch, config.epochs + 1):
-        # dropout: a resumed epoch draws the same masks, and each process its own
-        torch.manual_seed(config.seed + epoch + 10_000 * accelerator.process_index)
-        model.train()
-        probabilities = {} if combiner is not None else sampling_probabilities(config, sizes, epoch, history)
-        schedule = epoch_schedule(config, sizes, steps_per_epoch, epoch, probabilities)
-        loss_sum = {name: torch.zeros((), device=accelerator.device) for name in tasks}
-        weight_sum = {name: torch.zeros((), device=accelerator.device) for name in tasks}
-        examples = {name: 0 for name in tasks}
-        tokens, padded_tokens = 0, 0
-        started = time.perf_counter()
-        show = progress and accelerator.is_main_process
-        for step_tasks in tqdm(schedule, desc=f"epoch {epoch}/{config.epochs}", disable=not show):
-            batches = {task: next(streams[task]) for task in step_tasks}
-            for task, batch in batches.items():  # counted on the CPU: reading a GPU tensor waits for the GPU
-                size, width = batch["attention_mask"].shape
-                examples[task] += size
-                tokens += size * width
-                padded_tokens += size * width - int(batch["attention_mask"].sum())
-            batches = {task: to_device(batch, accelerator.device) for task, batch in batches.items()}
-            if combiner is None:  # one task per step
-                [(task, batch)] = batches.items()
-                loss = train_step(model, batch, task, optimizer, scheduler, accelerator, config.max_grad_norm)
-                losses = loss[None]
-            else:  # every task at every step, combined
-                losses, weights = all_tasks_step(model, batches, combiner, optimizer, scheduler, accelerator,
-                                                 config.max_grad_norm)
-                for task, weight in zip(batches, weights):
-                    weight_sum[task] += weight
-            for task, loss in zip(batches, losses):
-                loss_sum[task] += loss * len(batches[task]["labels"])  # on the device: no host sync per step
-        if accelerator.device.type == "cuda":
-            # the clock stops when the GPU has done the epoch's steps
-            torch.cuda.synchronize(accelerator.device)
-        seconds = time.perf_counter() - started
-        total = accelerator.reduce(torch.tensor([sum(examples.values()), tokens, padded_tokens],
-                                                device=accelerator.device), "sum")
-        bare_model = accelerator.unwrap_model(model)
-        cosines = probe_gradient_conflict(bare_model, encoded, config, epoch)
-        improved_tasks = []
-        for name, task in tasks.items():
-            train_loss = accelerator.reduce(loss_sum[name], "sum").item()
-            example_count = torch.tensor(examples[name], device=accelerator.device)
-            train_examples = int(accelerator.reduce(example_count, "sum"))
-            # the bare model: under DDP a forward pass syncs buffers, and the processes score
-            # different numbers of batches
-            dev, _ = evaluate_split(bare_model, encoded[name]["dev"], name, task.num_labels,
-                                    config.eval_batch_size, accelerator)
-            improved = dev["official"] > best.get(name, {}).get("official", -1.0)
-            if improved:
-                best[name] = {"epoch": epoch, **dev}
-                improved_tasks.append(name)
-            history.append({
-                "epoch": epoch, "task": name, "train_loss": train_loss / max(train_examples, 1),
-                "train_examples": train_examples, **{f"dev_{key}": value for key, value in dev.items()},
-                "best_so_far": improved, "seconds": seconds, "examples_per_second": int(total[0]) / seconds,
-                "tokens_per_second": (int(total[1]) - int(total[2])) / seconds,
-                "pad_fraction": int(total[2]) / max(int(total[1]), 1),
-                **({"gradient_cosine": cosines[name]} if cosines else {}),
-                **({"sampling_probability": probabilities[name]} if probabilities else {}),
-                **({"weight": weight_sum[name].item() / len(schedule)} if combiner else {}),
-            })
-        if accelerator.is_main_process:
-            # last/ first: it records which epoch is each task's best, so a crash before best/ can be repaired
-            save_checkpoint(folder, bare_model, tokenizer, optimizer, scheduler, streams, best, history,
-                            epoch, combiner)
-            for name in improved_tasks:
-                save_best(folder, name, bare_model, tokenizer, epoch, best[name])
-            save_history(folder, history)
-        accelerator.wait_for_everyone()
-        if on_epoch_end and accelerator.is_main_process:
-            on_epoch_end(pd.DataFrame(history))
-
-    results = test_best_checkpoints(folder, accelerator.unwrap_model(model), tasks, encoded, best,
-                                    config.eval_batch_size, accelerator)
-    if accelerator.is_main_process:
-        save_results(folder, results)
-    accelerator.wait_for_everyone()
-    return TrainingRun(folder, pd.DataFrame(history), results)
+def history_rows(run: Run, record: EpochRecord) -> list[dict]:
+    """One history row per task: train loss, dev scores, speed, and the epoch's mix, weights or probe."""
+    accelerator, device = run.accelerator, run.accelerator.device
+    counts = [sum(record.examples.values()), record.tokens, record.padded_tokens]
+    total = accelerator.reduce(torch.tensor(counts, device=device), "sum")
+    examples, tokens, padded = (int(value) for value in total)
+    rows = []
+    for name in run.tasks:
+        train_loss = accelerator.reduce(record.loss_sum[name], "sum").item()
+        train_examples = int(accelerator.reduce(torch.tensor(record.examples[name], device=device), "sum"))
+        dev = record.dev[name]
+        rows.append({
+            "epoch": record.epoch, "task": name, "train_loss": train_loss / max(train_examples, 1),
+            "train_examples": train_examples, **{f"dev_{key}": value for key, value in dev.items()},
+            "best_so_far": name in record.improved, "seconds": record.seconds,
+            "examples_per_second": examples / record.seconds,
+            "tokens_per_second": (tokens - padded) / record.seconds, "pad_fraction": padded / max(tokens, 1),
+            **({"gradient_cosine": record.cosines[name]} if record.cosines else {}),
+            **({"sampling_probability": record.probabilities[name]} if record.probabilities else {}),
+            **({"weight": record.weight_sum[name].item() / record.steps}
+               if run.config.strategy == "all-tasks" else {}),
+        })
+    return rows
 
 
-def save_missing_bests(folder: Path, model: MultiTaskModel, tokenizer, best: dict, epoch: int) -> None:
+def save_epoch(folder: Path, state: TrainingState, improved: list[str]) -> None:
+    """last/ first: it records which epoch is each task's best, so a crash before best/ can be repaired;
+    then the improved tasks' best/<task>/, then the history."""
+    save_checkpoint(folder, state)
+    for name in improved:
+        save_best(folder, name, state.model, state.tokenizer, state.epoch, state.best[name])
+    save_history(folder, state.history)
+
+
+def save_missing_bests(folder: Path, state: TrainingState) -> None:
     """After a crash between last/ and best/: the tasks whose best epoch is the checkpoint's own get it saved.
 
     The model holds last/'s weights, which are exactly that epoch's; the older model in best/<task>/ is
     replaced. (best/ is written after last/, so it can lag behind last/ but never run ahead of it.)
     """
-    for name, scores in best.items():
-        if scores["epoch"] == epoch and saved_best_epoch(folder, name) != epoch:
-            save_best(folder, name, model, tokenizer, epoch, scores)
-
-
-def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
-    """True when the CPU computes in bf16 natively (x86 avx512_bf16 or amx_bf16, ARM bf16); Linux only."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return False
-    flags = set(" ".join(line.split(":", 1)[1] for line in cpuinfo.splitlines()
-                         if line.startswith(("flags", "Features")) and ":" in line).split())
-    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
-
-
-def warn_if_precision_is_emulated(mixed_precision: str, accelerator: Accelerator) -> None:
-    """bf16 on a CPU without bf16 instructions is emulated: often a hundred times slower than fp32."""
-    if mixed_precision == "bf16" and accelerator.device.type == "cpu" and not cpu_has_native_bf16():
-        warnings.warn("--mixed-precision bf16 on this CPU is emulated (no avx512_bf16 or amx_bf16 "
-                      "in its flags), so training will be far slower than in fp32: use --mixed-precision no",
-                      stacklevel=3)
+    for name, scores in state.best.items():
+        if scores["epoch"] == state.epoch and saved_best_epoch(folder, name) != state.epoch:
+            save_best(folder, name, state.model, state.tokenizer, state.epoch, scores)

@@ -220,7 +220,7 @@ def training_panel(settings: TrainConfig, folder: str | Path) -> TrainingPanel:
                                      description="tasks", layout=WIDE, style=LABEL_STYLE),
         encoder=widgets.Combobox(options=ENCODERS, value=settings.model or PACKAGED_ENCODER,
                                  ensure_option=False, description="encoder", layout=WIDE, style=LABEL_STYLE),
-        sampler=widgets.Dropdown(options=SAMPLERS, value=settings.sampler, description="task sampler",
+        sampler=widgets.Dropdown(options=list(SAMPLERS), value=settings.sampler, description="task sampler",
                                  style=LABEL_STYLE),
         temperature=widgets.FloatSlider(value=settings.temperature, min=1.0, max=10.0, step=0.5,
                                         description="temperature", style=LABEL_STYLE),

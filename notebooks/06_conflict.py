@@ -280,13 +280,13 @@ mtl.exercises.check_uncertainty_loss(uncertainty_loss)
 #
 # On what this lesson's cells showed. Choose an answer, then press **Check**.
 
-# %% colab={"cellView": "form"} jupyter={"source_hidden": true}
+# %% jupyter={"source_hidden": true}
 # @title The quiz (its answers are in this cell's code: choose before you look)
 Question = mtl.widgets.Question
 cosine = F.cosine_similarity(emotion, sentiment, dim=0).item()
 changed = not torch.allclose(steps["pcgrad"], steps["equal"])
 shorter = "emotion" if emotion.norm() < sentiment.norm() else "sentiment"
-mgda_share = mtl.TaskCombiner("mgda", 2).aggregate(torch.stack([emotion, sentiment]))
+mgda_share = mtl.make_combiner("mgda", 2).weights(torch.stack([emotion, sentiment]))
 questions = [
     Question("Did PCGrad change the step of the real pair of gradients above?",
              ["yes", "no"], "yes" if changed else "no",

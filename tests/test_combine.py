@@ -21,7 +21,7 @@ from transformers import AutoTokenizer, BertConfig, BertModel
 
 from mtl_tutorial.cli import main
 from mtl_tutorial.batching import encode_task
-from mtl_tutorial.combine import COMBINES, TaskCombiner, mgda_pair, pcgrad_pair, uncertainty_weighted_loss
+from mtl_tutorial.combine import COMBINERS, make_combiner, mgda_pair, pcgrad_pair, uncertainty_weighted_loss
 from mtl_tutorial.config import TrainConfig
 from mtl_tutorial.data import load_tasks
 from mtl_tutorial.model import MultiTaskModel, build_model, packaged_encoder_path
@@ -89,22 +89,22 @@ def test_upgrad_never_conflicts_with_either_task():
 
 
 def test_the_combiner_holds_learned_weights_only_for_uncertainty():
-    assert [len(list(TaskCombiner(method, 2).parameters())) for method in COMBINES] == [0, 1, 0, 0, 0]
-    assert TaskCombiner("uncertainty", 3).state_dict()["log_variances"].tolist() == [0.0, 0.0, 0.0]
+    assert [len(list(make_combiner(method, 2).parameters())) for method in COMBINERS] == [0, 1, 0, 0, 0]
+    assert make_combiner("uncertainty", 3).state_dict()["log_variances"].tolist() == [0.0, 0.0, 0.0]
     with pytest.raises(ValueError, match="unknown combine method 'gradnorm': choose one of equal, unc"):
-        TaskCombiner("gradnorm", 2)
+        make_combiner("gradnorm", 2)
 
 
 def test_the_loss_terms_of_the_tasks_add_up_to_the_combined_loss():
     losses = torch.tensor([1.4, 0.7])
     for method, combined in (("equal", losses.sum()), ("uncertainty", None)):
-        combiner = TaskCombiner(method, 2)
-        if combiner.log_variances is not None:
+        combiner = make_combiner(method, 2)
+        if method == "uncertainty":
             combiner.log_variances.data = torch.tensor([0.4, -0.3])
             combined = uncertainty_weighted_loss(losses, combiner.log_variances)
         terms = sum(combiner.loss_term(loss, index) for index, loss in enumerate(losses))
         assert terms.item() == pytest.approx(combined.item())
-    assert combiner.loss_weights(2).tolist() == pytest.approx([math.exp(-0.4), math.exp(0.3)])
+    assert combiner.weights(2).tolist() == pytest.approx([math.exp(-0.4), math.exp(0.3)])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -142,7 +142,7 @@ def task_losses(model, batches) -> dict:
 def test_the_encoder_gradient_is_torchjds_aggregation_and_each_head_gets_its_own(model_and_batches, method):
     model, batches = model_and_batches
     model.zero_grad(set_to_none=True)
-    _, weights = aggregate_encoder_gradients(model, batches, TaskCombiner(method, 2), one_process())
+    _, weights = aggregate_encoder_gradients(model, batches, make_combiner(method, 2), one_process())
     ours = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
 
     model.zero_grad(set_to_none=True)
@@ -151,7 +151,7 @@ def test_the_encoder_gradient_is_torchjds_aggregation_and_each_head_gets_its_own
     heads = {task: torch.autograd.grad(loss, list(model.heads[task].parameters()), retain_graph=True)
              for task, loss in losses.items()}
     torchjd_backward(list(losses.values()), inputs=encoder)  # the Jacobian (a row per task) in each .jac
-    torchjd_weights = jac_to_grad(encoder, type(TaskCombiner(method, 2).aggregator)())
+    torchjd_weights = jac_to_grad(encoder, type(make_combiner(method, 2).aggregator)())
     assert torch.allclose(weights, torchjd_weights, atol=1e-4)
     for name, parameter in model.encoder.named_parameters():
         if parameter.grad is not None:
@@ -168,7 +168,7 @@ def test_under_fp16_every_gradient_stays_scaled_for_the_loss_scaler(model_and_ba
     gradients = {}
     for scale in (1.0, 1024.0):
         model.zero_grad(set_to_none=True)
-        _, weights = aggregate_encoder_gradients(model, batches, TaskCombiner(method, 2), one_process(scale))
+        _, weights = aggregate_encoder_gradients(model, batches, make_combiner(method, 2), one_process(scale))
         gradients[scale] = (weights, [p.grad.clone() for p in model.parameters() if p.grad is not None])
     (plain_weights, plain), (scaled_weights, scaled) = gradients[1.0], gradients[1024.0]
     assert torch.allclose(plain_weights, scaled_weights, rtol=1e-4)  # the weights do not depend on the scale
@@ -193,7 +193,7 @@ SAMPLING_COLUMNS = ["epoch", "task", "train_loss", "train_examples", "dev_loss",
                     "examples_per_second", "tokens_per_second", "pad_fraction", "gradient_cosine"]
 
 
-@pytest.mark.parametrize("combine", COMBINES)
+@pytest.mark.parametrize("combine", COMBINERS)
 def test_a_short_all_tasks_run_of_each_method(tmp_path, tiny_encoder_dir, tweeteval_dir, combine):
     run = fit(all_tasks_config(tiny_encoder_dir, tweeteval_dir, combine), tmp_path / combine, progress=False)
     history = run.history
@@ -227,11 +227,11 @@ def test_an_all_tasks_run_in_bf16_runs_the_model_in_bf16(tmp_path, tiny_encoder_
                                                          monkeypatch, fresh_accelerate_state):
     dtypes, forward = set(), MultiTaskModel.forward
 
-    def recording_forward(self, input_ids, attention_mask, task):
-        logits = forward(self, input_ids, attention_mask, task)
+    def recording_forward(self, input_ids, attention_mask, task, *labels_and_reduction):
+        output = forward(self, input_ids, attention_mask, task, *labels_and_reduction)
         if self.training:
-            dtypes.add(logits.dtype)
-        return logits
+            dtypes.add((output[0] if labels_and_reduction else output).dtype)
+        return output
 
     monkeypatch.setattr(MultiTaskModel, "forward", recording_forward)
     config = all_tasks_config(tiny_encoder_dir, tweeteval_dir, combine, epochs=1, mixed_precision="bf16")

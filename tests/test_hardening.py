@@ -15,7 +15,7 @@ from mtl_tutorial.cli import main
 from mtl_tutorial.evaluate import predict, predict_run
 from mtl_tutorial.model import build_model
 from mtl_tutorial.runs import lock_file
-from mtl_tutorial.train import cpu_has_native_bf16, warn_if_precision_is_emulated
+from mtl_tutorial.hardware import cpu_has_native_bf16, warn_if_precision_is_emulated
 
 ENVIRONMENT = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
@@ -183,10 +183,10 @@ def test_bf16_on_a_cpu_without_it_warns_with_the_fp32_alternative(monkeypatch):
     class OnTheCpu:
         device = __import__("torch").device("cpu")
 
-    monkeypatch.setattr("mtl_tutorial.train.cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr("mtl_tutorial.hardware.cpu_has_native_bf16", lambda: False)
     with pytest.warns(UserWarning, match="bf16 on this CPU is emulated .* use --mixed-precision no"):
         warn_if_precision_is_emulated("bf16", OnTheCpu())
-    monkeypatch.setattr("mtl_tutorial.train.cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr("mtl_tutorial.hardware.cpu_has_native_bf16", lambda: True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         warn_if_precision_is_emulated("bf16", OnTheCpu())

@@ -8,7 +8,7 @@ import mtl_tutorial
 
 PACKAGE = Path(mtl_tutorial.__file__).parent
 # Lower layers first; a module may import only modules of its own layer or below.
-LAYERS = [{"checksums", "files", "dependencies"}, {"data", "sampling", "metrics", "combine"},
+LAYERS = [{"checksums", "files", "dependencies", "hardware"}, {"data", "sampling", "metrics", "combine"},
           {"config", "batching"}, {"model", "conflict"}, {"runs"}, {"evaluate"}, {"train"},
           {"lessons", "exercises"}, {"plots"}, {"widgets", "cli"}]
 LAYER = {name: index for index, names in enumerate(LAYERS) for name in names}

@@ -56,7 +56,7 @@ def test_bad_arguments_are_named():
         task_probabilities(SIZES, "temperature", temperature=0)
     with pytest.raises(ValueError, match="at least one training example"):
         task_probabilities({"a": 0, "b": 3})
-    assert set(SAMPLERS) == {"proportional", "uniform", "temperature", "annealed", "round_robin"}
+    assert set(SAMPLERS) == {"proportional", "uniform", "temperature", "annealed", "round_robin", "adaptive"}
 
 
 BASE = {"emotion": 0.75, "sentiment": 0.25}
