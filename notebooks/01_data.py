@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: jupyter,-all
+#     cell_metadata_filter: jupyter,colab,tags,points,-all
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -218,7 +218,7 @@ def encode_tweets(tokenizer, texts, max_length):
 
 mtl.exercises.check_encode(encode_tweets)
 
-# %% jupyter={"source_hidden": true}
+# %% tags=["solution"] points=1 jupyter={"source_hidden": true}
 # Solution
 def encode_tweets(tokenizer, texts, max_length):
     """One list of token ids per tweet: [CLS] ... [SEP], at most max_length ids, no padding."""
@@ -244,7 +244,7 @@ def collate(examples, pad_id):
 
 mtl.exercises.check_collate(collate)
 
-# %% jupyter={"source_hidden": true}
+# %% tags=["solution"] points=1 jupyter={"source_hidden": true}
 # Solution
 def collate(examples, pad_id):
     """Pad a batch to its longest tweet: {"input_ids", "attention_mask", "labels"}, all torch.long."""
@@ -277,7 +277,7 @@ def majority_baseline(train_labels, test_labels, num_labels):
 
 mtl.exercises.check_majority_baseline(majority_baseline)
 
-# %% jupyter={"source_hidden": true}
+# %% tags=["solution"] points=1 jupyter={"source_hidden": true}
 # Solution
 def majority_baseline(train_labels, test_labels, num_labels):
     """{"accuracy": ..., "macro_f1": ...} on test of always predicting the commonest training label."""
@@ -294,7 +294,7 @@ mtl.exercises.check_majority_baseline(majority_baseline)
 #
 # On what this lesson's cells showed. Choose an answer, then press **Check**.
 
-# %% colab={"cellView": "form"} jupyter={"source_hidden": true}
+# %% colab={"cellView": "form"} tags=["quiz"] jupyter={"source_hidden": true}
 # @title The quiz (its answers are in this cell's code: choose before you look)
 Question = mtl.widgets.Question
 emotion_counts = tasks["emotion"].splits["train"]["label"].value_counts()

@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: jupyter,-all
+#     cell_metadata_filter: jupyter,colab,tags,points,-all
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -257,7 +257,7 @@ def mean_pool(last_hidden_state, attention_mask):
 
 mtl.exercises.check_mean_pooling(mean_pool)
 
-# %% jupyter={"source_hidden": true}
+# %% tags=["solution"] points=1 jupyter={"source_hidden": true}
 # Solution
 def mean_pool(last_hidden_state, attention_mask):
     """The mean of each tweet's real token vectors: (tweets, tokens, hidden) -> (tweets, hidden)."""
@@ -289,7 +289,7 @@ class Head(nn.Module):
 
 mtl.exercises.check_head(Head)
 
-# %% jupyter={"source_hidden": true}
+# %% tags=["solution"] points=2 jupyter={"source_hidden": true}
 # Solution
 class Head(nn.Module):
     """dense -> tanh -> dropout -> linear, weights from N(0, 0.02), zero biases."""
@@ -323,7 +323,7 @@ def forward(self, input_ids, attention_mask, task):
 
 mtl.exercises.check_forward(forward)
 
-# %% jupyter={"source_hidden": true}
+# %% tags=["solution"] points=2 jupyter={"source_hidden": true}
 # Solution
 def forward(self, input_ids, attention_mask, task):
     """Logits of `task`'s head for a batch of that task's tweets."""
@@ -338,7 +338,7 @@ mtl.exercises.check_forward(forward)
 #
 # On what this lesson's cells showed. Choose an answer, then press **Check**.
 
-# %% colab={"cellView": "form"} jupyter={"source_hidden": true}
+# %% colab={"cellView": "form"} tags=["quiz"] jupyter={"source_hidden": true}
 # @title The quiz (its answers are in this cell's code: choose before you look)
 Question = mtl.widgets.Question
 shared_share = counts.iloc[0] / counts.sum()

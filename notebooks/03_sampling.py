@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: jupyter,-all
+#     cell_metadata_filter: jupyter,colab,tags,points,-all
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -201,7 +201,7 @@ def temperature_probabilities(sizes, temperature):
 
 mtl.exercises.check_temperature(temperature_probabilities)
 
-# %% jupyter={"source_hidden": true}
+# %% tags=["solution"] points=1 jupyter={"source_hidden": true}
 # Solution
 def temperature_probabilities(sizes, temperature):
     """{task: probability} with p_i proportional to n_i ** (1 / T)."""
@@ -225,7 +225,7 @@ def draws_per_epoch(sizes, batch_size, probabilities):
 
 mtl.exercises.check_draws_per_epoch(draws_per_epoch)
 
-# %% jupyter={"source_hidden": true}
+# %% tags=["solution"] points=1 jupyter={"source_hidden": true}
 # Solution
 def draws_per_epoch(sizes, batch_size, probabilities):
     """{task: expected number of steps in one epoch} when each step draws a task with `probabilities`."""
@@ -252,7 +252,7 @@ def draw_schedule(probabilities, steps, seed):
 
 mtl.exercises.check_schedule(draw_schedule)
 
-# %% jupyter={"source_hidden": true}
+# %% tags=["solution"] points=1 jupyter={"source_hidden": true}
 # Solution
 def draw_schedule(probabilities, steps, seed):
     """A list of `steps` task names drawn with `probabilities`, the same for the same seed."""
@@ -270,7 +270,7 @@ mtl.exercises.check_schedule(draw_schedule)
 #
 # On what this lesson's cells showed. Choose an answer, then press **Check**.
 
-# %% colab={"cellView": "form"} jupyter={"source_hidden": true}
+# %% colab={"cellView": "form"} tags=["quiz"] jupyter={"source_hidden": true}
 # @title The quiz (its answers are in this cell's code: choose before you look)
 Question = mtl.widgets.Question
 proportional = mtl.task_probabilities(sizes, "proportional")

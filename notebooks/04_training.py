@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: jupyter,-all
+#     cell_metadata_filter: jupyter,colab,tags,points,-all
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -241,7 +241,7 @@ def train_step(model, batch, task, optimizer, scheduler, max_grad_norm):
 
 mtl.exercises.check_train_step(train_step)
 
-# %% jupyter={"source_hidden": true}
+# %% tags=["solution"] points=2 jupyter={"source_hidden": true}
 # Solution
 def train_step(model, batch, task, optimizer, scheduler, max_grad_norm):
     """One step on one task's batch; returns the loss."""
@@ -270,7 +270,7 @@ def best_epochs(history):
 
 mtl.exercises.check_best_epochs(best_epochs, run.history)
 
-# %% jupyter={"source_hidden": true}
+# %% tags=["solution"] points=1 jupyter={"source_hidden": true}
 # Solution
 def best_epochs(history):
     """{task: the epoch of its highest dev_official}."""
@@ -285,7 +285,7 @@ mtl.exercises.check_best_epochs(best_epochs, run.history)
 #
 # On what this lesson's cells showed. Choose an answer, then press **Check**.
 
-# %% colab={"cellView": "form"} jupyter={"source_hidden": true}
+# %% colab={"cellView": "form"} tags=["quiz"] jupyter={"source_hidden": true}
 # @title The quiz (its answers are in this cell's code: choose before you look)
 Question = mtl.widgets.Question
 best = {task: result["best_epoch"] for task, result in run.results.items()}

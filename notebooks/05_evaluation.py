@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: jupyter,-all
+#     cell_metadata_filter: jupyter,colab,tags,points,-all
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -404,7 +404,7 @@ def sentiment_score(y_true, y_pred):
 
 mtl.exercises.check_sentiment_score(sentiment_score, predictions=predictions.get("sentiment"))
 
-# %% jupyter={"source_hidden": true}
+# %% tags=["solution"] points=1 jupyter={"source_hidden": true}
 # Solution
 def sentiment_score(y_true, y_pred):
     """The mean over the three labels of each label's recall."""
@@ -426,7 +426,7 @@ def stance_score(y_true, y_pred):
 
 mtl.exercises.check_stance_score(stance_score)
 
-# %% jupyter={"source_hidden": true}
+# %% tags=["solution"] points=1 jupyter={"source_hidden": true}
 # Solution
 def stance_score(y_true, y_pred):
     """The mean of the F1 of 'against' (1) and of 'favor' (2)."""
@@ -447,7 +447,7 @@ def confusion(y_true, y_pred, num_labels):
 
 mtl.exercises.check_confusion(confusion)
 
-# %% jupyter={"source_hidden": true}
+# %% tags=["solution"] points=1 jupyter={"source_hidden": true}
 # Solution
 def confusion(y_true, y_pred, num_labels):
     """counts[true label, predicted label], num_labels x num_labels."""
@@ -464,7 +464,7 @@ mtl.exercises.check_confusion(confusion)
 #
 # On what this lesson's cells showed. Choose an answer, then press **Check**.
 
-# %% colab={"cellView": "form"} jupyter={"source_hidden": true}
+# %% colab={"cellView": "form"} tags=["quiz"] jupyter={"source_hidden": true}
 # @title The quiz (its answers are in this cell's code: choose before you look)
 Question = mtl.widgets.Question
 table = mtl.confusion_of(predictions[first_task])

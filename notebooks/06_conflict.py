@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: jupyter,-all
+#     cell_metadata_filter: jupyter,colab,tags,points,-all
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -216,7 +216,7 @@ def pcgrad_projections(g1, g2):
 
 mtl.exercises.check_pcgrad_projection(pcgrad_projections)
 
-# %% jupyter={"source_hidden": true}
+# %% tags=["solution"] points=2 jupyter={"source_hidden": true}
 # Solution
 def pcgrad_projections(g1, g2):
     """(g1, g2), each without its component along the other when they conflict."""
@@ -241,7 +241,7 @@ def min_norm_point(g1, g2):
 
 mtl.exercises.check_mgda_two_tasks(min_norm_point)
 
-# %% jupyter={"source_hidden": true}
+# %% tags=["solution"] points=1 jupyter={"source_hidden": true}
 # Solution
 def min_norm_point(g1, g2):
     """The point of the segment between g1 and g2 nearest the origin."""
@@ -266,7 +266,7 @@ def uncertainty_loss(losses, log_variances):
 
 mtl.exercises.check_uncertainty_loss(uncertainty_loss)
 
-# %% jupyter={"source_hidden": true}
+# %% tags=["solution"] points=1 jupyter={"source_hidden": true}
 # Solution
 def uncertainty_loss(losses, log_variances):
     """sum_i exp(-s_i) L_i + s_i."""
@@ -280,7 +280,7 @@ mtl.exercises.check_uncertainty_loss(uncertainty_loss)
 #
 # On what this lesson's cells showed. Choose an answer, then press **Check**.
 
-# %% colab={"cellView": "form"} jupyter={"source_hidden": true}
+# %% colab={"cellView": "form"} tags=["quiz"] jupyter={"source_hidden": true}
 # @title The quiz (its answers are in this cell's code: choose before you look)
 Question = mtl.widgets.Question
 cosine = F.cosine_similarity(emotion, sentiment, dim=0).item()
