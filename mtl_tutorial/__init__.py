@@ -44,7 +44,7 @@ from .sampling import (ADAPTIVE, SAMPLERS, adaptive_probabilities, draw_tasks, p
                        task_probabilities, task_schedule)
 from .train import all_tasks_step, fit, train_step
 
-LAZY_MODULES = ("plots", "widgets", "cli", "exercises")
+LAZY_MODULES = ("plots", "widgets", "cli", "exercises", "course")
 
 __all__ = [
     "TrainConfig",
