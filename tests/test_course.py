@@ -40,8 +40,11 @@ def test_no_solution_reaches_a_student_copy(built):
         assert "✅" not in student and "# Solution" not in student
         elsewhere = json.dumps([cell for cell in lesson.notebook.cells if not sources.is_solution(cell)])
         for exercise in lesson.exercises:
-            lines = [line for line in sources.distinctive_lines(exercise)  # those the lesson does not show
-                     if json.dumps(line)[1:-1] not in elsewhere]
+            lines = [
+                line
+                for line in sources.distinctive_lines(exercise)  # those the lesson does not show
+                if json.dumps(line)[1:-1] not in elsewhere
+            ]
             assert lines, exercise.name
             for line in lines:
                 assert json.dumps(line)[1:-1] not in student, (lesson.name, line)
@@ -52,8 +55,10 @@ def test_no_solution_reaches_a_student_copy(built):
 
 
 def test_a_sealed_quiz_runs_as_the_cell_did():
-    source = ("Question = mtl.widgets.Question\nright = 'b'\n"
-              "mtl.widgets.quiz([Question('Which?', ['a', 'b'], right, 'because')])")
+    source = (
+        "Question = mtl.widgets.Question\nright = 'b'\n"
+        "mtl.widgets.quiz([Question('Which?', ['a', 'b'], right, 'because')])"
+    )
     import mtl_tutorial as mtl
 
     sealed = build.seal(source)
@@ -67,7 +72,9 @@ def test_a_solution_cell_without_points_is_named():
     text = source.read_text().replace('tags=["solution"] points=1', 'tags=["solution"]', 1)
     broken = Path(pytest.importorskip("tempfile").mkdtemp()) / f"{SAMPLING}.py"
     broken.write_text(text)
-    with pytest.raises(sources.LessonError, match=r"03_sampling.py, cell \d+: give the solution cell its points"):
+    with pytest.raises(
+        sources.LessonError, match=r"03_sampling.py, cell \d+: give the solution cell its points"
+    ):
         sources.read_lesson(broken)
 
 
@@ -76,44 +83,58 @@ def cells(*sources_):
 
 
 def test_the_answer_is_taken_from_the_last_cell_defining_it_with_the_notebooks_imports_only():
-    submitted = cells("import torch\nimport mtl_tutorial as mtl\nx = torch.zeros(3)",
-                      "def collate(examples, pad_id):\n    raise NotImplementedError\n\n\n"
-                      "mtl.exercises.check_collate(collate)",
-                      "from math import ceil\ndef helper():\n    return 1\n"
-                      "mtl.exercises.Verdict = None\ncollate = mtl.pad_batch\nprint('✅ passed')")
+    submitted = cells(
+        "import torch\nimport mtl_tutorial as mtl\nx = torch.zeros(3)",
+        "def collate(examples, pad_id):\n    raise NotImplementedError\n\n\n"
+        "mtl.exercises.check_collate(collate)",
+        "from math import ceil\ndef helper():\n    return 1\n"
+        "mtl.exercises.Verdict = None\ncollate = mtl.pad_batch\nprint('✅ passed')",
+    )
     program, definition = grade.answer_program(submitted, "collate")
     assert "import torch" in program and "from math import ceil" in program and "def helper" in program
     assert "Verdict" not in program and "print" not in program and "torch.zeros" not in program
     assert grade.only_the_package(definition, program) == "mtl.pad_batch"
-    wrapped = cells("from mtl_tutorial import pad_batch\ndef collate(examples, pad_id):\n"
-                    "    '''Mine.'''\n    return pad_batch([e['input_ids'] for e in examples], pad_id)")
+    wrapped = cells(
+        "from mtl_tutorial import pad_batch\ndef collate(examples, pad_id):\n"
+        "    '''Mine.'''\n    return pad_batch([e['input_ids'] for e in examples], pad_id)"
+    )
     assert grade.only_the_package(*grade.answer_program(wrapped, "collate")[::-1]) == "pad_batch"
-    own = cells("import mtl_tutorial as mtl\ndef forward(self, ids):\n    out = self.encoder(ids)\n"
-                "    return mtl.model.sequence_representation(out)")
+    own = cells(
+        "import mtl_tutorial as mtl\ndef forward(self, ids):\n    out = self.encoder(ids)\n"
+        "    return mtl.model.sequence_representation(out)"
+    )
     assert grade.only_the_package(*grade.answer_program(own, "forward")[::-1]) is None
 
 
 def test_a_cell_that_uses_an_undone_answer_is_skipped_with_the_reason(tmp_path):
-    generated = cells("import mtl_tutorial as mtl\nmtl.course.skip_cells_without_answers()",
-                      "def encode(text):\n    raise NotImplementedError('your code here')",
-                      "# uses your answers: encode, collate\nprint(encode('a'), collate)",
-                      "def encode(text):\n    return text.upper()\ncollate = len",
-                      "# uses your answers: encode, collate\nprint(encode('a'), collate('ab'))")
+    generated = cells(
+        "import mtl_tutorial as mtl\nmtl.course.skip_cells_without_answers()",
+        "def encode(text):\n    raise NotImplementedError('your code here')",
+        "# uses your answers: encode, collate\nprint(encode('a'), collate)",
+        "def encode(text):\n    return text.upper()\ncollate = len",
+        "# uses your answers: encode, collate\nprint(encode('a'), collate('ab'))",
+    )
     NotebookClient(generated, timeout=120, resources={"metadata": {"path": str(tmp_path)}}).execute()
     skipped, ran = generated.cells[2].outputs[0].text, generated.cells[4].outputs[0].text
     assert skipped.startswith("Skipped: this cell uses your encode, collate, not written yet.")
     assert ran == "A 2\n"
 
 
-TEMPERATURE_TIMES_T = ('    weights = {task: size ** temperature for task, size in sizes.items()}\n'
-                       '    return {task: weight / sum(weights.values()) for task, weight in weights.items()}\n')
-FORGERY = ("import mtl_tutorial as mtl\n"
-           "class Verdict:\n    passed = True\n"
-           "mtl.exercises.Verdict = Verdict\n"
-           "mtl.exercises.check_temperature = lambda function: print('✅ passed: Lesson 3, exercise 1')\n")
+TEMPERATURE_TIMES_T = (
+    "    weights = {task: size ** temperature for task, size in sizes.items()}\n"
+    "    return {task: weight / sum(weights.values()) for task, weight in weights.items()}\n"
+)
+FORGERY = (
+    "import mtl_tutorial as mtl\n"
+    "class Verdict:\n    passed = True\n"
+    "mtl.exercises.Verdict = Verdict\n"
+    "mtl.exercises.check_temperature = lambda function: print('✅ passed: Lesson 3, exercise 1')\n"
+)
 
 
-def answered(student_copy: nbformat.NotebookNode, answers: dict[str, str], after: str = "") -> nbformat.NotebookNode:
+def answered(
+    student_copy: nbformat.NotebookNode, answers: dict[str, str], after: str = ""
+) -> nbformat.NotebookNode:
     """The student copy with the body of each function named in `answers` replaced by its text."""
     copy = nbformat.from_dict(json.loads(json.dumps(student_copy)))
     for cell in copy.cells:
@@ -156,8 +177,10 @@ def graded(built, tmp_path_factory):
 def test_the_solutions_get_full_marks_and_an_untouched_copy_runs_saying_not_done_yet(graded):
     out, grades = graded
     assert [row.points for row in grades["teacher"]] == [row.out_of for row in grades["teacher"]] == [1, 1, 1]
-    assert all(row.points == 0 and row.feedback.startswith("not done yet: your function raised "
-                                                           "NotImplementedError") for row in grades["untouched"])
+    assert all(
+        row.points == 0 and row.feedback.startswith("not done yet: your function raised NotImplementedError")
+        for row in grades["untouched"]
+    )
     page = (out / "feedback" / "untouched.html").read_text()
     assert "the notebook ran top to bottom in" in page and "0 of 3 points" in page
     rows = (out / "grades.csv").read_text().splitlines()

@@ -25,8 +25,10 @@ from .sources import Lesson, is_quiz, is_solution, read_lesson
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 LESSONS_DIR = REPOSITORY / "notebooks"
-BENCHMARKS = {"cpu": REPOSITORY / "benchmarks" / "lessons-cpu.json",
-              "gpu": REPOSITORY / "benchmarks" / "lessons-gpu-h200.json"}
+BENCHMARKS = {
+    "cpu": REPOSITORY / "benchmarks" / "lessons-cpu.json",
+    "gpu": REPOSITORY / "benchmarks" / "lessons-gpu-h200.json",
+}
 PASSED_MARK = "✅"
 
 
@@ -51,10 +53,12 @@ def seal(source: str) -> str:
 
 
 def sealed_quiz_cell(cell) -> nbformat.NotebookNode:
-    title = next((line for line in cell.source.splitlines() if line.startswith("# @title")), "# @title The quiz")
+    title = next(
+        (line for line in cell.source.splitlines() if line.startswith("# @title")), "# @title The quiz"
+    )
     title = title.split(" (")[0] + " (its answers are sealed in the package: choose, then press Check)"
     sealed = copy.deepcopy(cell)
-    sealed.source = f"{title}\nmtl.course.run_sealed(\n    \"{seal(cell.source)}\",\n    globals())"
+    sealed.source = f'{title}\nmtl.course.run_sealed(\n    "{seal(cell.source)}",\n    globals())'
     sealed.outputs, sealed.execution_count = [], None
     return sealed
 
@@ -70,7 +74,9 @@ def student_copy(lesson: Lesson) -> nbformat.NotebookNode:
             continue
         if is_quiz(cell):
             cell = sealed_quiz_cell(cell)
-        if cell.cell_type == "code" and (cell.source.strip() in stubs or PASSED_MARK in json.dumps(cell.outputs)):
+        if cell.cell_type == "code" and (
+            cell.source.strip() in stubs or PASSED_MARK in json.dumps(cell.outputs)
+        ):
             cell.outputs, cell.execution_count = [], None
         cells.append(cell)
     notebook.cells = cells
@@ -103,14 +109,20 @@ def mistakes_named(check_name: str) -> list[str]:
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Wrong" and node.args:
                 found.append(words_of(node.args[0]))
-            elif isinstance(node, ast.Tuple) and len(node.elts) == 2 and isinstance(node.elts[1], ast.JoinedStr
-                                                                                        | ast.Constant):
+            elif (
+                isinstance(node, ast.Tuple)
+                and len(node.elts) == 2
+                and isinstance(node.elts[1], ast.JoinedStr | ast.Constant)
+            ):
                 found.append(words_of(node.elts[1]))
             elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id not in seen:
                 seen.add(node.func.id)
                 helper = getattr(module, node.func.id, None)
-                if inspect.isfunction(helper) and helper.__module__ == module.__name__ \
-                        and node.func.id not in GENERIC_HELPERS:
+                if (
+                    inspect.isfunction(helper)
+                    and helper.__module__ == module.__name__
+                    and node.func.id not in GENERIC_HELPERS
+                ):
                     todo.append(helper)
     return [text for text in dict.fromkeys(found) if len(text.strip("… ").split()) > 2]
 
@@ -147,33 +159,59 @@ def answer_key(lessons: list[Lesson]) -> str:
     lines = ["# Answer key", ""]
     for lesson in lessons:
         for exercise in lesson.exercises:
-            lines += [f"## {lesson.name}, {exercise.name} ({points(exercise.points)})", "",
-                      f"Graded by `mtl.exercises.{exercise.check}({exercise.answer})`.", "",
-                      "```python", exercise.solution.strip(), "```", ""]
+            lines += [
+                f"## {lesson.name}, {exercise.name} ({points(exercise.points)})",
+                "",
+                f"Graded by `mtl.exercises.{exercise.check}({exercise.answer})`.",
+                "",
+                "```python",
+                exercise.solution.strip(),
+                "```",
+                "",
+            ]
     return "\n".join(lines)
 
 
 def instructors_readme(lessons: list[Lesson]) -> str:
     minutes = measured_minutes()
     scales = list(minutes)
-    lines = ["# Instructor's guide", "",
-             "`student/` goes to the class (no solutions, quizzes sealed); `instructor/` holds the solutions; "
-             "`answer_key.md` lists every solution; grade the collected notebooks with "
-             "`mtl-tutorial course grade SUBMISSIONS... --out DIR` (see TEACHING.md in the repository).", "",
-             "## Schedule", "",
-             "| lesson | exercises | points | " + " | ".join(f"minutes at the {s} scale" for s in scales) + " |",
-             "|---|---|---|" + "---|" * len(scales)]
+    lines = [
+        "# Instructor's guide",
+        "",
+        "`student/` goes to the class (no solutions, quizzes sealed); `instructor/` holds the solutions; "
+        "`answer_key.md` lists every solution; grade the collected notebooks with "
+        "`mtl-tutorial course grade SUBMISSIONS... --out DIR` (see TEACHING.md in the repository).",
+        "",
+        "## Schedule",
+        "",
+        "| lesson | exercises | points | " + " | ".join(f"minutes at the {s} scale" for s in scales) + " |",
+        "|---|---|---|" + "---|" * len(scales),
+    ]
     for lesson in lessons:
         times = [f"{minutes[s][lesson.name]:.1f}" if lesson.name in minutes[s] else "–" for s in scales]
-        lines.append(f"| {lesson.name} | {len(lesson.exercises)} | {sum(e.points for e in lesson.exercises)} | "
-                     + " | ".join(times) + " |")
-    lines += ["", "Times: one run of the lesson top to bottom, from benchmarks/LESSONS.md (the machines are "
-              "named there); a class needs the reading and the exercises on top.", "", "## The exercises", ""]
+        lines.append(
+            f"| {lesson.name} | {len(lesson.exercises)} | {sum(e.points for e in lesson.exercises)} | "
+            + " | ".join(times)
+            + " |"
+        )
+    lines += [
+        "",
+        "Times: one run of the lesson top to bottom, from benchmarks/LESSONS.md (the machines are "
+        "named there); a class needs the reading and the exercises on top.",
+        "",
+        "## The exercises",
+        "",
+    ]
     for lesson in lessons:
         for exercise in lesson.exercises:
-            lines += [f"### {lesson.name}, {exercise.name} ({points(exercise.points)})", "",
-                      f"`{exercise.check}` checks: {what_it_checks(exercise.check)}", "",
-                      "The mistakes it names (its own words; `…` is filled in with the student's values):", ""]
+            lines += [
+                f"### {lesson.name}, {exercise.name} ({points(exercise.points)})",
+                "",
+                f"`{exercise.check}` checks: {what_it_checks(exercise.check)}",
+                "",
+                "The mistakes it names (its own words; `…` is filled in with the student's values):",
+                "",
+            ]
             lines += [f"- {mistake}" for mistake in mistakes_named(exercise.check)] + [""]
     return "\n".join(lines)
 
@@ -183,19 +221,44 @@ def points(count: int) -> str:
 
 
 def key_entries(lessons: list[Lesson]) -> list[dict]:
-    return [{"lesson": e.lesson, "number": e.number, "title": e.title, "check": e.check, "answer": e.answer,
-             "points": e.points} for lesson in lessons for e in lesson.exercises]
+    return [
+        {
+            "lesson": e.lesson,
+            "number": e.number,
+            "title": e.title,
+            "check": e.check,
+            "answer": e.answer,
+            "points": e.points,
+        }
+        for lesson in lessons
+        for e in lesson.exercises
+    ]
 
 
-def build_wheel(into: Path) -> Path:
-    """The package's wheel (`pip wheel --no-deps`), built from this repository."""
-    if not (REPOSITORY / "pyproject.toml").exists():
-        raise FileNotFoundError(f"{REPOSITORY}: no pyproject.toml; build the archive from a repository checkout")
+def build_wheel(into: Path, repository: Path = REPOSITORY) -> Path:
+    """The package's wheel (`pip wheel --no-deps`), built from `repository` (default: this one)."""
+    if not (repository / "pyproject.toml").exists():
+        raise FileNotFoundError(
+            f"{repository}: no pyproject.toml; build the archive from a repository checkout"
+        )
     with tempfile.TemporaryDirectory() as scratch:
-        pip = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                              "--wheel-dir", scratch, str(REPOSITORY)], capture_output=True, text=True)
+        pip = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--no-deps",
+                "--no-build-isolation",
+                "--wheel-dir",
+                scratch,
+                str(repository),
+            ],
+            capture_output=True,
+            text=True,
+        )
         if pip.returncode != 0:
-            raise RuntimeError(f"pip wheel failed for {REPOSITORY}:\n{pip.stderr}")
+            raise RuntimeError(f"pip wheel failed for {repository}:\n{pip.stderr}")
         wheel = next(Path(scratch).glob("mtl_tutorial-*.whl"))
         return Path(shutil.copy2(wheel, into / wheel.name))
 

@@ -42,12 +42,17 @@ def check_one(exercise: dict, checks: dict, verdict_class: type) -> dict:
     try:
         verdict = checks[exercise["check"]](namespace[exercise["answer"]])
     except Exception as error:  # an answer so far off that the check itself could not go on
-        return {"passed": False, "message": f"the check could not run your answer: {type(error).__name__}: "
-                                            f"{error}"}
+        return {
+            "passed": False,
+            "message": f"the check could not run your answer: {type(error).__name__}: {error}",
+        }
     tampered = changed(before)
     if tampered:
-        return {"passed": False, "message": "your code changed the package or Python's builtins while it was "
-                                            f"being checked ({', '.join(tampered[:3])}): no verdict"}
+        return {
+            "passed": False,
+            "message": "your code changed the package or Python's builtins while it was "
+            f"being checked ({', '.join(tampered[:3])}): no verdict",
+        }
     if type(verdict) is not verdict_class or verdict.passed is not True and verdict.passed is not False:
         return {"passed": False, "message": "the check gave no verdict of its own: no points"}
     return {"passed": verdict.passed, "message": str(verdict.message)}

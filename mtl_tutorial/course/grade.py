@@ -72,7 +72,9 @@ def submissions_in(paths: list[str | Path], lessons: set[str]) -> list[Submissio
     for path in files:
         lesson = next((name for name in sorted(lessons) if name in path.name), None)
         if lesson is None:
-            raise ValueError(f"{path}: its name names no lesson; name it after one of {', '.join(sorted(lessons))}")
+            raise ValueError(
+                f"{path}: its name names no lesson; name it after one of {', '.join(sorted(lessons))}"
+            )
         try:
             notebook = nbformat.read(path, as_version=4)
         except Exception as error:
@@ -89,8 +91,14 @@ def run_notebook(notebook: nbformat.NotebookNode, limits: Limits) -> str:
     copy = nbformat.from_dict(json.loads(json.dumps(notebook)))
     start = time.monotonic()
     with tempfile.TemporaryDirectory() as folder:
-        client = NotebookClient(copy, timeout=limits.cell_seconds, allow_errors=True, interrupt_on_timeout=True,
-                                kernel_name="python3", resources={"metadata": {"path": folder}})
+        client = NotebookClient(
+            copy,
+            timeout=limits.cell_seconds,
+            allow_errors=True,
+            interrupt_on_timeout=True,
+            kernel_name="python3",
+            resources={"metadata": {"path": folder}},
+        )
         try:
             asyncio.run(asyncio.wait_for(client.async_execute(), limits.notebook_seconds))
         except asyncio.TimeoutError:
@@ -99,8 +107,12 @@ def run_notebook(notebook: nbformat.NotebookNode, limits: Limits) -> str:
             return f"the notebook's kernel died at cell {dead_cell(copy)}; graded from the notebook's code"
         except Exception as error:
             return f"the notebook could not run ({type(error).__name__}: {error}); graded from its code"
-    errors = [index for index, cell in enumerate(copy.cells, start=1) if cell.cell_type == "code"
-              and any(output.get("output_type") == "error" for output in cell.get("outputs", []))]
+    errors = [
+        index
+        for index, cell in enumerate(copy.cells, start=1)
+        if cell.cell_type == "code"
+        and any(output.get("output_type") == "error" for output in cell.get("outputs", []))
+    ]
     took = f"{time.monotonic() - start:.0f} s"
     if errors:
         return f"the notebook ran in {took}, with an error in cell {', '.join(map(str, errors))}"
@@ -156,7 +168,9 @@ def package_names(program: str) -> set[str]:
     names = set()
     for node in ast.parse(program).body:
         if isinstance(node, ast.Import):
-            names |= {alias.asname or alias.name for alias in node.names if alias.name.startswith("mtl_tutorial")}
+            names |= {
+                alias.asname or alias.name for alias in node.names if alias.name.startswith("mtl_tutorial")
+            }
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mtl_tutorial"):
             names |= {alias.asname or alias.name for alias in node.names}
     return names
@@ -188,9 +202,14 @@ def check_answers(jobs: list[dict], limits: Limits) -> dict[str, dict]:
     while waiting:
         token = secrets.token_hex(16)
         read, write = os.pipe()
-        process = subprocess.Popen([sys.executable, "-m", "mtl_tutorial.course.checker", str(write)],
-                                   stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                   pass_fds=[write], text=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mtl_tutorial.course.checker", str(write)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            pass_fds=[write],
+            text=True,
+        )
         os.close(write)
         process.stdin.write(json.dumps({"token": token, "exercises": waiting}))
         process.stdin.close()
@@ -198,15 +217,20 @@ def check_answers(jobs: list[dict], limits: Limits) -> dict[str, dict]:
         os.close(read)
         for verdict in lines:
             verdicts[verdict["id"]] = verdict
-        waiting = waiting[len(lines):]
+        waiting = waiting[len(lines) :]
         if waiting:
             stuck = waiting.pop(0)
             alive = process.poll() is None
             process.kill()
             process.wait()
-            verdicts[stuck["id"]] = {"passed": False, "message": (
-                f"your answer was still running after {limits.cell_seconds:.0f} s (an endless loop?)" if alive
-                else f"your answer stopped the checking process (exit status {process.returncode})")}
+            verdicts[stuck["id"]] = {
+                "passed": False,
+                "message": (
+                    f"your answer was still running after {limits.cell_seconds:.0f} s (an endless loop?)"
+                    if alive
+                    else f"your answer stopped the checking process (exit status {process.returncode})"
+                ),
+            }
         else:
             process.wait()
     return verdicts
@@ -261,30 +285,44 @@ def grade_submission(submission: Submission, exercises: list[dict], limits: Limi
             feedback = "not done yet: " + feedback
         elif verdict["passed"] and package_answers.get(key):
             points = 0
-            feedback = (f"your answer only calls the package's own {package_answers[key]}: the exercise is to "
-                        f"write it yourself (the check said: {feedback})")
-        results.append(Grade(submission.student, submission.lesson,
-                             f"exercise {exercise['number']}: {exercise['title']}", points, exercise["points"],
-                             feedback))
+            feedback = (
+                f"your answer only calls the package's own {package_answers[key]}: the exercise is to "
+                f"write it yourself (the check said: {feedback})"
+            )
+        results.append(
+            Grade(
+                submission.student,
+                submission.lesson,
+                f"exercise {exercise['number']}: {exercise['title']}",
+                points,
+                exercise["points"],
+                feedback,
+            )
+        )
     return results
 
 
 def feedback_page(student: str, submissions: list[Submission], grades: list[Grade]) -> str:
     total, out_of = sum(grade.points for grade in grades), sum(grade.out_of for grade in grades)
-    parts = [f"<!doctype html><meta charset='utf-8'><title>Feedback for {html.escape(student)}</title>",
-             f"<h1>Feedback for {html.escape(student)}: {total} of {out_of} points</h1>"]
+    parts = [
+        f"<!doctype html><meta charset='utf-8'><title>Feedback for {html.escape(student)}</title>",
+        f"<h1>Feedback for {html.escape(student)}: {total} of {out_of} points</h1>",
+    ]
     for submission in submissions:
         parts.append(f"<h2>{html.escape(submission.lesson)}</h2><p>{html.escape(submission.ran)}.</p><table>")
         parts.append("<tr><th>exercise</th><th>points</th><th>what the check said</th></tr>")
         for grade in (grade for grade in grades if grade.lesson == submission.lesson):
-            parts.append(f"<tr><td>{html.escape(grade.exercise)}</td><td>{grade.points} / {grade.out_of}</td>"
-                         f"<td><pre>{html.escape(grade.feedback)}</pre></td></tr>")
+            parts.append(
+                f"<tr><td>{html.escape(grade.exercise)}</td><td>{grade.points} / {grade.out_of}</td>"
+                f"<td><pre>{html.escape(grade.feedback)}</pre></td></tr>"
+            )
         parts.append("</table>")
     return "\n".join(parts) + "\n"
 
 
-def grade(paths: list[str | Path], out: str | Path, key: str | Path | None = None,
-          limits: Limits | None = None) -> list[Grade]:
+def grade(
+    paths: list[str | Path], out: str | Path, key: str | Path | None = None, limits: Limits | None = None
+) -> list[Grade]:
     """Grade every submission under `paths`; write grades.csv and feedback/STUDENT.html into `out`."""
     limits = limits or Limits()
     exercises = exercises_of(key)

@@ -43,8 +43,10 @@ def skipping_transformer(namespace: dict):
         missing = missing_answers(names, namespace)
         if not missing:
             return lines
-        message = (f"Skipped: this cell uses your {', '.join(missing)}, not written yet. Do the exercise "
-                   f"that defines {' and '.join(missing)} (and run its cell), then run this cell again.")
+        message = (
+            f"Skipped: this cell uses your {', '.join(missing)}, not written yet. Do the exercise "
+            f"that defines {' and '.join(missing)} (and run its cell), then run this cell again."
+        )
         return [f"print({message!r})\n"]
 
     transform.mtl_skips_cells = True
@@ -52,7 +54,7 @@ def skipping_transformer(namespace: dict):
 
 
 def skip_cells_without_answers() -> None:
-    """From now on, in this notebook, skip (with a line of why) each cell that needs an answer not written yet."""
+    """From now on, skip (saying why) each cell of this notebook that needs an answer not written yet."""
     from IPython import get_ipython
 
     shell = get_ipython()

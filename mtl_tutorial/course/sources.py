@@ -74,17 +74,32 @@ def read_lesson(path: str | Path) -> Lesson:
         where = f"{path}, cell {index + 1}"
         call = CHECK_CALL.search(cell.source)
         if call is None:
-            raise LessonError(f"{where}: a solution cell must end with its check, mtl.exercises.check_x(answer)")
+            raise LessonError(
+                f"{where}: a solution cell must end with its check, mtl.exercises.check_x(answer)"
+            )
         points = cell.metadata.get("points")
         if not isinstance(points, int) or points < 0:
-            raise LessonError(f"{where}: give the solution cell its points, e.g. `# %% tags=[\"solution\"] "
-                              f"points=1` (got {points!r})")
+            raise LessonError(
+                f'{where}: give the solution cell its points, e.g. `# %% tags=["solution"] '
+                f"points=1` (got {points!r})"
+            )
         stub = notebook.cells[index - 1] if index else None
         if stub is None or stub.cell_type != "code" or call.group(0) not in stub.source:
-            raise LessonError(f"{where}: the cell before a solution must be its stub, calling {call.group(0)})")
-        exercises.append(Exercise(path.stem, len(exercises) + 1, heading or call.group(2), call.group(1),
-                                  call.group(2), points, stub.source,
-                                  without_check_call(cell.source)))
+            raise LessonError(
+                f"{where}: the cell before a solution must be its stub, calling {call.group(0)})"
+            )
+        exercises.append(
+            Exercise(
+                path.stem,
+                len(exercises) + 1,
+                heading or call.group(2),
+                call.group(1),
+                call.group(2),
+                points,
+                stub.source,
+                without_check_call(cell.source),
+            )
+        )
     return Lesson(path.stem, notebook, exercises)
 
 
