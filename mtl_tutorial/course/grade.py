@@ -220,7 +220,11 @@ def check_answers(jobs: list[dict], limits: Limits) -> dict[str, dict]:
         waiting = waiting[len(lines) :]
         if waiting:
             stuck = waiting.pop(0)
-            alive = process.poll() is None
+            try:  # the pipe closed: the process is ending (it died), or it is stuck past the limit
+                process.wait(timeout=5)
+                alive = False
+            except subprocess.TimeoutExpired:
+                alive = True
             process.kill()
             process.wait()
             verdicts[stuck["id"]] = {
