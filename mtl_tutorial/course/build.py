@@ -56,7 +56,7 @@ def sealed_quiz_cell(cell) -> nbformat.NotebookNode:
     title = next(
         (line for line in cell.source.splitlines() if line.startswith("# @title")), "# @title The quiz"
     )
-    title = title.split(" (")[0] + " (its answers are sealed in the package: choose, then press Check)"
+    title = title.split(" (")[0] + " (its answers are sealed: choose, then press Check)"
     sealed = copy.deepcopy(cell)
     sealed.source = f'{title}\nmtl.course.run_sealed(\n    "{seal(cell.source)}",\n    globals())'
     sealed.outputs, sealed.execution_count = [], None
