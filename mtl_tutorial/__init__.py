@@ -15,6 +15,7 @@
     train       fit(): the training loop (Accelerate), one step, the per-epoch bookkeeping
     lessons     what the notebooks share: the repository, the lessons' scale, runs trained once and reused
     exercises   check functions that run a student's own pieces against the package's, on real tweets
+    course      teaching a class: student copies without solutions, an answer key, grading of submissions
     plots       pictures for the lessons (matplotlib figures)
     widgets     ipywidgets panels over the same functions (temperature, training, labelling, quizzes)
     cli         `mtl-tutorial train | evaluate | predict | data`
@@ -23,8 +24,8 @@
     dependencies  the optional packages a setting needs (UPGrad's solvers), checked before a run starts
 
 Notebooks use one namespace: `import mtl_tutorial as mtl`, then `mtl.fit(...)`, `mtl.plots.dev_curves(...)`.
-`plots`, `widgets`, `cli` and `exercises` load on first use, so the training code never needs matplotlib
-or widgets.
+`plots`, `widgets`, `cli`, `exercises` and `course` load on first use, so the training code never needs
+matplotlib or widgets.
 """
 
 import importlib
@@ -48,7 +49,7 @@ from .sampling import (ADAPTIVE, SAMPLERS, SamplingEpoch, TaskMix, adaptive_prob
                        passes_per_epoch, plan_epoch, task_probabilities, task_schedule)
 from .train import all_tasks_step, fit, train_step
 
-LAZY_MODULES = ("plots", "widgets", "cli", "exercises")
+LAZY_MODULES = ("plots", "widgets", "cli", "exercises", "course")
 
 __all__ = [
     "TrainConfig",

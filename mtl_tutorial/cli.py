@@ -128,6 +128,22 @@ def data_command(args) -> None:
             print(f"{task}: wrote {folder} ({loaded.sizes()})")
 
 
+def course_command(args) -> None:
+    """Build a class's notebooks, or grade what the class handed in (needs the `[course]` extra)."""
+    if args.action == "build":
+        from .course.build import build_course
+
+        out = build_course(args.out, args.lessons, archive=args.archive)
+        print(f"wrote student/, instructor/, answer_key.md and README.md into {out}"
+              + (" and student.zip (the student notebooks and the package's wheel)" if args.archive else ""))
+        return
+    from .course.grade import Limits, grade
+
+    grades = grade(args.submissions, args.out, args.key, Limits(args.cell_seconds, args.notebook_seconds))
+    students = len({grade.student for grade in grades})
+    print(f"graded {students} students: {Path(args.out) / 'grades.csv'} and {Path(args.out) / 'feedback'}/")
+
+
 def add_data_options(parser) -> None:
     """--data-dir, --cache-dir and --base-url, as the config describes them."""
     for item in dataclasses.fields(TrainConfig):
@@ -167,6 +183,23 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--out", default="data", help="for convert: the folder to write <task>/ into")
     add_data_options(data)
     data.set_defaults(handler=data_command)
+
+    course = commands.add_parser("course", help="teach a class: build student copies, grade submissions")
+    course_actions = course.add_subparsers(dest="action", required=True)
+    build = course_actions.add_parser("build", help="student and instructor notebooks, answer key, README")
+    build.add_argument("--out", required=True)
+    build.add_argument("--lessons", default=str(Path(__file__).resolve().parents[1] / "notebooks"),
+                       help="the folder of the lessons' .py sources (default: this repository's notebooks/)")
+    build.add_argument("--archive", action="store_true",
+                       help="also write student.zip: the student notebooks and the package's wheel")
+    grading = course_actions.add_parser("grade", help="run and check submitted notebooks (runs their code)")
+    grading.add_argument("submissions", nargs="+", help="notebooks, or folders of them (one per student)")
+    grading.add_argument("--out", required=True)
+    grading.add_argument("--key", help="the answer_key.json of a build (default: this repository's lessons)")
+    grading.add_argument("--cell-seconds", type=float, default=120.0, help="the limit per cell and per check")
+    grading.add_argument("--notebook-seconds", type=float, default=1200.0, help="the limit per notebook")
+    for action in (build, grading):
+        action.set_defaults(handler=course_command)
     return parser
 
 

@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: jupyter,-all
+#     cell_metadata_filter: jupyter,colab,tags,points,-all
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -39,25 +39,29 @@
 # sizes (Arivazhagan et al., 2019); annealed sampling comes from Stickland & Murray (2019).
 
 # %%
-# Colab only: install the package and switch on widgets (elsewhere this cell does nothing).
+# Colab only: install the package (a wheel beside this notebook, else its repository) and switch on widgets.
 import sys
 
 PACKAGE_URL = "git+https://github.com/OWNER/mtl-tutorial"  # the repository this notebook comes from
 if "google.colab" in sys.modules:
-    import os, subprocess
+    import glob, os, subprocess
 
     class Stop(Exception):
         _render_traceback_ = lambda self: [str(self)]  # shown as one line; "Run all" stops here
 
-    fix = "set PACKAGE_URL in this cell to git+https://github.com/<owner>/mtl-tutorial, then run it again"
-    if "OWNER" in PACKAGE_URL:
-        raise Stop(f"The repository of these notebooks is not set: {fix}.")
-    print(f"Installing mtl-tutorial[notebooks] from {PACKAGE_URL} ...")
-    pip = subprocess.run([sys.executable, "-m", "pip", "install", f"mtl-tutorial[notebooks] @ {PACKAGE_URL}"],
+    wheels = [wheel for folder in ("", "/content/drive/MyDrive/", "/content/drive/MyDrive/*/")
+              for wheel in glob.glob(folder + "mtl_tutorial-*.whl")]  # uploaded here, or in your Drive
+    url = "file://" + os.path.abspath(max(wheels, key=os.path.getmtime)) if wheels else PACKAGE_URL
+    fix = ("upload the course's mtl_tutorial-*.whl beside this notebook (Files panel) or to your Drive, "
+           "or set PACKAGE_URL to git+https://github.com/<owner>/mtl-tutorial; then run this cell again")
+    if "OWNER" in url:
+        raise Stop(f"No mtl_tutorial wheel beside this notebook and no repository set: {fix}.")
+    print(f"Installing mtl-tutorial[notebooks] from {url} ...")
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", f"mtl-tutorial[notebooks] @ {url}"],
                          env={**os.environ, "GIT_TERMINAL_PROMPT": "0"}, capture_output=True, text=True)
     if pip.returncode != 0:
         print(pip.stderr, file=sys.stderr)
-        raise Stop(f"pip could not install mtl-tutorial from {PACKAGE_URL} (its error is above): {fix}.")
+        raise Stop(f"pip could not install mtl-tutorial from {url} (its error is above): {fix}.")
     from google.colab import output
     output.enable_custom_widget_manager()
 
@@ -201,7 +205,7 @@ def temperature_probabilities(sizes, temperature):
 
 mtl.exercises.check_temperature(temperature_probabilities)
 
-# %% jupyter={"source_hidden": true}
+# %% tags=["solution"] points=1 jupyter={"source_hidden": true}
 # Solution
 def temperature_probabilities(sizes, temperature):
     """{task: probability} with p_i proportional to n_i ** (1 / T)."""
@@ -225,7 +229,7 @@ def draws_per_epoch(sizes, batch_size, probabilities):
 
 mtl.exercises.check_draws_per_epoch(draws_per_epoch)
 
-# %% jupyter={"source_hidden": true}
+# %% tags=["solution"] points=1 jupyter={"source_hidden": true}
 # Solution
 def draws_per_epoch(sizes, batch_size, probabilities):
     """{task: expected number of steps in one epoch} when each step draws a task with `probabilities`."""
@@ -252,7 +256,7 @@ def draw_schedule(probabilities, steps, seed):
 
 mtl.exercises.check_schedule(draw_schedule)
 
-# %% jupyter={"source_hidden": true}
+# %% tags=["solution"] points=1 jupyter={"source_hidden": true}
 # Solution
 def draw_schedule(probabilities, steps, seed):
     """A list of `steps` task names drawn with `probabilities`, the same for the same seed."""
@@ -270,7 +274,7 @@ mtl.exercises.check_schedule(draw_schedule)
 #
 # On what this lesson's cells showed. Choose an answer, then press **Check**.
 
-# %% colab={"cellView": "form"} jupyter={"source_hidden": true}
+# %% colab={"cellView": "form"} tags=["quiz"] jupyter={"source_hidden": true}
 # @title The quiz (its answers are in this cell's code: choose before you look)
 Question = mtl.widgets.Question
 proportional = mtl.task_probabilities(sizes, "proportional")

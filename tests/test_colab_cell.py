@@ -37,7 +37,7 @@ def test_every_notebook_has_the_same_colab_cell_naming_the_packages_repository()
     assert len(set(cells.values())) == 1, "the Colab cells differ; copy the one in 00_overview.py"
     cell = cells["00_overview"]
     assert f'PACKAGE_URL = "{lessons.PACKAGE_URL}"' in cell
-    assert "mtl-tutorial[notebooks] @ {PACKAGE_URL}" in cell and "enable_custom_widget_manager()" in cell
+    assert "mtl-tutorial[notebooks] @ {url}" in cell and "enable_custom_widget_manager()" in cell
     assert '"GIT_TERMINAL_PROMPT": "0"' in cell and "--quiet" not in cell
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     for lesson in cells:
@@ -71,13 +71,15 @@ def colab_kernel(tmp_path_factory):
     return root
 
 
-def run_in_colab(root: Path, cells: list[str], monkeypatch) -> nbformat.NotebookNode:
-    """Run `cells` after `import google.colab` in the fresh environment's kernel; errors stay in outputs."""
+def run_in_colab(root: Path, cells: list[str], monkeypatch,
+                 folder: Path | None = None) -> nbformat.NotebookNode:
+    """Run `cells` after `import google.colab` in the fresh environment's kernel, in `folder` (default
+    `root`, which holds no wheel); errors stay in outputs."""
     monkeypatch.setenv("JUPYTER_PATH", str(root / "jupyter"))
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)
                                                for source in ["import google.colab", *cells]])
     nbclient.NotebookClient(notebook, timeout=600, kernel_name="colab", allow_errors=True,
-                            resources={"metadata": {"path": str(root)}}).execute()
+                            resources={"metadata": {"path": str(folder or root)}}).execute()
     return notebook
 
 
@@ -144,9 +146,11 @@ def test_a_placeholder_or_unreachable_repository_stops_with_a_readable_line(cola
     finally:
         server.shutdown()
     placeholder, password, nothing_there = notebook.cells[1:]
-    fix = "set PACKAGE_URL in this cell to git+https://github.com/<owner>/mtl-tutorial, then run it again."
+    fix = ("upload the course's mtl_tutorial-*.whl beside this notebook (Files panel) or to your Drive, "
+           "or set PACKAGE_URL to git+https://github.com/<owner>/mtl-tutorial; then run this cell again.")
     assert [output.output_type for output in placeholder.outputs] == ["error"]
-    assert placeholder.outputs[0].traceback == [f"The repository of these notebooks is not set: {fix}"]
+    assert placeholder.outputs[0].traceback == [
+        f"No mtl_tutorial wheel beside this notebook and no repository set: {fix}"]
     for cell, url, reason in [(password, asking, "terminal prompts disabled"),
                               (nothing_there, missing, "does not appear to be a git repository")]:
         *streams, error = cell.outputs
@@ -154,3 +158,20 @@ def test_a_placeholder_or_unreachable_repository_stops_with_a_readable_line(cola
         assert error.traceback == [expected]
         stderr = "".join(output.text for output in streams if output.name == "stderr")
         assert reason in stderr and "git clone" in stderr  # pip's own error, shown
+
+
+def test_a_wheel_beside_the_notebook_is_installed_without_any_repository(colab_kernel, monkeypatch):
+    """What a class without a public repository does: the course's archive, a student copy and the wheel."""
+    from mtl_tutorial.course import build
+
+    python = colab_kernel / "venv" / "bin" / "python"
+    subprocess.run([python, "-m", "pip", "uninstall", "-y", "-q", "mtl-tutorial"], capture_output=True)
+    folder = colab_kernel / "class"
+    folder.mkdir()
+    wheel = build.build_wheel(folder, snapshot_of_this_repository(colab_kernel / "for-the-wheel"))
+    where = "import mtl_tutorial\nprint(mtl_tutorial.__file__)"
+    notebook = run_in_colab(colab_kernel, [colab_cell(LESSONS[0]), where], monkeypatch, folder)
+    install, check = notebook.cells[1:]
+    assert [output.text for output in install.outputs] == [
+        f"Installing mtl-tutorial[notebooks] from file://{wheel} ...\n"]
+    assert Path(check.outputs[0].text.strip()).is_relative_to(colab_kernel / "venv")

@@ -1,0 +1,205 @@
+"""Teaching a class: the build (student copies leak no solution), the grader (real checks, apart from the
+submission) and the skipping of cells whose answers are missing. The slow cases grade one lesson,
+03_sampling, which trains nothing, at the CI scale."""
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from mtl_tutorial.course import build, grade, notebook, sources
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLING = "03_sampling"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    return build.build_course(tmp_path_factory.mktemp("course"))
+
+
+def test_the_build_writes_both_copies_an_answer_key_and_the_instructors_readme(built):
+    lessons = sorted(path.stem for path in (REPO / "notebooks").glob("*.py"))
+    for folder in ("student", "instructor"):
+        assert sorted(path.stem for path in (built / folder).glob("*.ipynb")) == lessons
+    key = json.loads((built / "answer_key.json").read_text())
+    assert {entry["check"] for entry in key} >= {"check_collate", "check_temperature", "check_train_step"}
+    assert all(entry["points"] >= 1 for entry in key)
+    readme = (built / "README.md").read_text()
+    assert "| 03_sampling | 3 | 3 | 0.3 |" in readme  # 17 s at the CPU scale, from benchmarks/LESSONS.md
+    assert "you raised the sizes to the power T = …" in readme  # a mistake check_temperature names
+    assert "pd.Series(train_labels).mode()[0]" in (built / "answer_key.md").read_text()
+
+
+def test_no_solution_reaches_a_student_copy(built):
+    for lesson in build.lessons_in():
+        student = (built / "student" / f"{lesson.name}.ipynb").read_text(encoding="utf-8")
+        instructor = (built / "instructor" / f"{lesson.name}.ipynb").read_text(encoding="utf-8")
+        assert "✅" not in student and "# Solution" not in student
+        elsewhere = json.dumps([cell for cell in lesson.notebook.cells if not sources.is_solution(cell)])
+        for exercise in lesson.exercises:
+            lines = [
+                line
+                for line in sources.distinctive_lines(exercise)  # those the lesson does not show
+                if json.dumps(line)[1:-1] not in elsewhere
+            ]
+            assert lines, exercise.name
+            for line in lines:
+                assert json.dumps(line)[1:-1] not in student, (lesson.name, line)
+                assert json.dumps(line)[1:-1] in instructor
+        assert "Question(" not in student  # the quiz is sealed: its answers are not in sight
+        if lesson.exercises:
+            assert "Question(" in instructor and "mtl.course.run_sealed(" in student
+
+
+def test_a_sealed_quiz_runs_as_the_cell_did():
+    source = (
+        "Question = mtl.widgets.Question\nright = 'b'\n"
+        "mtl.widgets.quiz([Question('Which?', ['a', 'b'], right, 'because')])"
+    )
+    import mtl_tutorial as mtl
+
+    sealed = build.seal(source)
+    assert "right" not in sealed and "because" not in sealed
+    quiz = notebook.run_sealed(sealed, {"mtl": mtl})
+    assert quiz.items[0].question.answer == "b"
+
+
+def test_a_solution_cell_without_points_is_named():
+    source = REPO / "notebooks" / f"{SAMPLING}.py"
+    text = source.read_text().replace('tags=["solution"] points=1', 'tags=["solution"]', 1)
+    broken = Path(pytest.importorskip("tempfile").mkdtemp()) / f"{SAMPLING}.py"
+    broken.write_text(text)
+    with pytest.raises(
+        sources.LessonError, match=r"03_sampling.py, cell \d+: give the solution cell its points"
+    ):
+        sources.read_lesson(broken)
+
+
+def cells(*sources_):
+    return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in sources_])
+
+
+def test_the_answer_is_taken_from_the_last_cell_defining_it_with_the_notebooks_imports_only():
+    submitted = cells(
+        "import torch\nimport mtl_tutorial as mtl\nx = torch.zeros(3)",
+        "def collate(examples, pad_id):\n    raise NotImplementedError\n\n\n"
+        "mtl.exercises.check_collate(collate)",
+        "from math import ceil\ndef helper():\n    return 1\n"
+        "mtl.exercises.Verdict = None\ncollate = mtl.pad_batch\nprint('✅ passed')",
+    )
+    program, definition = grade.answer_program(submitted, "collate")
+    assert "import torch" in program and "from math import ceil" in program and "def helper" in program
+    assert "Verdict" not in program and "print" not in program and "torch.zeros" not in program
+    assert grade.only_the_package(definition, program) == "mtl.pad_batch"
+    wrapped = cells(
+        "from mtl_tutorial import pad_batch\ndef collate(examples, pad_id):\n"
+        "    '''Mine.'''\n    return pad_batch([e['input_ids'] for e in examples], pad_id)"
+    )
+    assert grade.only_the_package(*grade.answer_program(wrapped, "collate")[::-1]) == "pad_batch"
+    own = cells(
+        "import mtl_tutorial as mtl\ndef forward(self, ids):\n    out = self.encoder(ids)\n"
+        "    return mtl.model.sequence_representation(out)"
+    )
+    assert grade.only_the_package(*grade.answer_program(own, "forward")[::-1]) is None
+
+
+def test_a_cell_that_uses_an_undone_answer_is_skipped_with_the_reason(tmp_path):
+    generated = cells(
+        "import mtl_tutorial as mtl\nmtl.course.skip_cells_without_answers()",
+        "def encode(text):\n    raise NotImplementedError('your code here')",
+        "# uses your answers: encode, collate\nprint(encode('a'), collate)",
+        "def encode(text):\n    return text.upper()\ncollate = len",
+        "# uses your answers: encode, collate\nprint(encode('a'), collate('ab'))",
+    )
+    NotebookClient(generated, timeout=120, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    skipped, ran = generated.cells[2].outputs[0].text, generated.cells[4].outputs[0].text
+    assert skipped.startswith("Skipped: this cell uses your encode, collate, not written yet.")
+    assert ran == "A 2\n"
+
+
+TEMPERATURE_TIMES_T = (
+    "    weights = {task: size ** temperature for task, size in sizes.items()}\n"
+    "    return {task: weight / sum(weights.values()) for task, weight in weights.items()}\n"
+)
+FORGERY = (
+    "import mtl_tutorial as mtl\n"
+    "class Verdict:\n    passed = True\n"
+    "mtl.exercises.Verdict = Verdict\n"
+    "mtl.exercises.check_temperature = lambda function: print('✅ passed: Lesson 3, exercise 1')\n"
+)
+
+
+def answered(
+    student_copy: nbformat.NotebookNode, answers: dict[str, str], after: str = ""
+) -> nbformat.NotebookNode:
+    """The student copy with the body of each function named in `answers` replaced by its text."""
+    copy = nbformat.from_dict(json.loads(json.dumps(student_copy)))
+    for cell in copy.cells:
+        for name, body in answers.items():
+            if cell.cell_type == "code" and f"def {name}(" in cell.source:
+                head, stub = cell.source.split("    raise NotImplementedError", 1)
+                cell.source = head + body + stub.split("\n", 1)[1]
+                if after:
+                    cell.source = after + cell.source
+    return copy
+
+
+@pytest.fixture(scope="module")
+def graded(built, tmp_path_factory):
+    """Six students hand in lesson 3: the solutions, nothing, a mistake, an endless loop, a dead kernel, a
+    forgery. One grading run, at the CI scale."""
+    folder = tmp_path_factory.mktemp("submissions")
+    student = nbformat.read(built / "student" / f"{SAMPLING}.ipynb", as_version=4)
+    handed_in = {
+        "teacher": nbformat.read(built / "instructor" / f"{SAMPLING}.ipynb", as_version=4),
+        "untouched": student,
+        "mistaken": answered(student, {"temperature_probabilities": TEMPERATURE_TIMES_T}),
+        "looping": answered(student, {"draws_per_epoch": "    while True:\n        pass\n"}),
+        "crashing": answered(student, {"draw_schedule": "    import os\n    os._exit(3)\n"}),
+        "forging": answered(student, {"temperature_probabilities": "    return {}\n"}, after=FORGERY),
+    }
+    for name, submitted in handed_in.items():
+        (folder / name).mkdir()
+        nbformat.write(submitted, folder / name / f"{SAMPLING}.ipynb")
+    out = tmp_path_factory.mktemp("graded")
+    pytest.MonkeyPatch().setenv("MTL_TUTORIAL_SCALE", "ci")
+    grades = grade.grade([folder], out, built / "answer_key.json", grade.Limits(cell_seconds=40))
+    by_student = {}
+    for row in grades:
+        by_student.setdefault(row.student, []).append(row)
+    return out, by_student
+
+
+@pytest.mark.slow
+def test_the_solutions_get_full_marks_and_an_untouched_copy_runs_saying_not_done_yet(graded):
+    out, grades = graded
+    assert [row.points for row in grades["teacher"]] == [row.out_of for row in grades["teacher"]] == [1, 1, 1]
+    assert all(
+        row.points == 0 and row.feedback.startswith("not done yet: your function raised NotImplementedError")
+        for row in grades["untouched"]
+    )
+    page = (out / "feedback" / "untouched.html").read_text()
+    assert "the notebook ran top to bottom in" in page and "0 of 3 points" in page
+    rows = (out / "grades.csv").read_text().splitlines()
+    assert rows[0] == "student,lesson,exercise,points,out_of,feedback" and len(rows) > 18
+
+
+@pytest.mark.slow
+def test_a_typical_mistake_scores_zero_with_the_checks_own_words(graded):
+    first, *_ = graded[1]["mistaken"]
+    assert first.points == 0 and "you raised the sizes to the power T" in first.feedback
+
+
+@pytest.mark.slow
+def test_a_loop_a_dead_kernel_and_a_forgery_each_score_zero_with_the_reason_and_grading_goes_on(graded):
+    _, grades = graded
+    looping, crashing, forging = grades["looping"], grades["crashing"], grades["forging"]
+    assert looping[1].points == 0 and "still running after 40 s" in looping[1].feedback
+    assert looping[2].points == 0 and "NotImplementedError" in looping[2].feedback  # graded after the loop
+    assert crashing[2].points == 0 and "stopped the checking process (exit status 3)" in crashing[2].feedback
+    assert forging[0].points == 0 and "✅" not in forging[0].feedback
+    page = (graded[0] / "feedback" / "crashing.html").read_text()
+    assert "kernel died" in page
