@@ -105,7 +105,7 @@ def snapshot_of_this_repository(folder: Path) -> Path:
 def test_the_colab_cell_installs_the_package_and_its_widgets_work(colab_kernel, monkeypatch):
     """Run once: every notebook's cell is this very text (the test above), and each install takes seconds."""
     clone = snapshot_of_this_repository(colab_kernel / "clone")
-    url = f"git+file://{clone}"
+    url = f"git+file://localhost{clone}"  # pip 23.x rejects git+file:/// (an empty host)
     notebook = run_in_colab(colab_kernel, [
         pointed_at(colab_cell(LESSONS[0]), url),
         ("import mtl_tutorial\nfrom mtl_tutorial import widgets\n"
@@ -140,7 +140,7 @@ def test_a_placeholder_or_unreachable_repository_stops_with_a_readable_line(cola
     try:
         cell = colab_cell(LESSONS[0])
         asking = f"git+http://127.0.0.1:{server.server_port}/someone/mtl-tutorial"
-        missing = f"git+file://{colab_kernel}/no-such-clone"
+        missing = f"git+file://localhost{colab_kernel}/no-such-clone"
         cells = [cell, pointed_at(cell, asking), pointed_at(cell, missing)]
         notebook = run_in_colab(colab_kernel, cells, monkeypatch)
     finally:
