@@ -14,9 +14,11 @@
     train       fit(): the training loop (Accelerate), one step, the per-epoch bookkeeping
     lessons     what the notebooks share: the repository, the lessons' scale, runs trained once and reused
     exercises   check functions that run a student's own pieces against the package's, on real tweets
+    export      each task's best checkpoint as a standard Hugging Face classifier (pipeline-ready), with a
+                model card
     plots       pictures for the lessons (matplotlib figures)
     widgets     ipywidgets panels over the same functions (temperature, training, labelling, quizzes)
-    cli         `mtl-tutorial train | evaluate | predict | data`
+    cli         `mtl-tutorial train | evaluate | predict | export | data`
     files       writing files and folders atomically;  checksums: SHA-256 of every TweetEval file
 
 Notebooks use one namespace: `import mtl_tutorial as mtl`, then `mtl.fit(...)`, `mtl.plots.dev_curves(...)`.
