@@ -22,8 +22,8 @@
     files       writing files and folders atomically;  checksums: SHA-256 of every TweetEval file
 
 Notebooks use one namespace: `import mtl_tutorial as mtl`, then `mtl.fit(...)`, `mtl.plots.dev_curves(...)`.
-`plots`, `widgets`, `cli` and `exercises` load on first use, so the training code never needs matplotlib
-or widgets.
+`plots`, `widgets`, `cli`, `exercises` and `export` load on first use, so the training code never needs
+matplotlib, widgets or model cards.
 """
 
 import importlib
@@ -46,7 +46,7 @@ from .sampling import (ADAPTIVE, SAMPLERS, adaptive_probabilities, draw_tasks, p
                        task_probabilities, task_schedule)
 from .train import all_tasks_step, fit, train_step
 
-LAZY_MODULES = ("plots", "widgets", "cli", "exercises")
+LAZY_MODULES = ("plots", "widgets", "cli", "exercises", "export")
 
 __all__ = [
     "TrainConfig",
@@ -70,7 +70,7 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    """`mtl.plots`, `mtl.widgets`, `mtl.cli` and `mtl.exercises` are imported the first time they are used."""
+    """`mtl.plots`, `mtl.widgets`, `mtl.cli`, `mtl.exercises` and `mtl.export` load when first used."""
     if name in LAZY_MODULES:
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'mtl_tutorial' has no attribute {name!r}")
