@@ -16,16 +16,18 @@
     lessons     what the notebooks share: the repository, the lessons' scale, runs trained once and reused
     exercises   check functions that run a student's own pieces against the package's, on real tweets
     course      teaching a class: student copies without solutions, an answer key, grading of submissions
+    export      each task's best checkpoint as a standard Hugging Face classifier (pipeline-ready), with a
+                model card
     plots       pictures for the lessons (matplotlib figures)
     widgets     ipywidgets panels over the same functions (temperature, training, labelling, quizzes)
-    cli         `mtl-tutorial train | evaluate | predict | data`
+    cli         `mtl-tutorial train | evaluate | predict | export | data`
     files       writing files and folders atomically;  checksums: SHA-256 of every TweetEval file
     hardware    what the machine computes fast: native bf16 on the CPU, the precision a GPU trains in
     dependencies  the optional packages a setting needs (UPGrad's solvers), checked before a run starts
 
 Notebooks use one namespace: `import mtl_tutorial as mtl`, then `mtl.fit(...)`, `mtl.plots.dev_curves(...)`.
-`plots`, `widgets`, `cli`, `exercises` and `course` load on first use, so the training code never needs
-matplotlib or widgets.
+`plots`, `widgets`, `cli`, `exercises`, `course` and `export` load on first use, so the training code never
+needs matplotlib, widgets or model cards.
 """
 
 import importlib
@@ -49,7 +51,7 @@ from .sampling import (ADAPTIVE, SAMPLERS, SamplingEpoch, TaskMix, adaptive_prob
                        passes_per_epoch, plan_epoch, task_probabilities, task_schedule)
 from .train import all_tasks_step, fit, train_step
 
-LAZY_MODULES = ("plots", "widgets", "cli", "exercises", "course")
+LAZY_MODULES = ("plots", "widgets", "cli", "exercises", "course", "export")
 
 __all__ = [
     "TrainConfig",
@@ -74,7 +76,7 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    """`mtl.plots`, `mtl.widgets`, `mtl.cli` and `mtl.exercises` are imported the first time they are used."""
+    """`mtl.plots`, `mtl.widgets`, `mtl.cli`, `mtl.exercises` and `mtl.export` load when first used."""
     if name in LAZY_MODULES:
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'mtl_tutorial' has no attribute {name!r}")

@@ -1,4 +1,5 @@
-"""The command line: `mtl-tutorial train | evaluate | predict | data` (or `python -m mtl_tutorial`)."""
+"""The command line: `mtl-tutorial train | evaluate | predict | export | data` (or `python -m mtl_tutorial`).
+"""
 
 from __future__ import annotations
 
@@ -114,6 +115,18 @@ def predict_command(args) -> None:
     print(table.to_string(index=False, float_format="%.3f", na_rep=""))
 
 
+def export_command(args) -> None:
+    from .export import export_run  # huggingface_hub's model cards only for this command
+
+    for task, folder in export_run(args.run, args.out, args.task, args.license).items():
+        size = sum(path.stat().st_size for path in folder.iterdir()) / 2**20
+        remote = ", trust_remote_code=True" if (folder / "modeling_mtl_tutorial.py").exists() else ""
+        print(f"{task}: {folder} ({size:.1f} MiB); load it with "
+              f"transformers.pipeline(\"text-classification\", model=\"{folder}\"{remote})")
+    print("Publish a folder on the Hugging Face Hub (after `hf auth login`) with: "
+          f"hf upload YOUR-NAME/mtl-tutorial-{task} {folder}")
+
+
 def data_command(args) -> None:
     where = {"data_dir": args.data_dir, "cache_dir": args.cache_dir, "base_url": args.base_url}
     if args.action == "download":
@@ -175,6 +188,14 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--task")
     predict.add_argument("--max-length", type=int, default=defaults.max_length)
     predict.set_defaults(handler=predict_command)
+
+    export = commands.add_parser("export", help="each task's best checkpoint as a Hugging Face model folder "
+                                                "that transformers.pipeline loads, with a model card")
+    export.add_argument("run")
+    export.add_argument("--out", required=True, help="the folder to write <task>/ into")
+    export.add_argument("--task", nargs="+", help="only these tasks (default: every task of the run)")
+    export.add_argument("--license", help="the model card's licence id (default: TweetEval's terms, 'other')")
+    export.set_defaults(handler=export_command)
 
     data = commands.add_parser("data",
                                help="download TweetEval tasks, or convert them to the course's TSV format")
