@@ -27,7 +27,13 @@ def check_encode(encode_tweets, data_dir: str | None = None) -> str:
     if isinstance(answer, torch.Tensor):
         raise Wrong(f"you returned a tensor of shape {tuple(answer.shape)}: a tensor needs every tweet "
                     "padded to one length. Return one list of ids per tweet, and pad later, per batch")
-    answer = [list(ids) for ids in answer]
+    if answer is None:
+        raise Wrong("your function returned None: did you forget `return`?")
+    try:
+        answer = [list(ids) for ids in answer]
+    except TypeError:  # a number, or one flat list of ids
+        raise Wrong("your answer is not one list of ids per tweet: return the tokenizer's input_ids for the "
+                    "whole list of texts, a list of lists") from None
     if len(answer) != len(texts):
         raise Wrong(f"you returned {len(answer)} sequences for {len(texts)} tweets")
     if len({len(ids) for ids in answer}) == 1:
@@ -68,6 +74,15 @@ def check_collate(collate, data_dir: str | None = None) -> str:
             "order.")
 
 
+WHY_INTEGERS = {  # why each tensor of a batch holds whole numbers
+    "input_ids": "the embedding layer looks each token id up as a row number, and a float is no row number",
+    "attention_mask": ("it says yes (1) or no (0) for each position, and the tokenizer and the package "
+                       "give it as integers; keep that type, so that your batches are the same as theirs"),
+    "labels": ("cross-entropy reads integer labels as class numbers (float labels would mean a probability "
+               "for every class, one row per tweet)"),
+}
+
+
 def compare_batches(answer, expected: dict, sequences: list[list[int]], pad_id: int, whose: str) -> None:
     """Explain the first difference between a student's padded batch and `pad_batch`'s."""
     if not isinstance(answer, dict):
@@ -79,8 +94,8 @@ def compare_batches(answer, expected: dict, sequences: list[list[int]], pad_id: 
                     f"{', '.join(map(repr, answer))})")
     for key in expected:
         if as_tensor(answer[key], f"your batch's {key!r}").dtype != torch.long:
-            raise Wrong(f"{key!r} holds {answer[key].dtype}; it must hold integers (torch.long): the "
-                        "embedding layer looks ids up by number, and cross-entropy wants class numbers")
+            raise Wrong(f"{key!r} holds {answer[key].dtype}; it must hold integers (torch.long): "
+                        + WHY_INTEGERS[key])
     size, width = expected["input_ids"].shape
     got = answer["input_ids"]
     if got.dim() != 2 or got.shape[0] != size:
@@ -121,37 +136,49 @@ def compare_batches(answer, expected: dict, sequences: list[list[int]], pad_id: 
                     f"not {answer['labels'].flatten().tolist()}")
 
 
+def baseline_cases(data_dir: str | None) -> list[tuple[str, str, list[int], list[int]]]:
+    """(task, what, training labels, test labels) a baseline is tried on: emotion's and sentiment's splits,
+    whose train and test share their commonest label, then sentiment's training labels against its first
+    100 dev tweets, where positive is commonest: there a baseline taken from the test labels shows."""
+    cases = []
+    tried = [("emotion", "emotion", "test", None), ("sentiment", "sentiment", "test", None),
+             ("sentiment", "sentiment scored on its first 100 dev tweets", "dev", 100)]
+    for name, what, split, count in tried:
+        splits = task(name, data_dir).splits
+        cases.append((name, what, splits["train"]["label"].tolist(), splits[split]["label"][:count].tolist()))
+    return cases
+
+
 @exercise("Lesson 1, exercise 3: the majority-class baseline")
 def check_majority_baseline(majority_baseline_of, data_dir: str | None = None) -> str:
     """`majority_baseline_of(train_labels, test_labels, num_labels) -> {"accuracy": ..., "macro_f1": ...}`:
     the test scores of always answering the commonest TRAINING label."""
     found = []
-    for name in ("emotion", "sentiment"):
-        current = task(name, data_dir)
-        train, test = current.splits["train"]["label"].tolist(), current.splits["test"]["label"].tolist()
-        expected = majority_baseline(name, train, test, current.num_labels)
-        answer = call(majority_baseline_of, train, test, current.num_labels)
+    for name, which, train, test in baseline_cases(data_dir):
+        names = task(name, data_dir).label_names
+        expected = majority_baseline(name, train, test, len(names))
+        answer = call(majority_baseline_of, list(train), list(test), len(names))
         if not isinstance(answer, dict) or not {"accuracy", "macro_f1"} <= set(answer):
             raise Wrong("return a dict with two numbers, {'accuracy': ..., 'macro_f1': ...}")
         accuracy, macro_f1 = (as_number(answer[key], f"your {key!r}") for key in ("accuracy", "macro_f1"))
         if accuracy > 1 or macro_f1 > 1:
-            raise Wrong(f"your {name} scores are {accuracy:.4g} and {macro_f1:.4g}: give fractions between 0 "
-                        "and 1, not percents")
+            raise Wrong(f"your {which} scores are {accuracy:.4g} and {macro_f1:.4g}: give fractions between "
+                        "0 and 1, not percents")
         counts = Counter(train).most_common()
         commonest, rarest, test_commonest = counts[0][0], counts[-1][0], Counter(test).most_common(1)[0][0]
         if not same_number(accuracy, expected["accuracy"]):
             mistake = name_the_mistake(accuracy, [
                 (accuracy_score(test, [0] * len(test)),
-                 f"you predicted label 0 ({current.label_names[0]}), not the commonest training label"),
+                 f"you predicted label 0 ({names[0]}), not the commonest training label"),
                 (accuracy_score(test, [rarest] * len(test)), "you predicted the RAREST training label"),
                 (accuracy_score(test, [test_commonest] * len(test)),
-                 ("you took the commonest label of the TEST set: a baseline may only learn from the training "
-                  "set")),
+                 (f"you took the commonest label of the TEST set ({names[test_commonest]}): a baseline may "
+                  f"only learn from the training set, whose commonest label is {names[commonest]}")),
             ], same_number)
-            raise Wrong(f"{name}: your accuracy is {accuracy:.4f}, it should be {expected['accuracy']:.4f}"
+            raise Wrong(f"{which}: your accuracy is {accuracy:.4f}, it should be {expected['accuracy']:.4f}"
                         + mistake)
         if not same_number(macro_f1, expected["macro_f1"]):
-            predictions, labels = [commonest] * len(test), list(range(current.num_labels))
+            predictions, labels = [commonest] * len(test), list(range(len(names)))
             mistake = name_the_mistake(macro_f1, [
                 (expected["accuracy"],
                  "that is the accuracy (= micro-F1): macro-F1 is the plain mean of each label's F1"),
@@ -162,8 +189,8 @@ def check_majority_baseline(majority_baseline_of, data_dir: str | None = None) -
                  ("that is the F1 of the one label you predict; macro-F1 averages over ALL the labels, and a "
                   "label never predicted has F1 = 0 (pass labels=list(range(num_labels)))")),
             ], same_number)
-            raise Wrong(f"{name}: your macro-F1 is {macro_f1:.4f}, it should be {expected['macro_f1']:.4f}"
+            raise Wrong(f"{which}: your macro-F1 is {macro_f1:.4f}, it should be {expected['macro_f1']:.4f}"
                         + mistake)
-        found.append(f"{name}: always {current.label_names[commonest]!r} gets accuracy {accuracy:.3f} but "
-                     f"macro-F1 only {macro_f1:.3f}")
+        found.append(f"{which}: always {names[commonest]!r} gets accuracy {accuracy:.3f} but macro-F1 only "
+                     f"{macro_f1:.3f}")
     return "; ".join(found) + ". Accuracy flatters a model that ignores the rare labels; macro-F1 does not."

@@ -92,8 +92,9 @@ def check_head(head_class, data_dir: str | None = None) -> str:
             plain = reference.out(reference.dense(features))
             mistake = name_the_mistake(answer, [
                 (plain, "you left out the tanh between the dense and the output layer"),
-                (reference.out(torch.relu(reference.dense(features))), "you used ReLU where BERT's head has "
-                                                                       "tanh"),
+                (reference.out(torch.relu(reference.dense(features))),
+                 "you used ReLU; this head has tanh after its dense layer (as BERT's pooler and RoBERTa's "
+                 "classification head do)"),
                 (expected.softmax(-1),
                  "your head returns probabilities (softmax); return logits, the loss applies the softmax "
                  "itself"),
@@ -125,13 +126,13 @@ def check_head(head_class, data_dir: str | None = None) -> str:
 
 
 def initialisation_problems(layers: dict[str, nn.Linear]) -> list[str]:
-    """What differs from BERT's initialisation of a classification head: N(0, 0.02) weights, zero biases."""
+    """What differs from BERT's initialisation of its linear layers: N(0, 0.02) weights, zero biases."""
     problems = []
     for name, layer in layers.items():
         weight = layer.weight.detach()
         if not 0.018 < float(weight.std()) < 0.022 or abs(float(weight.mean())) > 0.002:
-            problems.append(f"your {name} layer's weights have standard deviation {weight.std():.3f}: BERT's "
-                            "heads start from N(0, 0.02), nn.init.normal_(weight, mean=0.0, std=0.02)")
+            problems.append(f"your {name} layer's weights have standard deviation {weight.std():.3f}: BERT "
+                            "starts its layers from N(0, 0.02), nn.init.normal_(weight, mean=0.0, std=0.02)")
         if layer.bias is None or bool(layer.bias.detach().abs().max() > 0):
             problems.append(f"your {name} layer's biases are not zero: nn.init.zeros_(bias)")
     return problems

@@ -83,19 +83,23 @@ def watched_training(model: nn.Module, steps: int):
 
 
 @contextlib.contextmanager
-def watched_clipping(record: StepRecord):
-    """Within this block, torch.nn.utils.clip_grad_norm_ records in `record` that it ran."""
-    clip = torch.nn.utils.clip_grad_norm_
+def watched_calls(record: StepRecord):
+    """Within this block, every loss.backward() and torch.nn.utils.clip_grad_norm_ is recorded in `record`."""
+    clip, backward = torch.nn.utils.clip_grad_norm_, torch.autograd.backward
 
-    def watched(*args, **kwargs):
+    def watched_clip(*args, **kwargs):
         record.events.append("clip")
         return clip(*args, **kwargs)
 
-    torch.nn.utils.clip_grad_norm_ = watched
+    def watched_backward(*args, **kwargs):  # loss.backward() calls torch.autograd.backward
+        record.events.append("backward")
+        return backward(*args, **kwargs)
+
+    torch.nn.utils.clip_grad_norm_, torch.autograd.backward = watched_clip, watched_backward
     try:
         yield
     finally:
-        torch.nn.utils.clip_grad_norm_ = clip
+        torch.nn.utils.clip_grad_norm_, torch.autograd.backward = clip, backward
 
 
 def largest_difference(model: nn.Module, other: nn.Module) -> float:
@@ -127,7 +131,7 @@ def check_train_step(step, data_dir: str | None = None) -> str:
     for number, (name, batch) in enumerate(batches):
         before, seen = copy.deepcopy(model), len(record.events)
         try:
-            with watched_clipping(record), warnings.catch_warnings():
+            with watched_calls(record), warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # torch warns when the schedule steps first; we explain it
                 loss = as_number(call(step, model, batch, name, optimizer, scheduler, max_grad_norm),
                                  "your step")
@@ -154,11 +158,14 @@ def explain_step(record: StepRecord, seen: int, which: str, name: str, batch: di
     if not updates:
         raise Wrong(f"{which}: optimizer.step() was never called, so the weights did not change")
     norm = record.norm_at_update[len(record.norm_at_update) - len(updates)]  # the first update of this step
-    if norm is None:
-        raise Wrong(f"{which}: when optimizer.step() ran there was no gradient: call loss.backward() first")
-    if norm == 0.0:
-        raise Wrong(f"{which}: when optimizer.step() ran the gradient was all zeros: zero_grad() ran between "
-                    "loss.backward() and optimizer.step(); clear the gradients after the step instead")
+    if norm is None and "backward" not in events[:updates[0]]:
+        raise Wrong(f"{which}: when optimizer.step() ran there was no gradient: loss.backward() was never "
+                    "called before it")
+    if norm is None or norm == 0.0:
+        cleared = "removed them (set them to None)" if norm is None else "set them to zeros"
+        raise Wrong(f"{which}: loss.backward() ran, but when optimizer.step() ran the gradients were gone: "
+                    f"zero_grad() {cleared} between loss.backward() and optimizer.step(), so the update "
+                    "learnt nothing from this batch. Clear the gradients after optimizer.step() instead")
     if not math.isclose(loss, expected_loss, rel_tol=1e-5):
         with torch.no_grad():
             other_heads = [
@@ -212,6 +219,32 @@ def recorded_history() -> pd.DataFrame:
     return pd.read_csv(RECORDED_HISTORY)
 
 
+# A made-up history (5 epochs) in which every wrong rule picks other epochs than the right one: emotion's
+# dev loss, accuracy, macro-F1 (its official score, tied at epochs 3 and 4) and macro-recall peak apart,
+# and so do sentiment's (its official score is macro-recall). The real run's measures peak too close.
+MEASURES_APART = {
+    "emotion": {"dev_loss": [1.20, 1.00, 0.95, 1.05, 1.10], "dev_accuracy": [0.50, 0.62, 0.60, 0.58, 0.59],
+                "dev_macro_f1": [0.30, 0.45, 0.52, 0.52, 0.50],
+                "dev_macro_recall": [0.32, 0.50, 0.49, 0.51, 0.53]},
+    "sentiment": {"dev_loss": [0.95, 0.90, 0.88, 0.86, 0.99], "dev_accuracy": [0.52, 0.58, 0.57, 0.61, 0.60],
+                  "dev_macro_f1": [0.35, 0.48, 0.50, 0.47, 0.46],
+                  "dev_macro_recall": [0.40, 0.58, 0.50, 0.49, 0.48]},
+}
+
+
+def history_of_measures_apart() -> pd.DataFrame:
+    """`MEASURES_APART` as a history table like fit's: one row per epoch and task, with dev_official and
+    best_so_far (strictly better than every earlier epoch) as fit writes them."""
+    rows = []
+    for epoch in range(1, 6):
+        for name, measures in MEASURES_APART.items():
+            row = {"epoch": epoch, "task": name, **{key: value[epoch - 1] for key, value in measures.items()}}
+            row["dev_official"] = row["dev_macro_recall" if name == "sentiment" else "dev_macro_f1"]
+            earlier = [r["dev_official"] for r in rows if r["task"] == name]
+            rows.append({**row, "best_so_far": row["dev_official"] > max(earlier, default=-1.0)})
+    return pd.DataFrame(rows)
+
+
 def as_epoch(value) -> int | None:
     """An epoch number from a student's answer (int, NumPy integer, or a whole float), else None."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
@@ -221,11 +254,50 @@ def as_epoch(value) -> int | None:
     return None
 
 
+def epochs_by(rows: dict[str, pd.DataFrame], column: str, lowest: bool = False) -> dict[str, int]:
+    """Each task's epoch of the highest (or lowest) value of `column`, the first of equal ones."""
+    return {name: int(own.loc[own[column].idxmin() if lowest else own[column].idxmax(), "epoch"])
+            for name, own in rows.items()}
+
+
+def wrong_rules(table: pd.DataFrame, rows: dict[str, pd.DataFrame]) -> list[tuple[dict, str]]:
+    """What typical wrong rules choose on `table`, each with its explanation."""
+    mean_best = int(table.groupby("epoch")["dev_official"].mean().idxmax())
+    last_of_equal = {name: int(own.loc[own["dev_official"] == own["dev_official"].max(), "epoch"].max())
+                     for name, own in rows.items()}
+    return [
+        ({name: int(own["epoch"].max()) for name, own in rows.items()},
+         "you took the last epoch (the original tutorial's mistake): the best is where the dev score peaks"),
+        (epochs_by(rows, "dev_loss", lowest=True),
+         ("you took the epoch of the lowest dev LOSS; the best epoch is judged by the task's official dev "
+          "score, dev_official")),
+        (epochs_by(rows, "dev_accuracy"),
+         ("you took the epoch of the highest dev ACCURACY; the best epoch is judged by the task's official "
+          "dev score, dev_official")),
+        (epochs_by(rows, "dev_macro_f1"),
+         ("you used dev_macro_f1 for every task, but each task has its own official score (sentiment's is "
+          "macro-recall): use dev_official")),
+        (epochs_by(rows, "dev_macro_recall"),
+         ("you used dev_macro_recall for every task, but each task has its own official score (emotion's is "
+          "macro-F1): use dev_official")),
+        (last_of_equal,
+         ("of epochs with equal scores you took the last; fit keeps the first, since a later epoch must be "
+          "strictly better to replace it")),
+        ({name: mean_best for name in rows},
+         ("you picked one epoch for all the tasks (the best mean score); the tasks need not peak together, "
+          "so each gets its own")),
+        ({name: int(own["dev_official"].idxmax()) for name, own in rows.items()},
+         "you returned row numbers of the table, not epochs: read the 'epoch' column of the best row"),
+    ]
+
+
 @exercise("Lesson 4, exercise 2: each task's best epoch")
 def check_best_epochs(best_epochs, history: pd.DataFrame | None = None) -> str:
     """`best_epochs(history) -> {task: epoch}`: for every task, the epoch of its highest official dev score
-    (`dev_official`; the first of equal ones). Tried on a recorded 5-epoch run, and on `history` if given."""
-    histories = {"the recorded 5-epoch run": recorded_history()}
+    (`dev_official`; the first of equal ones). Tried on a made-up history whose measures peak apart, on a
+    recorded 5-epoch run, and on `history` if given."""
+    histories = {"a made-up history whose measures peak apart": history_of_measures_apart(),
+                 "the recorded 5-epoch run": recorded_history()}
     if history is not None:
         histories["your run"] = history
     found = []
@@ -240,28 +312,14 @@ def check_best_epochs(best_epochs, history: pd.DataFrame | None = None) -> str:
         given = {name: as_epoch(epoch) for name, epoch in answer.items()}
         if given != expected:
             rows = {name: table[table["task"] == name] for name in expected}
-            mean_best = int(table.groupby("epoch")["dev_official"].mean().idxmax())
-            mistake = name_the_mistake(given, [
-                ({name: int(own["epoch"].max()) for name, own in rows.items()},
-                 ("you took the last epoch (the original tutorial's mistake): the best is where the dev "
-                  "score peaks")),
-                ({name: int(own.loc[own["dev_loss"].idxmin(), "epoch"]) for name, own in rows.items()},
-                 ("you took the epoch of the lowest dev LOSS; the best epoch is judged by the task's "
-                  "official dev score, dev_official")),
-                ({name: mean_best for name in rows},
-                 ("you picked one epoch for all the tasks (the best mean score); the tasks need not peak "
-                  "together, so each gets its own")),
-                ({name: int(own["dev_official"].idxmax()) for name, own in rows.items()},
-                 ("you returned row numbers of the table, not epochs: read the 'epoch' column of the best "
-                  "row")),
-            ], lambda a, b: a == b)
+            mistake = name_the_mistake(given, wrong_rules(table, rows), lambda a, b: a == b)
             name = next(name for name in expected if given[name] != expected[name])
             own = rows[name]
             scores = ", ".join(f"{e}: {score:.3f}" for e, score in zip(own["epoch"], own["dev_official"]))
             raise Wrong(f"on {which}, {name}'s best epoch is {expected[name]}, you said {answer[name]!r}"
                         + mistake + f". Its dev scores by epoch: {scores}")
         found.append(f"{which}: " + ", ".join(f"{name} {epoch}" for name, epoch in expected.items()))
-    return ("; ".join(found) + ". These are the epochs fit kept as best/<task>/: each task is tested with "
+    return ("; ".join(found) + ". These are the epochs fit keeps as best/<task>/: each task is tested with "
             "its own best checkpoint.")
 
 
