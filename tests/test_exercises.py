@@ -233,21 +233,10 @@ def test_collate_names_every_other_mistake(data):
         ),
         "your batch has no 'attention_mask', 'labels'",
     )
-    fails(
-        exercises.check_collate(changed(input_ids=lambda b: b["input_ids"].float()), data),
-        "'input_ids' holds torch.float32",
-        "row number",
-    )
-    fails(
-        exercises.check_collate(changed(attention_mask=lambda b: b["attention_mask"].float()), data),
-        "'attention_mask' holds torch.float32",
-        "yes (1) or no (0)",
-    )
-    fails(
-        exercises.check_collate(changed(labels=lambda b: b["labels"].float()), data),
-        "'labels' holds torch.float32",
-        "class numbers",
-    )
+    for key, why in (("input_ids", "row number"), ("attention_mask", "yes (1) or no (0)"),
+                     ("labels", "class numbers")):  # each tensor's own reason for holding integers
+        as_floats = changed(**{key: lambda batch, key=key: batch[key].float()})
+        fails(exercises.check_collate(as_floats, data), f"'{key}' holds torch.float32", why)
     fails(
         exercises.check_collate(changed(input_ids=lambda b: b["input_ids"].flatten()), data),
         "input_ids has shape",
