@@ -11,16 +11,18 @@
     model       ClassificationHead and MultiTaskModel (one shared encoder, one head per task), save and load
     conflict    the cosine between two tasks' gradients on the shared encoder
     runs        the run folder: its files, the resumable checkpoint, reading a run back
-    evaluate    scoring a split, each task's best checkpoint on test, predictions, comparisons
+    evaluate    scoring a split, each task's best checkpoint on test, predictions
     train       fit(): the training loop (Accelerate), one step, the per-epoch bookkeeping
-    lessons     what the notebooks share: the repository, the lessons' scale, runs trained once and reused
-    exercises   check functions that run a student's own pieces against the package's, on real tweets
+    lessons     what the notebooks share: the repository, the lessons' scale, runs trained once and reused,
+                lesson 5's comparisons (multi-task against single-task, the best epoch against the last)
+    exercises   a package of check functions that run a student's own pieces against the package's, on real
+                tweets: its verdicts, its fixtures, and one module of checks per lesson (lesson1_data, ...)
     course      teaching a class: student copies without solutions, an answer key, grading of submissions
     export      each task's best checkpoint as a standard Hugging Face classifier (pipeline-ready), with a
                 model card
     plots       pictures for the lessons (matplotlib figures)
     widgets     ipywidgets panels over the same functions (temperature, training, labelling, quizzes)
-    cli         `mtl-tutorial train | evaluate | predict | export | data`
+    cli         `mtl-tutorial train | evaluate | predict | export | data | course`
     files       writing files and folders atomically;  checksums: SHA-256 of every TweetEval file
     hardware    what the machine computes fast: native bf16 on the CPU, the precision a GPU trains in
     dependencies  the optional packages a setting needs (UPGrad's solvers), checked before a run starts
@@ -38,11 +40,11 @@ from .combine import (COMBINERS, GradientAggregation, LossWeighting, combined_st
 from .conflict import encoder_gradient, gradient_cosines
 from .config import TrainConfig
 from .data import TWEETEVAL_TASKS, DataError, Task, load_task, load_tasks, write_tsv_folder
-from .evaluate import (best_vs_last, confusion_of, evaluate_run, evaluate_split, label_tweet,
-                       multitask_vs_single_task, predict, predict_run, predictions_on_test, results_table,
-                       score_of)
+from .evaluate import (evaluate_run, evaluate_split, label_tweet, predict, predict_run, predictions_on_test,
+                       results_table)
 from .lessons import (describe_scale, lesson_config, lesson_scale, on_colab, open_or_train, runs_folder,
                       short_experiment, single_task_configs, single_task_runs, train_run, training_plan)
+from .lessons import best_vs_last, confusion_of, multitask_vs_single_task, score_of  # lesson 5's comparisons
 from .metrics import official_score, scores
 from .model import (ClassificationHead, MultiTaskModel, build_model, load_encoder, load_model, save_model,
                     similarities)

@@ -1,7 +1,7 @@
 """Lesson step 5, evaluation: score a split, test each task with its own best checkpoint, label new tweets.
 
-Also the comparisons the lessons draw: multi-task against single-task, the best epoch against the last,
-every test prediction with its confusion table, and what every head says about one tweet.
+Also every test prediction of a run, and what every head says about one tweet. The comparisons lesson 5
+draws from these (multi-task against single-task, the best epoch against the last) are in `lessons`.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from accelerate import Accelerator
 from accelerate.utils import gather_object
 
 from .batching import EncodedSplit, encode, evaluation_batches, to_device
-from .metrics import confusion_table, majority_baseline, official_metric_name, official_score, scores
+from .metrics import majority_baseline, official_metric_name, scores
 from .model import MultiTaskModel, load_model, restore_weights
-from .runs import (BEST_FOLDER, LAST_FOLDER, TrainingRun, best_folder, is_run, last_folder, load_config,
-                   load_run_tasks, open_run, run_task_names)
+from .runs import (BEST_FOLDER, best_folder, is_run, last_folder, load_config, load_run_tasks,
+                   run_task_names)
 
 
 @torch.inference_mode()
@@ -142,20 +142,8 @@ def results_table(results: dict) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------
-# Comparisons and a look inside a run
+# Predictions of a run, tweet by tweet
 # ---------------------------------------------------------------------------------------------
-
-
-def multitask_vs_single_task(multitask: TrainingRun, single: dict[str, TrainingRun]) -> pd.DataFrame:
-    """Test scores per task (each from its best dev epoch): single-task, multi-task, their difference."""
-    rows = []
-    for task, result in multitask.results.items():
-        alone = single[task].results[task]
-        rows.append({"task": task, "metric": result["official_metric"],
-                     "majority baseline": result["test_majority_baseline"]["official"],
-                     "single-task": alone["test"]["official"], "multi-task": result["test"]["official"],
-                     "multi - single": result["test"]["official"] - alone["test"]["official"]})
-    return pd.DataFrame(rows).set_index("task")
 
 
 def predictions_on_test(folder: str | Path, task: str, checkpoint: str = BEST_FOLDER) -> pd.DataFrame:
@@ -172,31 +160,6 @@ def predictions_on_test(folder: str | Path, task: str, checkpoint: str = BEST_FO
     return pd.DataFrame({"text": test["text"],
                          "true": pd.Categorical.from_codes(test["label"], names),
                          "predicted": pd.Categorical(table["label"], categories=names)})
-
-
-def confusion_of(predictions: pd.DataFrame) -> pd.DataFrame:
-    """The confusion table of a `predictions_on_test` frame: rows are the truth, columns the prediction."""
-    names = list(predictions["true"].cat.categories)
-    return confusion_table(predictions["true"].cat.codes, predictions["predicted"].cat.codes, names)
-
-
-def score_of(predictions: pd.DataFrame, task: str) -> float:
-    """The official TweetEval score of a `predictions_on_test` frame."""
-    names = predictions["true"].cat.categories
-    return official_score(task, predictions["true"].cat.codes, predictions["predicted"].cat.codes, len(names))
-
-
-def best_vs_last(run: TrainingRun | str | Path) -> pd.DataFrame:
-    """Test score of each task's best dev epoch beside the last one's (what the original tutorial tested)."""
-    run = run if isinstance(run, TrainingRun) else open_run(run)
-    last_epoch = int(run.history["epoch"].max())
-    rows = []
-    for task, result in run.results.items():
-        last = score_of(predictions_on_test(run.folder, task, LAST_FOLDER), task)
-        rows.append({"task": task, "metric": official_metric_name(task),
-                     "best dev epoch": result["best_epoch"], "test, best epoch": result["test"]["official"],
-                     "last epoch": last_epoch, "test, last epoch": last})
-    return pd.DataFrame(rows).set_index("task")
 
 
 def label_tweet(models: dict, text: str) -> pd.DataFrame:

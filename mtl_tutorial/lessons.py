@@ -17,10 +17,12 @@ import torch
 
 from .config import TrainConfig
 from .data import task_name
+from .evaluate import predictions_on_test
 from .files import recover_interrupted_writes, staged_folder
 from .hardware import gpu_precision
-from .runs import (TrainingRun, exclusive_run_folder, has_checkpoint, is_finished, load_history,
-                   load_run_tasks, open_run, saved_config)
+from .metrics import confusion_table, official_metric_name, official_score
+from .runs import (LAST_FOLDER, TrainingRun, exclusive_run_folder, has_checkpoint, is_finished,
+                   load_history, load_run_tasks, open_run, saved_config)
 from .train import fit
 
 # The repository on GitHub: the notebooks' Colab cells and README's badges must agree (tested)
@@ -240,3 +242,45 @@ def training_minutes(config: TrainConfig, speed: float, epochs: int) -> float:
     train = sum(len(task.splits["train"]) for task in tasks)
     dev, test = (sum(len(task.splits[split]) for task in tasks) for split in ("dev", "test"))
     return (epochs * (train + dev / 3) + test / 3) / speed / 60
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 5's comparisons: multi-task against single-task, the best epoch against the last
+# ---------------------------------------------------------------------------------------------
+
+
+def multitask_vs_single_task(multitask: TrainingRun, single: dict[str, TrainingRun]) -> pd.DataFrame:
+    """Test scores per task (each from its best dev epoch): single-task, multi-task, their difference."""
+    rows = []
+    for task, result in multitask.results.items():
+        alone = single[task].results[task]
+        rows.append({"task": task, "metric": result["official_metric"],
+                     "majority baseline": result["test_majority_baseline"]["official"],
+                     "single-task": alone["test"]["official"], "multi-task": result["test"]["official"],
+                     "multi - single": result["test"]["official"] - alone["test"]["official"]})
+    return pd.DataFrame(rows).set_index("task")
+
+
+def confusion_of(predictions: pd.DataFrame) -> pd.DataFrame:
+    """The confusion table of a `predictions_on_test` frame: rows are the truth, columns the prediction."""
+    names = list(predictions["true"].cat.categories)
+    return confusion_table(predictions["true"].cat.codes, predictions["predicted"].cat.codes, names)
+
+
+def score_of(predictions: pd.DataFrame, task: str) -> float:
+    """The official TweetEval score of a `predictions_on_test` frame."""
+    names = predictions["true"].cat.categories
+    return official_score(task, predictions["true"].cat.codes, predictions["predicted"].cat.codes, len(names))
+
+
+def best_vs_last(run: TrainingRun | str | Path) -> pd.DataFrame:
+    """Test score of each task's best dev epoch beside the last one's (what the original tutorial tested)."""
+    run = run if isinstance(run, TrainingRun) else open_run(run)
+    last_epoch = int(run.history["epoch"].max())
+    rows = []
+    for task, result in run.results.items():
+        last = score_of(predictions_on_test(run.folder, task, LAST_FOLDER), task)
+        rows.append({"task": task, "metric": official_metric_name(task),
+                     "best dev epoch": result["best_epoch"], "test, best epoch": result["test"]["official"],
+                     "last epoch": last_epoch, "test, last epoch": last})
+    return pd.DataFrame(rows).set_index("task")

@@ -252,7 +252,7 @@ def head_probabilities(answer: pd.DataFrame, text: str = "") -> Figure:
 def multitask_vs_single_task(table: pd.DataFrame) -> Figure:
     """Bars of each task's test score: majority baseline, single-task and multi-task.
 
-    `table` is what `evaluate.multitask_vs_single_task` gives.
+    `table` is what `lessons.multitask_vs_single_task` gives.
     """
     columns = ["majority baseline", "single-task", "multi-task"]
     figure, axes = plt.subplots(figsize=(2.6 * len(table) + 3, 3.8), constrained_layout=True)

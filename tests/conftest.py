@@ -5,9 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoTokenizer, BertConfig, BertModel
-
-from mtl_tutorial.model import packaged_encoder_path
+from mtl_tutorial.exercises.fixtures import tiny_encoder, tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 TWEETEVAL = Path(os.environ.get("MTL_TUTORIAL_TEST_DATA", REPO.parent / "shared" / "data" / "tweeteval"))
@@ -24,14 +22,14 @@ def tweeteval_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_encoder_dir(tmp_path_factory) -> Path:
     """A 2-layer, 32-wide random BERT with the packaged MiniLM's tokenizer, saved as a model folder."""
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    tokenizer = AutoTokenizer.from_pretrained(packaged_encoder_path())
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
-    # the same encoder every session; in test_hardening's run both tasks improve after epoch 1
-    torch.manual_seed(2)
-    BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    # exercises.tiny_encoder with dropout; seed 2: in test_hardening's run both tasks improve after epoch 1
+    return save_tiny_encoder(tmp_path_factory.mktemp("tiny-bert"), seed=2, dropout=0.1)
+
+
+def save_tiny_encoder(folder: Path, seed: int, dropout: float) -> Path:
+    """Save `exercises.tiny_encoder(seed, dropout)` with the packaged MiniLM's tokenizer as a model folder."""
+    tiny_encoder(seed, dropout).save_pretrained(folder)
+    tokenizer().save_pretrained(folder)
     return folder
 
 

@@ -17,14 +17,15 @@ from safetensors.torch import load_file
 from torchjd.aggregation import MGDA, PCGrad, UPGrad
 from torchjd.autojac import backward as torchjd_backward
 from torchjd.autojac import jac_to_grad
-from transformers import AutoTokenizer, BertConfig, BertModel
+
+from conftest import save_tiny_encoder
 
 from mtl_tutorial.cli import main
 from mtl_tutorial.batching import encode_task
 from mtl_tutorial.combine import COMBINERS, make_combiner, mgda_pair, pcgrad_pair, uncertainty_weighted_loss
 from mtl_tutorial.config import TrainConfig
 from mtl_tutorial.data import load_tasks
-from mtl_tutorial.model import MultiTaskModel, build_model, packaged_encoder_path
+from mtl_tutorial.model import MultiTaskModel, build_model
 from mtl_tutorial.runs import STATE_FILE
 from mtl_tutorial.train import aggregate_encoder_gradients, fit
 
@@ -324,14 +325,7 @@ sys.exit(main(sys.argv[1:]))
 
 @pytest.fixture(scope="module")
 def encoder_without_dropout(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny-bert-no-dropout")
-    tokenizer = AutoTokenizer.from_pretrained(packaged_encoder_path())
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
-                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return save_tiny_encoder(tmp_path_factory.mktemp("tiny-bert-no-dropout"), seed=0, dropout=0.0)
 
 
 def torchrun_train(work, processes: int, batch_size: int, combine: str, encoder, tweeteval_dir):

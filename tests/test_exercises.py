@@ -2,13 +2,14 @@
 mistake named in the message, and a student's function that raises gets a verdict, not a traceback."""
 
 import dataclasses
+from collections import Counter
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import f1_score, recall_score
+from sklearn.metrics import f1_score, precision_score, recall_score
 from torch import nn
 from transformers import get_linear_schedule_with_warmup
 
@@ -132,8 +133,10 @@ def padded_to(width, pad_with_zero=False, left=False, mask_everything=False):
 
 def test_collate(data):
     passes(exercises.check_collate(collate, data))
-    fails(exercises.check_collate(padded_to(64), data),
-          "your batch is padded to 64, not to its longest tweet (30)")
+    fails(
+        exercises.check_collate(padded_to(64), data),
+        "your batch is padded to 64, not to its longest tweet (30)",
+    )
     fails(exercises.check_collate(padded_to(None, pad_with_zero=True), data), "not the pad id 1", "RoBERTa")
     fails(exercises.check_collate(padded_to(None, left=True), data), "you padded on the left")
     fails(exercises.check_collate(padded_to(None, mask_everything=True), data), "1 on the pad positions too")
@@ -185,6 +188,129 @@ def test_majority_baseline(data):
             lambda train, test, n: {k: 100 * v for k, v in majority_baseline(train, test, n).items()}, data
         ),
         "not percents",
+    )
+
+
+def test_encode_names_every_other_mistake(data):
+    fails(
+        exercises.check_encode(
+            lambda t, texts, n: t(texts, padding=True, truncation=True, max_length=n, return_tensors="pt")[
+                "input_ids"
+            ],
+            data,
+        ),
+        "you returned a tensor of shape (64, 24)",
+    )
+    fails(
+        exercises.check_encode(
+            lambda t, texts, n: t(texts[1:], truncation=True, max_length=n)["input_ids"], data
+        ),
+        "you returned 63 sequences for 64 tweets",
+    )
+    fails(
+        exercises.check_encode(
+            lambda t, texts, n: t(texts[0], truncation=True, max_length=n)["input_ids"], data
+        ),
+        "not one list of ids per tweet",
+    )
+    fails(exercises.check_encode(lambda t, texts, n: None, data), "returned None")
+
+
+def test_collate_names_every_other_mistake(data):
+    def changed(**changes):
+        return lambda examples, pad_id: {
+            **collate(examples, pad_id),
+            **{key: change(collate(examples, pad_id)) for key, change in changes.items()},
+        }
+
+    fails(
+        exercises.check_collate(lambda examples, pad_id: tuple(collate(examples, pad_id).values()), data),
+        "your collate returned a tuple",
+    )
+    fails(
+        exercises.check_collate(
+            lambda examples, pad_id: {"input_ids": collate(examples, pad_id)["input_ids"]}, data
+        ),
+        "your batch has no 'attention_mask', 'labels'",
+    )
+    for key, why in (("input_ids", "row number"), ("attention_mask", "yes (1) or no (0)"),
+                     ("labels", "class numbers")):  # each tensor's own reason for holding integers
+        as_floats = changed(**{key: lambda batch, key=key: batch[key].float()})
+        fails(exercises.check_collate(as_floats, data), f"'{key}' holds torch.float32", why)
+    fails(
+        exercises.check_collate(changed(input_ids=lambda b: b["input_ids"].flatten()), data),
+        "input_ids has shape",
+    )
+    fails(
+        exercises.check_collate(changed(input_ids=lambda b: b["input_ids"][:, :-1]), data),
+        "you cut tweets short",
+    )
+    fails(
+        exercises.check_collate(changed(input_ids=lambda b: b["input_ids"].flip(0)), data),
+        "row 0 does not start with its tweet's ids",
+    )
+    fails(
+        exercises.check_collate(changed(attention_mask=lambda b: b["attention_mask"][:, :-1]), data),
+        "attention_mask has shape",
+    )
+    fails(
+        exercises.check_collate(changed(attention_mask=lambda b: 1 - b["attention_mask"]), data),
+        "your attention mask is inverted",
+    )
+    fails(
+        exercises.check_collate(changed(attention_mask=lambda b: b["attention_mask"].roll(1, 1)), data),
+        "your attention mask is not 1 on tokens and 0 on pads",
+    )
+    fails(
+        exercises.check_collate(changed(labels=lambda b: b["labels"].flip(0)), data),
+        "(the examples' labels, in order)",
+    )
+
+
+def always(pick):
+    """A baseline that always answers the label `pick(train_labels, test_labels)`."""
+
+    def baseline(train_labels, test_labels, num_labels):
+        label = pick(train_labels, test_labels)
+        return {
+            "accuracy": float(np.mean(np.array(test_labels) == label)),
+            "macro_f1": f1_score(
+                test_labels, [label] * len(test_labels), labels=list(range(num_labels)), average="macro"
+            ),
+        }
+
+    return baseline
+
+
+def test_majority_baseline_names_every_other_mistake(data):
+    verdict = passes(exercises.check_majority_baseline(majority_baseline, data))
+    assert "sentiment scored on its first 100 dev tweets: always 'neutral'" in verdict.message
+    fails(
+        exercises.check_majority_baseline(
+            always(lambda train, test: Counter(train).most_common()[-1][0]), data
+        ),
+        "emotion: your accuracy",
+        "you predicted the RAREST training label",
+    )
+    fails(
+        exercises.check_majority_baseline(
+            always(lambda train, test: Counter(test).most_common(1)[0][0]), data
+        ),
+        "sentiment scored on its first 100 dev tweets: your accuracy is 0.4400, it should be 0.3900",
+        "the commonest label of the TEST set (positive)",
+        "whose commonest label is neutral",
+    )
+
+    def one_label(train, test, n):
+        commonest = Counter(train).most_common(1)[0][0]
+        return {
+            **majority_baseline(train, test, n),
+            "macro_f1": f1_score(test, [commonest] * len(test), labels=[commonest], average="macro"),
+        }
+
+    fails(exercises.check_majority_baseline(one_label, data), "that is the F1 of the one label you predict")
+    fails(
+        exercises.check_majority_baseline(lambda train, test, n: 0.5, data), "return a dict with two numbers"
     )
 
 
@@ -313,6 +439,83 @@ def test_forward(data):
     fails(exercises.check_forward(any_task, data), "no head for 'irony', yet your forward returned an answer")
 
 
+def test_mean_pooling_names_every_other_mistake(data):
+    fails(
+        exercises.check_mean_pooling(lambda hidden, mask: hidden.mean((0, 1)), data),
+        "you averaged over the whole batch too",
+    )
+    fails(
+        exercises.check_mean_pooling(lambda hidden, mask: hidden * mask.unsqueeze(-1), data),
+        "you did not average, there is still one vector per token",
+    )
+    fails(
+        exercises.check_mean_pooling(lambda hidden, mask: (hidden * mask.unsqueeze(-1)).sum(1), data),
+        "you summed the token vectors but did not divide",
+    )
+
+
+class ReluHead(Head):
+    def forward(self, features):
+        return self.out(self.dropout(torch.relu(self.dense(features))))
+
+
+class SoftmaxHead(Head):
+    def forward(self, features):
+        return super().forward(features).softmax(-1)
+
+
+class TanhAfterTheOutput(Head):
+    def forward(self, features):
+        return torch.tanh(self.out(self.dropout(self.dense(features))))
+
+
+class TwoDropouts(Head):
+    def forward(self, features):
+        return self.out(self.dropout(self.dropout(torch.tanh(self.dense(features)))))
+
+
+class Narrow(Head):
+    def __init__(self, hidden_size, num_labels, dropout=0.1):
+        super().__init__(hidden_size, num_labels, dropout)
+        self.dense, self.out = nn.Linear(hidden_size, 128), nn.Linear(128, num_labels)
+
+
+def test_head_names_every_other_mistake(data):
+    fails(exercises.check_head(ReluHead, data), "you used ReLU", "RoBERTa's classification head")
+    fails(exercises.check_head(SoftmaxHead, data), "your head returns probabilities (softmax)")
+    fails(exercises.check_head(TanhAfterTheOutput, data), "you put the tanh after the output layer")
+    fails(exercises.check_head(TwoDropouts, data), "apply dropout once")
+    fails(exercises.check_head(Narrow, data), "your layers map [(384, 128), (128, 4)]")
+    fails(exercises.check_head(lambda hidden, labels, dropout: "a head", data), "your class made a str")
+
+
+def test_forward_names_every_other_mistake(data):
+    def pooler(self, input_ids, attention_mask, task):
+        return self.heads[task](
+            self.encoder(input_ids=input_ids, attention_mask=attention_mask).pooler_output
+        )
+
+    def mean_with_pads(self, input_ids, attention_mask, task):
+        outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+        return self.heads[task](outputs.last_hidden_state.mean(1))
+
+    def no_such_attribute(self, input_ids, attention_mask, task):
+        return self.head[task](self.encoder(input_ids=input_ids, attention_mask=attention_mask).pooler_output)
+
+    def wrong_dimension(self, input_ids, attention_mask, task):
+        outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+        return self.heads[task](outputs.last_hidden_state.mean(-1))
+
+    fails(exercises.check_forward(pooler, data), "you used the encoder's pooler_output")
+    fails(exercises.check_forward(mean_with_pads, data), "your mean includes the pad tokens")
+    fails(
+        exercises.check_forward(no_such_attribute, data),
+        "has no attribute 'head'",
+        "Hint: an object has no such attribute",
+    )
+    fails(exercises.check_forward(wrong_dimension, data), "Hint: a layer got a vector of the wrong size")
+
+
 # ---------------------------------------------------------------------------------------------
 # Lesson 3
 # ---------------------------------------------------------------------------------------------
@@ -408,6 +611,37 @@ def test_schedule(data):
     fails(
         exercises.check_schedule(lambda p, steps, seed: draw_schedule(p, steps, 0), data), "ignores the seed"
     )
+
+
+def test_sampling_checks_name_every_other_mistake(data):
+    fails(
+        exercises.check_temperature(lambda sizes, t: {k: 1 / len(sizes) for k in sizes}, data),
+        "T = 1 the probabilities",
+        "your probabilities are uniform",
+    )
+    fails(exercises.check_temperature(lambda sizes, t: {"emotion": 1.0}, data), "expected one per task")
+    fails(
+        exercises.check_draws_per_epoch(lambda sizes, b, p: dict(p), data),
+        "these are the probabilities; multiply them",
+    )
+    fails(
+        exercises.check_draws_per_epoch(lambda sizes, b, p: {t: -(-sizes[t] // b) for t in sizes}, data),
+        "proportional sampling: expect emotion 101.8",
+        "that is each task's number of batches, whatever the sampler",
+    )
+    fails(
+        exercises.check_schedule(lambda p, steps, seed: draw_schedule(p, steps - 1, seed), data),
+        "asked for 2000 steps, your schedule has 1999",
+    )
+    fails(
+        exercises.check_schedule(lambda p, steps, seed: torch.zeros(steps), data), "your schedule is a Tensor"
+    )
+    fails(exercises.check_schedule(lambda p, steps, seed: [0] * steps, data), "which are not task names")
+
+    def uniform(probabilities, steps, seed):
+        return draw_schedule({task: 1 / len(probabilities) for task in probabilities}, steps, seed)
+
+    fails(exercises.check_schedule(uniform, data), "draw each step with the given probabilities")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -553,8 +787,11 @@ def test_best_epochs(tiny_encoder_dir, tweeteval_dir, tmp_path):
     fails(exercises.check_best_epochs(last), "you took the last epoch")
     fails(exercises.check_best_epochs(same_for_all), "you picked one epoch for all the tasks")
     fails(exercises.check_best_epochs(row_numbers), "you returned row numbers of the table")
-    fails(exercises.check_best_epochs(lowest_loss), "sentiment's best epoch is 2, you said 3",
-          "the lowest dev LOSS")
+    fails(
+        exercises.check_best_epochs(lowest_loss),
+        "sentiment's best epoch is 2, you said 4",
+        "the lowest dev LOSS",
+    )
 
 
 def test_a_hand_written_loop_gives_fits_loss_on_the_same_batches(tiny_encoder_dir, tweeteval_dir, tmp_path):
@@ -576,8 +813,10 @@ def test_a_hand_written_loop_gives_fits_loss_on_the_same_batches(tiny_encoder_di
         tasks = load_run_tasks(config)
         model, tokenizer = build_model({name: task.label_names for name, task in tasks.items()}, config.model)
         encoded = {name: encode_task(tokenizer, task, config.max_length) for name, task in tasks.items()}
-        streams = {name: BatchStream(splits["train"], config.batch_size, config.seed)
-                   for name, splits in encoded.items()}
+        streams = {
+            name: BatchStream(splits["train"], config.batch_size, config.seed)
+            for name, splits in encoded.items()
+        }
         sizes = {name: len(encoded[name]["train"]) for name in tasks}
         steps = sum(batches_per_pass(size, config.batch_size) for size in sizes.values())
         optimizer = torch.optim.AdamW(
@@ -612,6 +851,121 @@ def test_a_hand_written_loop_gives_fits_loss_on_the_same_batches(tiny_encoder_di
         exercises.hand_loop_vs_fit([{"task": "emotion", "loss": 1.0}], history)
     with pytest.raises(ValueError, match="no row for task 'irony' in epoch 1"):
         exercises.hand_loop_vs_fit([{"task": "irony", "loss": 1.0, "size": 4}], history)
+
+
+def a_step(order, reduction="mean"):
+    """A training step doing `order`'s calls in that order (forward and loss always come first)."""
+
+    def step(model, batch, task, optimizer, scheduler, max_grad_norm):
+        loss = F.cross_entropy(
+            model(batch["input_ids"], batch["attention_mask"], task), batch["labels"], reduction=reduction
+        )
+        calls = {
+            "backward": loss.backward,
+            "zero_grad": optimizer.zero_grad,
+            "zero_grad to zeros": lambda: optimizer.zero_grad(set_to_none=False),
+            "clip": lambda: torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm),
+            "step": optimizer.step,
+            "schedule": scheduler.step,
+        }
+        for call in order:
+            calls[call]()
+        return loss
+
+    return step
+
+
+def test_train_step_names_every_other_mistake(data):
+    right = ["backward", "clip", "step", "schedule", "zero_grad"]
+    passes(exercises.check_train_step(a_step(right), data))
+    fails(
+        exercises.check_train_step(a_step(["backward", "clip", "schedule", "zero_grad"]), data),
+        "optimizer.step() was never called",
+    )
+    fails(
+        exercises.check_train_step(a_step(["clip", "step", "schedule", "zero_grad"]), data),
+        "there was no gradient: loss.backward() was never called",
+    )
+    fails(
+        exercises.check_train_step(a_step(["backward", "zero_grad", "clip", "step", "schedule"]), data),
+        "loss.backward() ran",
+        "zero_grad() removed them (set them to None) between loss.backward() and optimizer.step()",
+    )
+    fails(
+        exercises.check_train_step(
+            a_step(["backward", "zero_grad to zeros", "clip", "step", "schedule"]), data
+        ),
+        "zero_grad() set them to zeros between loss.backward() and optimizer.step()",
+    )
+    fails(exercises.check_train_step(a_step(right, reduction="sum"), data), "reduction='sum'")
+    fails(
+        exercises.check_train_step(a_step(["backward", "clip", "step", "zero_grad"]), data),
+        "the learning rate never moved",
+    )
+    fails(
+        exercises.check_train_step(
+            a_step(["backward", "clip", "step", "step", "schedule", "zero_grad"]), data
+        ),
+        "in that order and once each",
+    )
+
+    def without_gradient(model, batch, task, optimizer, scheduler, max_grad_norm):
+        with torch.no_grad():
+            loss = F.cross_entropy(model(batch["input_ids"], batch["attention_mask"], task), batch["labels"])
+        loss.backward()
+        return loss
+
+    fails(exercises.check_train_step(without_gradient, data), "Hint: the loss has no gradient")
+
+
+def test_the_made_up_history_makes_every_wrong_rule_choose_other_epochs():
+    history = exercises.lesson4_training.history_of_measures_apart()
+    rows = {task: history[history["task"] == task] for task in ("emotion", "sentiment")}
+    right = exercises.best_epochs_by_fit(history)
+    assert right == {"emotion": 3, "sentiment": 2}  # emotion's macro-F1 ties at 3 and 4: fit keeps the first
+    chosen = [tuple(rule.values()) for rule, _ in exercises.lesson4_training.wrong_rules(history, rows)]
+    assert len(set(chosen)) == len(chosen) and tuple(right.values()) not in chosen, chosen
+
+
+def test_best_epochs_names_every_mistake_on_a_history_whose_measures_peak_apart():
+    def by(column, lowest=False):
+        def rule(history):
+            return {
+                task: int(rows.loc[rows[column].idxmin() if lowest else rows[column].idxmax(), "epoch"])
+                for task, rows in history.groupby("task")
+            }
+
+        return rule
+
+    def last_of_equal(history):
+        return {
+            task: int(rows.loc[rows["dev_official"] == rows["dev_official"].max(), "epoch"].max())
+            for task, rows in history.groupby("task")
+        }
+
+    apart = "on a made-up history whose measures peak apart"
+    fails(exercises.check_best_epochs(by("dev_accuracy")), apart, "the highest dev ACCURACY")
+    fails(exercises.check_best_epochs(by("dev_loss", lowest=True)), apart, "the lowest dev LOSS")
+    fails(
+        exercises.check_best_epochs(by("dev_macro_f1")),
+        apart,
+        "sentiment's best epoch is 2, you said 3",
+        "you used dev_macro_f1 for every task",
+    )
+    fails(
+        exercises.check_best_epochs(by("dev_macro_recall")),
+        apart,
+        "emotion's best epoch is 3, you said 5",
+        "you used dev_macro_recall for every task",
+    )
+    fails(
+        exercises.check_best_epochs(last_of_equal),
+        apart,
+        "emotion's best epoch is 3, you said 4",
+        "fit keeps the first",
+    )
+    fails(exercises.check_best_epochs(lambda history: [3, 2]), "return a dict {task: epoch}")
+    fails(exercises.check_best_epochs(lambda history: {"emotion": 3}), "expected one per task")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -704,6 +1058,30 @@ def test_checks_name_a_wrong_return_type(data):
     assert dataclasses.is_dataclass(exercises.Verdict)
 
 
+def test_score_checks_name_every_other_mistake(data):
+    fails(
+        exercises.check_sentiment_score(
+            lambda t, p: precision_score(t, p, average="macro", zero_division=0), data
+        ),
+        "that is macro-precision",
+    )
+    fails(
+        exercises.check_sentiment_score(lambda t, p: f1_score(t, p, labels=[0, 2], average="macro"), data),
+        "the mean F1 of positive and negative",
+    )
+    fails(
+        exercises.check_stance_score(
+            lambda t, p: recall_score(t, p, labels=[1, 2], average="macro", zero_division=0), data
+        ),
+        "that is the mean RECALL of against and favor",
+    )
+    fails(
+        exercises.check_stance_score(lambda t, p: f1_score(t, p, labels=[2], average="macro"), data),
+        "that is the F1 of favor alone",
+    )
+    fails(exercises.check_confusion(lambda t, p, n: "a table", data), "your confusion is a str")
+
+
 # ---------------------------------------------------------------------------------------------
 # Lesson 6
 # ---------------------------------------------------------------------------------------------
@@ -746,8 +1124,11 @@ def test_pcgrad_projection(data):
             g1 -= dot / (g2 @ g2) * g2
         return g1, g2
 
-    fails(exercises.check_pcgrad_projection(always, data), "agree, (2, 1) and (1, 3)",
-          "you projected although they agree")
+    fails(
+        exercises.check_pcgrad_projection(always, data),
+        "agree, (2, 1) and (1, 3)",
+        "you projected although they agree",
+    )
     fails(exercises.check_pcgrad_projection(onto_itself, data), "along ITSELF")
     fails(exercises.check_pcgrad_projection(only_the_first, data), "you projected only g1")
     fails(exercises.check_pcgrad_projection(wrong_length, data), "squared length of the wrong gradient")
@@ -794,11 +1175,71 @@ def test_mgda_two_tasks(data):
 def test_uncertainty_loss(data):
     verdict = passes(exercises.check_uncertainty_loss(lambda L, s: (torch.exp(-s) * L + s).sum(), data))
     assert "on the real losses emotion" in verdict.message
-    fails(exercises.check_uncertainty_loss(lambda L, s: (torch.exp(-s) * L).sum(), data),
-          "you left out the + s_i")
+    fails(
+        exercises.check_uncertainty_loss(lambda L, s: (torch.exp(-s) * L).sum(), data),
+        "you left out the + s_i",
+    )
     fails(exercises.check_uncertainty_loss(lambda L, s: (torch.exp(s) * L + s).sum(), data), "exp(s_i) L_i")
     fails(exercises.check_uncertainty_loss(lambda L, s: (torch.exp(-s) * L + s).mean(), data), "add them up")
-    fails(exercises.check_uncertainty_loss(lambda L, s: (0.5 * torch.exp(-s) * L + 0.5 * s).sum(), data),
-          "regression form")  # the same value as the mean, with two tasks: one message names both
-    fails(exercises.check_uncertainty_loss(lambda L, s: (torch.exp(-s) * L + s).sum().item(), data),
-          "has no gradient")
+    fails(
+        exercises.check_uncertainty_loss(lambda L, s: (0.5 * torch.exp(-s) * L + 0.5 * s).sum(), data),
+        "regression form",
+    )  # the same value as the mean, with two tasks: one message names both
+    fails(
+        exercises.check_uncertainty_loss(lambda L, s: (torch.exp(-s) * L + s).sum().item(), data),
+        "has no gradient",
+    )
+
+
+def test_gradient_checks_name_every_other_mistake(data):
+    def conflicting(project):
+        return lambda g1, g2: project(g1, g2, g1 @ g2) if g1 @ g2 < 0 else (g1, g2)
+
+    fails(
+        exercises.check_pcgrad_projection(lambda g1, g2: (g1, g2), data),
+        "you left them alone, but they conflict",
+    )
+    fails(
+        exercises.check_pcgrad_projection(
+            conflicting(lambda g1, g2, dot: (g1, g2 - dot / (g1 @ g1) * g1)), data
+        ),
+        "you projected only g2",
+    )
+    fails(
+        exercises.check_pcgrad_projection(
+            conflicting(lambda g1, g2, dot: (g1 - dot * g2, g2 - dot * g1)), data
+        ),
+        "you forgot to divide by the squared length",
+    )
+    fails(
+        exercises.check_pcgrad_projection(
+            conflicting(lambda g1, g2, dot: (g1 - dot / g2.norm() * g2, g2 - dot / g1.norm() * g1)), data
+        ),
+        "not by the squared length",
+    )
+    fails(
+        exercises.check_pcgrad_projection(
+            conflicting(lambda g1, g2, dot: (g1 + dot / (g2 @ g2) * g2, g2 + dot / (g1 @ g1) * g1)), data
+        ),
+        "you ADDED the component",
+    )
+    fails(
+        exercises.check_pcgrad_projection(
+            conflicting(lambda g1, g2, dot: pcgrad_projections(g1, g2)[::-1]), data
+        ),
+        "you returned them in the other order",
+    )
+    fails(exercises.check_pcgrad_projection(lambda g1, g2: [g1], data), "return a pair (g1_new, g2_new)")
+    fails(exercises.check_mgda_two_tasks(lambda g1, g2: g1 + g2, data), "that is the sum of the two")
+    fails(
+        exercises.check_mgda_two_tasks(lambda g1, g2: g1 if g1.norm() <= g2.norm() else g2, data),
+        "that is the shorter of the two gradients",
+    )
+    fails(
+        exercises.check_uncertainty_loss(lambda L, s: (torch.exp(-s) * L - s).sum(), data),
+        "you subtracted s_i",
+    )
+    fails(
+        exercises.check_uncertainty_loss(lambda L, s: (torch.exp(-s.detach()) * L + s).sum(), data),
+        "your loss's gradient with respect to the log-variances",
+    )

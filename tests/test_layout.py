@@ -16,34 +16,59 @@ RUN_FOLDER_NAMES = ('"config.json"', '"history.json"', '"history.csv"', '"result
                     '"training_state.pt"', '"dev_curves.png"')
 
 
-def package_modules() -> set[str]:
-    """The package's modules and subpackages (mtl_tutorial/course/ counts as one, `course`)."""
-    return ({path.stem for path in PACKAGE.glob("*.py")} - {"__init__", "__main__"}) | {
-        path.parent.name for path in PACKAGE.glob("*/__init__.py")}
+def top_modules() -> set[str]:
+    """The package's modules and sub-packages (a folder with an __init__.py is one entry, like exercises/)."""
+    files = {path.stem for path in PACKAGE.glob("*.py")} - {"__init__", "__main__"}
+    return files | {path.parent.name for path in PACKAGE.glob("*/__init__.py")}
 
 
-def package_imports(module: str) -> set[str]:
-    """The package's modules that `module` imports (for a subpackage: that its files import from above it)."""
-    files, level = ([PACKAGE / f"{module}.py"], 1) if (PACKAGE / f"{module}.py").exists() else (
-        sorted((PACKAGE / module).glob("*.py")), 2)
+def source_files(module: str) -> list[Path]:
+    """A module's file, or every file of a sub-package."""
+    folder = PACKAGE / module
+    return sorted(folder.glob("*.py")) if folder.is_dir() else [PACKAGE / f"{module}.py"]
+
+
+def package_imports(path: Path) -> set[str]:
+    """The package's modules that `path` imports (`from .x` in a module, `from ..x` in a sub-package)."""
+    level = 1 if path.parent == PACKAGE else 2
     found = set()
-    for path in files:
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.level == level:
-                found |= {node.module.split(".")[0]} if node.module else {alias.name for alias in node.names}
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level == level:
+            found |= {node.module.split(".")[0]} if node.module else {alias.name for alias in node.names}
     return found
 
 
+def own_imports(folder: Path) -> dict[str, set[str]]:
+    """For each module of a sub-package, the modules of the same sub-package it imports (`from .x`)."""
+    return {path.stem: {node.module for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module}
+            for path in folder.glob("*.py")}
+
+
 def test_every_module_is_in_a_layer_and_imports_only_below_it():
-    modules = package_modules()
+    modules = top_modules()
     assert modules <= set(LAYER), f"put {modules - set(LAYER)} in a layer"
     for module in modules:
-        for imported in package_imports(module):
-            assert LAYER[imported] <= LAYER[module], f"{module} imports {imported}, which is above it"
+        for path in source_files(module):
+            for imported in package_imports(path):
+                assert LAYER[imported] <= LAYER[module], f"{path.name} imports {imported}, which is above it"
+
+
+def test_the_exercises_package_has_its_own_layers_and_short_modules():
+    """verdicts < fixtures < one module per lesson, which never import each other; none over ~400 lines."""
+    folder = PACKAGE / "exercises"
+    lessons = {path.stem for path in folder.glob("lesson*_*.py")}
+    assert len(lessons) == 6, sorted(lessons)
+    below = {"verdicts": set(), "fixtures": set(), **{lesson: {"verdicts", "fixtures"} for lesson in lessons}}
+    for module, imported in own_imports(folder).items():
+        if module != "__init__":
+            assert imported <= below[module], f"exercises/{module} imports {imported - below[module]}"
+    for path in folder.glob("*.py"):
+        assert len(path.read_text(encoding="utf-8").splitlines()) <= 400, f"exercises/{path.name} is too long"
 
 
 def test_only_runs_spells_the_run_folder_names():
-    for path in PACKAGE.glob("*.py"):
+    for path in PACKAGE.rglob("*.py"):
         if path.stem != "runs":
             text = path.read_text(encoding="utf-8")
             assert not [name for name in RUN_FOLDER_NAMES if name in text], path.name
@@ -52,7 +77,7 @@ def test_only_runs_spells_the_run_folder_names():
 def test_the_public_api_is_declared_and_every_module_is_described():
     for name in mtl_tutorial.__all__:
         assert getattr(mtl_tutorial, name) is not None
-    modules = package_modules()
+    modules = top_modules()
     readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
     for module in modules:
         assert module in mtl_tutorial.__doc__, f"the package docstring does not describe {module}"
