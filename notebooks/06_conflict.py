@@ -13,13 +13,6 @@
 #     name: python3
 # ---
 
-# %% [markdown]
-# # Lesson 5 — Evaluation: what did the model learn, and did sharing help?
-#
-# We test each task with its own best checkpoint, look at its mistakes, compare the multi-task model with
-# single-task models trained the same way, label new tweets, and finally go through what the original
-# tutorial got wrong.
-
 # %%
 # Colab only: install the package and switch on widgets (elsewhere this cell does nothing).
 import sys
@@ -280,7 +273,7 @@ mtl.exercises.check_uncertainty_loss(uncertainty_loss)
 #
 # On what this lesson's cells showed. Choose an answer, then press **Check**.
 
-# %% colab={"cellView": "form"} jupyter={"source_hidden": true}
+# %% jupyter={"source_hidden": true}
 # @title The quiz (its answers are in this cell's code: choose before you look)
 Question = mtl.widgets.Question
 cosine = F.cosine_similarity(emotion, sentiment, dim=0).item()

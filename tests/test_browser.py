@@ -111,7 +111,7 @@ def lab(tmp_path_factory, tweeteval_dir):
         path.write_text(json.dumps(values))
     home = {name: str(folder / name.lower()) for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR",
                                                           "JUPYTER_RUNTIME_DIR", "IPYTHONDIR")}
-    env = {**os.environ, **home, "MTL_TUTORIAL_QUICK": "1", "MTL_TUTORIAL_DATA_DIR": str(tweeteval_dir),
+    env = {**os.environ, **home, "MTL_TUTORIAL_SCALE": "ci", "MTL_TUTORIAL_DATA_DIR": str(tweeteval_dir),
            "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(REPO)}
     server = Lab(root, env)
     try:

@@ -18,7 +18,6 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 @pytest.fixture
 def full_recipe(monkeypatch, tiny_roberta_dir, small_tweeteval_dir, tmp_path):
     """The environment a student's GPU runtime would have, with the encoder swapped for the tiny RoBERTa."""
-    monkeypatch.delenv("MTL_TUTORIAL_QUICK", raising=False)
     monkeypatch.setenv("MTL_TUTORIAL_SCALE", "gpu")
     monkeypatch.setenv("MTL_TUTORIAL_ENCODER", str(tiny_roberta_dir))
     monkeypatch.setenv("MTL_TUTORIAL_DATA_DIR", str(small_tweeteval_dir))

@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 
 @pytest.fixture
 def no_scale_variables(monkeypatch):
-    for name in ("MTL_TUTORIAL_QUICK", "MTL_TUTORIAL_SCALE", "MTL_TUTORIAL_ENCODER", "MTL_TUTORIAL_RUNS"):
+    for name in ("MTL_TUTORIAL_SCALE", "MTL_TUTORIAL_ENCODER", "MTL_TUTORIAL_RUNS"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -28,9 +28,11 @@ def test_the_scale_follows_the_hardware_unless_named(no_scale_variables, monkeyp
     assert mtl.lesson_scale() == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert mtl.lesson_scale() == "gpu"
-    monkeypatch.setenv("MTL_TUTORIAL_QUICK", "1")
+    monkeypatch.setenv("MTL_TUTORIAL_SCALE", "ci")
     assert mtl.lesson_scale() == "ci"
     monkeypatch.setenv("MTL_TUTORIAL_SCALE", "cpu")
+    assert mtl.lesson_scale() == "cpu"
+    monkeypatch.setenv("MTL_TUTORIAL_QUICK", "1")  # the old switch, gone: one variable names the scale
     assert mtl.lesson_scale() == "cpu"
     monkeypatch.setenv("MTL_TUTORIAL_SCALE", "laptop")
     with pytest.raises(ValueError, match="MTL_TUTORIAL_SCALE='laptop': choose one of ci, cpu, gpu"):
@@ -38,7 +40,7 @@ def test_the_scale_follows_the_hardware_unless_named(no_scale_variables, monkeyp
 
 
 def test_the_ci_scale_only_proves_the_cells_run(no_scale_variables, monkeypatch):
-    monkeypatch.setenv("MTL_TUTORIAL_QUICK", "1")
+    monkeypatch.setenv("MTL_TUTORIAL_SCALE", "ci")
     quick = mtl.lesson_config()
     assert (quick.model, quick.epochs, quick.learning_rate) == (None, 2, 1e-4)
     assert (quick.max_train_examples, quick.max_eval_examples) == (400, 300)
@@ -151,7 +153,7 @@ def test_a_stopped_run_is_resumed(runs, tmp_path):
 def test_the_training_plan_says_what_is_read_back_resumed_or_trained_and_how_long(runs, tmp_path,
                                                                                  monkeypatch):
     config, folder, multitask, single = runs
-    monkeypatch.setenv("MTL_TUTORIAL_QUICK", "1")
+    monkeypatch.setenv("MTL_TUTORIAL_SCALE", "ci")
     stopped = tmp_path / "stopped"
 
     def stop(history):
