@@ -14,6 +14,9 @@ from conftest import REPO
 from mtl_tutorial.lessons import lesson
 
 
+pytestmark = pytest.mark.slow  # each script in a fresh Python process that imports torch and trains
+
+
 def run_script(name, *arguments):
     finished = subprocess.run([sys.executable, str(REPO / "benchmarks" / name), *map(str, arguments)],
                               capture_output=True, text=True)

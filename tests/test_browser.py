@@ -37,7 +37,7 @@ RUN_ALL_SECONDS = 600  # a lesson's cells; the CI scale takes a minute or two at
 TRAINING_MS = 300_000  # a run started with the Train button
 VIEWPORT = {"width": 1280, "height": 1400}
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def free_port() -> int:

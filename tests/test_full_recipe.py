@@ -47,6 +47,7 @@ def test_the_full_recipe_trains_evaluates_and_predicts_with_a_roberta_encoder(fu
     assert set(labelled.query("task == 'sentiment'")["label"]) <= {"negative", "neutral", "positive"}
 
 
+@pytest.mark.slow  # a whole lesson in a real kernel
 @pytest.mark.parametrize("lesson", ["00_overview", "04_training"])
 def test_lessons_run_top_to_bottom_in_the_full_recipe(full_recipe, lesson, tmp_path):
     notebook = jupytext.read(NOTEBOOKS / f"{lesson}.py")
