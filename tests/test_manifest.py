@@ -64,3 +64,12 @@ def test_every_scale_is_a_row_of_the_readme_and_a_valid_config(monkeypatch):
         assert described.startswith(f"{scale.description}; tasks emotion, sentiment")
     with pytest.raises(ValueError, match="unknown scale 'laptop': choose one of ci, cpu, gpu"):
         lessons.lesson_config(scale="laptop")
+
+
+def test_ci_runs_the_readmes_full_test_command_and_a_bare_pytest_the_fast_tier():
+    commands = re.findall(r"^(.*python -m pytest tests.*)$", README, flags=re.MULTILINE)
+    assert commands[0] == "python -m pytest tests"  # fast: pyproject's addopts leave out the slow marker
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    full = commands[1]
+    assert full in ci.splitlines() and ' -m "" ' in full and "notebooks --nbval-lax" in full
+    assert "addopts = \"-m 'not slow'\"" in (REPO / "pyproject.toml").read_text(encoding="utf-8")
