@@ -107,6 +107,8 @@ def test_step_cost_measures_each_arm_against_sampling(tiny_encoder_dir, tweeteva
 
 
 def test_lesson_times_runs_lessons_in_a_kernel_and_a_later_call_goes_on(tweeteval_dir, tmp_path):
+    """Whole lessons, because timing whole lessons is what the script does; only a whole lesson 4 shows
+    that it reads lesson 0's run back from the work folder of an earlier call instead of training it."""
     # the CI scale's run, with a shrunk random RoBERTa in place of the encoder, kept in a work folder
     work = tmp_path / "work"
     common = ["--scale", "ci", "--data-dir", str(tweeteval_dir), "--work", str(work),

@@ -155,13 +155,13 @@ def test_a_kill_at_any_moment_then_resume_ends_with_the_same_results(uninterrupt
     assert not [path.name for path in folder.rglob(".*")]  # no half-written leftovers
 
 
-def test_predict_with_no_text_says_so(uninterrupted, capsys, monkeypatch):
+def test_predict_with_no_text_says_so(tiny_run, capsys, monkeypatch):
     monkeypatch.setattr(sys, "stdin", __import__("io").StringIO(""))
-    assert main(["predict", str(uninterrupted)]) == 2
+    assert main(["predict", str(tiny_run.folder)]) == 2
     assert "no text to label" in capsys.readouterr().err
     monkeypatch.setattr(sys, "stdin", __import__("io").StringIO("\n  \n"))
-    assert main(["predict", str(uninterrupted)]) == 2
-    empty = predict_run(uninterrupted, [])
+    assert main(["predict", str(tiny_run.folder)]) == 2
+    empty = predict_run(tiny_run.folder, [])
     assert empty.empty and list(empty.columns) == ["text", "task", "label"]
 
 
