@@ -37,7 +37,7 @@ from gpu_recipe import build_encoder, training_tweets  # noqa: E402  (sibling sc
 from step_cost import machine  # noqa: E402
 
 from mtl_tutorial.config import TrainConfig  # noqa: E402
-from mtl_tutorial.lessons import LESSONS, SCALES  # noqa: E402
+from mtl_tutorial.lessons import LESSONS, SCALES, lesson  # noqa: E402
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -118,7 +118,7 @@ def main() -> None:
             report["seconds"][name] = time_lesson(name, work, args.cell_timeout)
             report["scores"] = run_scores(work / "runs")
             args.output.write_text(json.dumps(report, indent=2) + "\n")  # a run cut short keeps its lessons
-            print(f"{name}: {report['seconds'][name]:.0f} s", flush=True)
+            print(f"{name}: {report['seconds'][name]:.0f} s (it trains {lesson(name).trains})", flush=True)
     print(json.dumps(report["scores"], indent=2))
 
 
