@@ -37,10 +37,9 @@ from gpu_recipe import build_encoder, training_tweets  # noqa: E402  (sibling sc
 from step_cost import machine  # noqa: E402
 
 from mtl_tutorial.config import TrainConfig  # noqa: E402
+from mtl_tutorial.lessons import LESSONS, SCALES, lesson  # noqa: E402
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-LESSONS = ("00_overview", "01_data", "02_model", "03_sampling", "04_training", "05_evaluation",
-           "06_conflict")
 
 
 def time_lesson(name: str, folder: Path, cell_timeout: int) -> float:
@@ -88,9 +87,10 @@ def random_encoder(folder: Path, data_dir: str, hidden_size: int | None, layers:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", choices=("ci", "cpu", "gpu"), default="cpu")
+    parser.add_argument("--scale", choices=list(SCALES), default="cpu")
     parser.add_argument("--data-dir", required=True, help="an existing copy of TweetEval's datasets/ folder")
-    parser.add_argument("--lessons", nargs="+", default=list(LESSONS))
+    stems = [lesson.stem for lesson in LESSONS]
+    parser.add_argument("--lessons", nargs="+", choices=stems, default=stems)
     parser.add_argument("--output", type=Path, required=True, help="the report (JSON), written after "
                         "every lesson")
     parser.add_argument("--work", type=Path, help="keep the runs (and the random encoder) here, for a later "
@@ -104,7 +104,6 @@ def main() -> None:
     data_dir = str(Path(args.data_dir).resolve())
     os.environ.update(MTL_TUTORIAL_SCALE=args.scale, MTL_TUTORIAL_DATA_DIR=data_dir,
                       HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    os.environ.pop("MTL_TUTORIAL_QUICK", None)
     with tempfile.TemporaryDirectory() as temporary:
         work = (args.work or Path(temporary)).resolve()
         report = {"scale": args.scale, "machine": machine(),
@@ -119,7 +118,7 @@ def main() -> None:
             report["seconds"][name] = time_lesson(name, work, args.cell_timeout)
             report["scores"] = run_scores(work / "runs")
             args.output.write_text(json.dumps(report, indent=2) + "\n")  # a run cut short keeps its lessons
-            print(f"{name}: {report['seconds'][name]:.0f} s", flush=True)
+            print(f"{name}: {report['seconds'][name]:.0f} s (it trains {lesson(name).trains})", flush=True)
     print(json.dumps(report["scores"], indent=2))
 
 

@@ -1,4 +1,4 @@
-"""What the lesson notebooks share: where the package lives, the lessons' scale, and runs trained once.
+"""What the lesson notebooks share: the list of lessons, the repository, their scale, runs trained once.
 
 A run that one lesson trains is read back by the next (`open_or_train`), so a student who opens lesson 5
 first still gets lesson 4's run, and nobody trains the same thing twice.
@@ -10,6 +10,7 @@ import dataclasses
 import os
 import statistics
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -29,16 +30,61 @@ from .train import fit
 REPOSITORY = "OWNER/mtl-tutorial"
 PACKAGE_URL = f"git+https://github.com/{REPOSITORY}"
 SCALE_VARIABLE = "MTL_TUTORIAL_SCALE"  # "ci", "cpu" or "gpu": the lessons' scale, whatever the hardware
-QUICK_VARIABLE = "MTL_TUTORIAL_QUICK"  # "1" means the CI scale (the test suite's switch)
 ENCODER_VARIABLE = "MTL_TUTORIAL_ENCODER"  # a hub id or folder that replaces the scale's encoder
 RUNS_VARIABLE = "MTL_TUTORIAL_RUNS"  # where the lessons keep their runs (default: runs/ beside the notebook)
-SCALES = {
-    "ci": "CI scale: a smoke test of every cell (MTL_TUTORIAL_QUICK=1)",
-    "cpu": "CPU lesson scale: a laptop without a GPU, minutes per training lesson",
-    "gpu": "full recipe: the original tutorial's, on a GPU",
-}
 SHORT_EXPERIMENT = Path(__file__).with_name("recorded") / "all_tasks_short.csv"  # lesson 6 (recorded/README)
 GUESSED_SPEED = {"ci": 40, "cpu": 40, "gpu": 200}  # training tweets/s before a run has measured this machine
+
+
+# ---------------------------------------------------------------------------------------------
+# The lessons: one entry each, read by the README's check, the tests and benchmarks/lesson_times.py
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """One lesson: the notebook pair `notebooks/<stem>.py` (the source) and `.ipynb`, and what it does."""
+
+    stem: str  # "04_training"
+    title: str  # its first heading, after "Lesson N — "
+    trains: str  # what it trains, in words
+    runs: tuple[str, ...] = ()  # the run folders it opens in the runs folder: trained, or read back
+    exercises: tuple[str, ...] = ()  # the `mtl_tutorial.exercises.check_...` functions it calls
+    reads_run_of: str | None = None  # the earlier lesson whose run it reads back (else trains it itself)
+
+    @property
+    def number(self) -> int:
+        return int(self.stem.split("_")[0])
+
+
+LESSONS = (
+    Lesson("00_overview", "Multi-task learning for tweets — the whole pipeline on one page",
+           "the multi-task run on emotion + sentiment", runs=("multitask",)),
+    Lesson("01_data", "The data: two tasks, one kind of text", "nothing",
+           exercises=("check_encode", "check_collate", "check_majority_baseline")),
+    Lesson("02_model", "The model: one shared encoder, one head per task", "nothing (one backward pass)",
+           exercises=("check_mean_pooling", "check_head", "check_forward")),
+    Lesson("03_sampling", "Task sampling: which task trains at each step?", "nothing",
+           exercises=("check_temperature", "check_draws_per_epoch", "check_schedule")),
+    Lesson("04_training", "Training: one loop for every task",
+           "a few batches by hand and with fit, then the multi-task run from its Train button",
+           runs=("by-hand-vs-fit", "multitask"), exercises=("check_train_step", "check_best_epochs"),
+           reads_run_of="00_overview"),
+    Lesson("05_evaluation", "Evaluation: what did the model learn, and did sharing help?",
+           "the single-task baselines", runs=("multitask", "single/emotion", "single/sentiment"),
+           exercises=("check_sentiment_score", "check_stance_score", "check_confusion"),
+           reads_run_of="04_training"),
+    Lesson("06_conflict", "When tasks pull apart", "nothing (one step's gradients)",
+           exercises=("check_pcgrad_projection", "check_mgda_two_tasks", "check_uncertainty_loss")),
+)
+
+
+def lesson(stem: str) -> Lesson:
+    """The lesson whose notebook is `notebooks/<stem>.py`."""
+    for each in LESSONS:
+        if each.stem == stem:
+            return each
+    raise KeyError(f"no lesson {stem!r}: the lessons are {', '.join(each.stem for each in LESSONS)}")
 
 
 def colab_url(notebook: str) -> str:
@@ -62,46 +108,57 @@ def short_experiment() -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------------
 
 
-def lesson_scale() -> str:
-    """The scale the lessons run at: "gpu" with a GPU, "cpu" without one, "ci" when the tests ask for it.
+@dataclass(frozen=True)
+class Scale:
+    """One of the lessons' scales: what it is for, and the settings it gives `TrainConfig`."""
 
-    MTL_TUTORIAL_SCALE names one outright; MTL_TUTORIAL_QUICK=1 (the test suite's switch) means "ci".
-    """
+    description: str
+    settings: dict  # TrainConfig fields; the others keep their defaults
+    precision_of_the_gpu: bool = False  # mixed precision as the GPU at hand runs it natively
+
+
+SCALES = {
+    "ci": Scale("CI scale: a smoke test of every cell (MTL_TUTORIAL_SCALE=ci)",
+                dict(model=None, pooling="mean", epochs=2, learning_rate=1e-4, max_train_examples=400,
+                     max_eval_examples=300)),
+    # benchmarks/LESSONS.md: the settings tried, their scores and times on a 2-core CPU
+    "cpu": Scale("CPU lesson scale: a laptop without a GPU, minutes per training lesson",
+                 dict(model=None, pooling="mean", epochs=3, learning_rate=2e-4, sampler="uniform",
+                      train_fraction=0.125, max_eval_examples=500)),
+    "gpu": Scale("full recipe: the original tutorial's, on a GPU",
+                 dict(model="roberta-base", pooling="pooler", epochs=5, learning_rate=2e-5),
+                 precision_of_the_gpu=True),
+}
+
+
+def lesson_scale() -> str:
+    """The scale the lessons run at: "gpu" with a GPU, "cpu" without one, unless MTL_TUTORIAL_SCALE names
+    one ("ci" for the tests)."""
     chosen = os.environ.get(SCALE_VARIABLE)
     if chosen:
         if chosen not in SCALES:
             raise ValueError(f"{SCALE_VARIABLE}={chosen!r}: choose one of {', '.join(SCALES)}")
         return chosen
-    if os.environ.get(QUICK_VARIABLE) == "1":
-        return "ci"
     return "gpu" if torch.cuda.is_available() else "cpu"
 
 
 def lesson_config(tasks=("emotion", "sentiment"), scale: str | None = None, **changes) -> TrainConfig:
-    """The lessons' training settings at one of three scales (default: `lesson_scale()`).
+    """The lessons' training settings at one of the `SCALES` (default: `lesson_scale()`).
 
     gpu: the original tutorial's recipe: roberta-base, pooler output, all data, 5 epochs at lr 2e-5.
-    cpu: the packaged MiniLM on an eighth of every task (sizes keep their ratio), uniform sampling, 3 epochs
-         at lr 2e-4 (benchmarks/LESSONS.md: the settings tried, their scores and times on a 2-core CPU).
+    cpu: the packaged MiniLM on an eighth of every task (sizes keep their ratio), uniform sampling, 3 epochs.
     ci:  MiniLM on 400 training and 300 dev/test tweets per task, 2 epochs: only proves the cells run.
     MTL_TUTORIAL_ENCODER replaces the encoder of any scale; `changes` override any setting.
     """
     scale = scale or lesson_scale()
-    if scale == "gpu":
-        config = TrainConfig(tasks=list(tasks), model="roberta-base", pooling="pooler", epochs=5,
-                             learning_rate=2e-5, mixed_precision=gpu_precision())
-    elif scale == "cpu":
-        config = TrainConfig(tasks=list(tasks), model=None, pooling="mean", epochs=3, learning_rate=2e-4,
-                             sampler="uniform", train_fraction=0.125, max_eval_examples=500)
-    elif scale == "ci":
-        config = TrainConfig(tasks=list(tasks), model=None, pooling="mean", epochs=2, learning_rate=1e-4,
-                             max_train_examples=400, max_eval_examples=300)
-    else:
+    if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}: choose one of {', '.join(SCALES)}")
-    encoder = os.environ.get(ENCODER_VARIABLE)
-    if encoder:
-        config = dataclasses.replace(config, model=encoder)
-    return dataclasses.replace(config, **changes)
+    settings = dict(SCALES[scale].settings)
+    if SCALES[scale].precision_of_the_gpu:
+        settings["mixed_precision"] = gpu_precision()
+    if os.environ.get(ENCODER_VARIABLE):
+        settings["model"] = os.environ[ENCODER_VARIABLE]
+    return TrainConfig(tasks=list(tasks), **{**settings, **changes})
 
 
 def describe_scale(config: TrainConfig, scale: str | None = None) -> str:
@@ -123,7 +180,7 @@ def describe_scale(config: TrainConfig, scale: str | None = None) -> str:
     if not (config.train_fraction or config.max_train_examples or config.max_eval_examples):
         lines.append("all training, dev and test tweets of every task")
     other = ", ".join(name for name in SCALES if name != scale)
-    return (f"{SCALES[scale]}; tasks {', '.join(config.tasks)}:\n  " + "\n  ".join(lines)
+    return (f"{SCALES[scale].description}; tasks {', '.join(config.tasks)}:\n  " + "\n  ".join(lines)
             + f"\n  (another scale: set the environment variable {SCALE_VARIABLE} to {other})")
 
 

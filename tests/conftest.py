@@ -1,11 +1,16 @@
-"""Shared fixtures: the offline TweetEval copy in ../shared and a tiny random BERT for fast tests."""
+"""Shared fixtures: the offline TweetEval copy in ../shared, a tiny random BERT for fast tests, and one tiny
+run trained once per session for every test that only reads a run."""
 
 import os
 from pathlib import Path
 
 import pytest
 import torch
+
+from mtl_tutorial.config import TrainConfig
 from mtl_tutorial.exercises.fixtures import tiny_encoder, tokenizer
+from mtl_tutorial.runs import TrainingRun
+from mtl_tutorial.train import fit
 
 REPO = Path(__file__).resolve().parents[1]
 TWEETEVAL = Path(os.environ.get("MTL_TUTORIAL_TEST_DATA", REPO.parent / "shared" / "data" / "tweeteval"))
@@ -31,6 +36,16 @@ def save_tiny_encoder(folder: Path, seed: int, dropout: float) -> Path:
     tiny_encoder(seed, dropout).save_pretrained(folder)
     tokenizer().save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_encoder_dir, tweeteval_dir) -> TrainingRun:
+    """A finished run of the tiny BERT on real tweets: emotion + irony, 64 training and 50 dev/test tweets
+    each, 2 epochs. Trained once for the whole session: a test that changes it works on a copy."""
+    config = TrainConfig(tasks=["emotion", "irony"], model=str(tiny_encoder_dir), epochs=2,
+                         max_train_examples=64, max_eval_examples=50, max_length=32, learning_rate=1e-3,
+                         data_dir=str(tweeteval_dir))
+    return fit(config, tmp_path_factory.mktemp("shared") / "tiny-run", progress=False)
 
 
 def write_lines(path: Path, lines: list[str]) -> None:

@@ -11,6 +11,10 @@ import sys
 import pytest
 
 from conftest import REPO
+from mtl_tutorial.lessons import lesson
+
+
+pytestmark = pytest.mark.slow  # each script in a fresh Python process that imports torch and trains
 
 
 def run_script(name, *arguments):
@@ -103,6 +107,8 @@ def test_step_cost_measures_each_arm_against_sampling(tiny_encoder_dir, tweeteva
 
 
 def test_lesson_times_runs_lessons_in_a_kernel_and_a_later_call_goes_on(tweeteval_dir, tmp_path):
+    """Whole lessons, because timing whole lessons is what the script does; only a whole lesson 4 shows
+    that it reads lesson 0's run back from the work folder of an earlier call instead of training it."""
     # the CI scale's run, with a shrunk random RoBERTa in place of the encoder, kept in a work folder
     work = tmp_path / "work"
     common = ["--scale", "ci", "--data-dir", str(tweeteval_dir), "--work", str(work),
@@ -110,7 +116,8 @@ def test_lesson_times_runs_lessons_in_a_kernel_and_a_later_call_goes_on(tweeteva
     run_script("lesson_times.py", *common, "--lessons", "00_overview", "--output", tmp_path / "first.json")
     report = json.loads((tmp_path / "first.json").read_text())
     assert list(report["seconds"]) == ["00_overview"] and report["seconds"]["00_overview"] > 0
-    assert set(report["scores"]) == {"multitask/emotion", "multitask/sentiment"}
+    assert set(report["scores"]) == {f"{run}/{task}" for run in lesson("00_overview").runs
+                                     for task in ("emotion", "sentiment")}  # the runs the manifest names
     assert all(0 <= score["dev"] <= 1 and score["best_epoch"] in (1, 2)
                for score in report["scores"].values())
     assert report["random_encoder"]["hidden_size"] == 32 and report["machine"]["cores"] >= 1
@@ -127,6 +134,7 @@ def test_lesson_times_runs_lessons_in_a_kernel_and_a_later_call_goes_on(tweeteva
     assert history.stat().st_mtime_ns == written
     assert later["scores"] == report["scores"] | {  # and the lesson's own small run, beside it
         name: later["scores"][name] for name in ("by-hand-vs-fit/emotion", "by-hand-vs-fit/sentiment")}
+    assert {name.rsplit("/", 1)[0] for name in later["scores"]} == set(lesson("04_training").runs)
 
 
 def tasknet_installed() -> bool:

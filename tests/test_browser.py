@@ -1,14 +1,17 @@
-"""The lessons as a student meets them: JupyterLab in a real browser (headless Chromium), every cell run.
+"""The lessons' interactive parts as a student meets them: JupyterLab in a real browser (headless Chromium).
 
-A JupyterLab server on 127.0.0.1 (a free port, a token) serves a temporary copy of the notebooks, made
-from their .py sources; Playwright drives Debian's Chromium through each lesson in order, runs all its
-cells at the CI scale, checks that no cell failed and every widget rendered, then moves, presses and
-types as a student would. A screenshot of each lesson goes to tests/screenshots/ (git-ignored).
-Select these tests with `-m browser`; they are skipped only where Chromium is not installed.
+A JupyterLab server on 127.0.0.1 (a free port, a token) serves a temporary copy of the lessons of the
+manifest (`lessons.LESSONS`), made from their .py sources. Playwright drives Debian's Chromium: in each
+lesson it runs only the settings cells and the cells a test needs, then moves, presses and types as a
+student would: the temperature slider, a quiz, an exercise answered wrong then right, Train with good and
+bad input, the labeller. Every lesson is run whole once by nbval, so no test here runs one whole. A
+screenshot of each part goes to tests/screenshots/ (git-ignored). Select these tests with `-m browser`;
+they are skipped only where Chromium is not installed.
 """
 
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -23,6 +26,8 @@ import nbformat
 import pytest
 from playwright.sync_api import sync_playwright
 
+from mtl_tutorial.lessons import LESSONS
+
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOTS = REPO / "tests" / "screenshots"
 CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
@@ -33,11 +38,11 @@ LAB_SETTINGS = {  # every cell in the page (no windowing, no space after the las
                                    "autoStartDefaultKernel": True},
     "apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
 }
-RUN_ALL_SECONDS = 600  # a lesson's cells; the CI scale takes a minute or two at most
+CELL_SECONDS = 600  # one cell; at the CI scale the slowest (a training run) takes a minute or two
 TRAINING_MS = 300_000  # a run started with the Train button
 VIEWPORT = {"width": 1280, "height": 1400}
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def free_port() -> int:
@@ -101,17 +106,17 @@ def lab(tmp_path_factory, tweeteval_dir):
     folder = tmp_path_factory.mktemp("lab")
     root = folder / "notebooks"
     root.mkdir()
-    for source in sorted((REPO / "notebooks").glob("*.py")):
-        notebook = jupytext.read(source)
+    for lesson in LESSONS:
+        notebook = jupytext.read(REPO / "notebooks" / f"{lesson.stem}.py")
         notebook.metadata.pop("jupytext", None)
-        nbformat.write(notebook, root / f"{source.stem}.ipynb")
+        nbformat.write(notebook, root / f"{lesson.stem}.ipynb")
     for name, values in LAB_SETTINGS.items():
         path = folder / "settings" / "@jupyterlab" / f"{name}.jupyterlab-settings"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(values))
     home = {name: str(folder / name.lower()) for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR",
                                                           "JUPYTER_RUNTIME_DIR", "IPYTHONDIR")}
-    env = {**os.environ, **home, "MTL_TUTORIAL_QUICK": "1", "MTL_TUTORIAL_DATA_DIR": str(tweeteval_dir),
+    env = {**os.environ, **home, "MTL_TUTORIAL_SCALE": "ci", "MTL_TUTORIAL_DATA_DIR": str(tweeteval_dir),
            "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(REPO)}
     server = Lab(root, env)
     try:
@@ -139,7 +144,7 @@ def page(lab):
 
 
 # ---------------------------------------------------------------------------------------------
-# What a student does: open a lesson, run all its cells, look at it
+# What a student does: open a lesson, run its settings and the cells of one part, look at it
 # ---------------------------------------------------------------------------------------------
 
 OPEN_LESSON = """async (path) => {
@@ -149,13 +154,19 @@ OPEN_LESSON = """async (path) => {
     await window.lesson.sessionContext.ready;
 }"""
 KERNEL_IDLE = "() => window.lesson.sessionContext.session?.kernel?.status === 'idle'"
-PROGRESS = """() => {
-    const cells = window.lesson.content.widgets.filter(cell => cell.model.type === 'code');
-    const outputs = cells.flatMap(cell => cell.model.outputs.toJSON());
-    return {run: cells.filter(cell => cell.model.executionCount !== null).length, cells: cells.length,
+CELLS = "() => window.lesson.content.widgets.map(cell => [cell.model.type, cell.model.sharedModel.source])"
+RUN_CELL = """async (index) => {  // as Shift+Enter does, without moving on
+    const notebook = window.lesson.content;
+    notebook.activeCellIndex = index;
+    notebook.mode = 'command';
+    await window.jupyterapp.commands.execute('notebook:run-cell');
+}"""
+CELL_STATE = """(index) => {
+    const cell = window.lesson.content.widgets[index];
+    return {count: cell.model.executionCount,
             busy: window.lesson.sessionContext.session.kernel.status !== 'idle',
-            errors: outputs.filter(output => output.output_type === 'error')
-                           .map(output => output.ename + ': ' + output.evalue)};
+            errors: cell.model.outputs.toJSON().filter(output => output.output_type === 'error')
+                                              .map(output => output.ename + ': ' + output.evalue)};
 }"""
 WIDGETS = """() => {
     const cells = window.lesson.content.widgets.filter(cell => cell.model.type === 'code');
@@ -167,23 +178,41 @@ WIDGETS = """() => {
 }"""
 
 
-def run_lesson(page, lesson: str) -> dict:
-    """Open `lesson`, run all its cells as the Run menu does, and check every cell and widget."""
+def open_lesson(page, lesson: str, *parts: str) -> int:
+    """Open `lesson` in a new kernel, run its settings (the code cells above its first section) and then
+    the cell holding each of `parts`, one by one; check that none failed and every widget rendered.
+    Returns how many widgets are shown."""
     page.evaluate(OPEN_LESSON, f"{lesson}.ipynb")
     page.wait_for_function(KERNEL_IDLE)
-    started = time.monotonic()
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    while True:
-        progress = page.evaluate(PROGRESS)
-        assert not progress["errors"], f"{lesson}: a cell failed: {progress['errors']}"
-        if progress["run"] == progress["cells"] and not progress["busy"]:
-            break
-        assert time.monotonic() - started < RUN_ALL_SECONDS, f"{lesson}: not done in {RUN_ALL_SECONDS} s"
-        time.sleep(1)
+    cells = page.evaluate(CELLS)
+    first_section = next(index for index, (kind, source) in enumerate(cells)
+                         if kind == "markdown" and "\n## " in f"\n{source}")
+    settings = [index for index, (kind, _) in enumerate(cells[:first_section]) if kind == "code"]
+    for index in settings + [cell_index(cells, part) for part in parts]:
+        run_cell(page, lesson, index)
     shown = page.evaluate(WIDGETS)
     assert shown["rendered"] == shown["views"] and not shown["broken"], f"{lesson}: a widget failed: {shown}"
     assert "Traceback" not in visible_text(page, ".jp-Notebook"), f"{lesson}: a traceback is shown"
-    return {"seconds": time.monotonic() - started, "widgets": shown["views"]}
+    return shown["views"]
+
+
+def cell_index(cells: list, text: str) -> int:
+    """The first code cell whose source holds `text`."""
+    return next(index for index, (kind, source) in enumerate(cells) if kind == "code" and text in source)
+
+
+def run_cell(page, lesson: str, index: int) -> None:
+    """Run one cell, as Shift+Enter does, and wait until it has finished without an error."""
+    before = page.evaluate(CELL_STATE, index)["count"]
+    page.evaluate(RUN_CELL, index)
+    started = time.monotonic()
+    while True:
+        state = page.evaluate(CELL_STATE, index)
+        assert not state["errors"], f"{lesson}: cell {index} failed: {state['errors']}"
+        if state["count"] not in (None, before) and not state["busy"]:
+            return
+        assert time.monotonic() - started < CELL_SECONDS, f"{lesson}: cell {index} still runs"
+        time.sleep(0.5)
 
 
 def visible_text(page, selector: str) -> str:
@@ -191,24 +220,9 @@ def visible_text(page, selector: str) -> str:
     return page.locator(selector).first.inner_text()
 
 
-def screenshot(page, name: str, cell=None) -> None:
-    """The whole lesson in one picture (the page made as tall as the notebook), or one cell of it."""
-    if cell is not None:
-        cell.screenshot(path=SCREENSHOTS / f"{name}.png")
-        return
-    height = page.evaluate(LESSON_HEIGHT)
-    page.set_viewport_size({"width": VIEWPORT["width"], "height": min(height + 150, 16_000)})
-    page.evaluate(LESSON_HEIGHT)  # scrolled to the top again, in the taller page
-    page.wait_for_timeout(500)
-    page.screenshot(path=SCREENSHOTS / f"{name}.png")
-    page.set_viewport_size(VIEWPORT)
-
-
-LESSON_HEIGHT = """() => {  // scroll the lesson to its top and measure it
-    const scroller = window.lesson.content.node.querySelector('.jp-WindowedPanel-outer');
-    scroller.scrollTop = 0;
-    return scroller.scrollHeight;
-}"""
+def screenshot(cell, name: str) -> None:
+    """A picture of one cell, its widget and output, in tests/screenshots/."""
+    cell.screenshot(path=SCREENSHOTS / f"{name}.png")
 
 
 def cell_with(page, text: str):
@@ -221,9 +235,12 @@ def control(panel, kind: str, label: str):
     return panel.locator(f".widget-{kind}", has=panel.page.locator("label.widget-label", has_text=label))
 
 
-def figure_in(locator) -> str:
-    """The data of the (last) figure drawn in `locator`; it changes when the figure is redrawn."""
-    return locator.locator(".jupyter-widgets.widget-output img").last.get_attribute("src")
+def figure_in(locator) -> str | None:
+    """The data of the (last) figure drawn in `locator` (None before the first); it changes when redrawn."""
+    return locator.evaluate("""node => {
+        const images = node.querySelectorAll('.widget-output img');
+        return images.length > 0 ? images[images.length - 1].src : null;
+    }""")
 
 
 PROBABILITIES = """node => {  // the table under the figure: a task's name heads its first row only
@@ -241,18 +258,13 @@ FIGURE_CHANGED = """([node, before]) => {
 
 
 # ---------------------------------------------------------------------------------------------
-# The lessons, in order (lesson 5 reads the run that lesson 4 trains)
+# The interactive parts, in lesson order (lesson 5's labeller reads the run that lesson 4's Train trains)
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("lesson", ["00_overview", "01_data", "02_model", "06_conflict"])
-def test_a_lesson_runs_in_the_browser(page, lesson):
-    run_lesson(page, lesson)
-    screenshot(page, lesson)
-
-
-def test_lesson_3_the_temperature_slider_redraws_the_figure(page):
-    assert run_lesson(page, "03_sampling")["widgets"] >= 2  # the temperature panel and the quiz
+def test_lesson_3_the_temperature_slider_redraws_the_figure_and_a_quiz_answers(page):
+    shown = open_lesson(page, "03_sampling", "sizes = {", "widgets.temperature_panel(", "widgets.quiz(")
+    assert shown == 2  # the temperature panel and the quiz
     panel = cell_with(page, "widgets.temperature_panel(")
     panel.scroll_into_view_if_needed()
     before = figure_in(panel)
@@ -264,8 +276,7 @@ def test_lesson_3_the_temperature_slider_redraws_the_figure(page):
     page.keyboard.press("Enter")
     page.wait_for_function(FIGURE_CHANGED, arg=[panel.element_handle(), before])
     assert panel.locator(".widget-readout").inner_text() == "8.00"
-    screenshot(page, "03_sampling")
-    screenshot(page, "03_sampling-panel", panel)
+    screenshot(panel, "03_sampling-panel")
     # the quiz cell opens with its code folded away (its answers are in it); its widget still shows
     quiz = page.locator(".jp-CodeCell").filter(has=page.get_by_role("button", name="Check"))
     quiz.scroll_into_view_if_needed()
@@ -273,28 +284,59 @@ def test_lesson_3_the_temperature_slider_redraws_the_figure(page):
     quiz.locator(".widget-radio-box input").first.check()
     quiz.get_by_role("button", name="Check").first.click()
     page.wait_for_function("node => /Right|Not quite/.test(node.innerText)", arg=quiz.element_handle())
-    screenshot(page, "03_sampling-quiz", quiz)
+    screenshot(quiz, "03_sampling-quiz")
+
+
+WRONG_TEMPERATURE = """def temperature_probabilities(sizes, temperature):
+    return {task: 1 / len(sizes) for task in sizes}
+
+
+mtl.exercises.check_temperature(temperature_probabilities)"""
+RIGHT_TEMPERATURE = """def temperature_probabilities(sizes, temperature):
+    weights = {task: size ** (1 / temperature) for task, size in sizes.items()}
+    return {task: weight / sum(weights.values()) for task, weight in weights.items()}
+
+
+mtl.exercises.check_temperature(temperature_probabilities)"""
+
+
+def test_lesson_3_an_exercise_answered_wrong_then_right(page):
+    exercise = "raise NotImplementedError(\"weigh each size"
+    open_lesson(page, "03_sampling", exercise)
+    cells = page.evaluate(CELLS)
+    index = cell_index(cells, exercise)
+    cell = page.locator(".jp-CodeCell").nth([kind for kind, _ in cells[:index]].count("code"))
+    verdict = cell.locator(".jp-OutputArea")
+    assert "❌" in verdict.inner_text() and "NotImplementedError" in verdict.inner_text()  # not written yet
+    for answer, expected in [(WRONG_TEMPERATURE, "❌"), (RIGHT_TEMPERATURE, "✅")]:
+        cell.locator(".jp-InputArea-editor").click()
+        page.keyboard.press("Control+A")
+        page.keyboard.insert_text(answer)  # as pasted: the editor adds no indentation of its own
+        run_cell(page, "03_sampling", index)
+        assert expected in verdict.inner_text(), verdict.inner_text()
+        if answer == WRONG_TEMPERATURE:  # the check names the mistake
+            assert "your probabilities are uniform" in verdict.inner_text()
+    screenshot(cell, "03_sampling-exercise")
 
 
 def test_lesson_4_train_draws_the_dev_curves_and_a_bad_encoder_is_one_readable_line(page, lab):
-    run_lesson(page, "04_training")
+    open_lesson(page, "04_training", "widgets.training_panel(")
     panel = cell_with(page, "widgets.training_panel(")
     status = panel.locator("div.widget-label")
-    # lesson 0 trained the same settings, so the lesson's own cell read its run back instead of training
-    assert status.inner_text().startswith(("Done: runs/multitask holds the run",
-                                           "Read back: runs/multitask already holds this run"))
+    assert status.inner_text().startswith("Choose, then press Train")
     panel.scroll_into_view_if_needed()
     before = figure_in(panel)
 
-    # a smaller run, chosen in the widgets: 1 epoch, 100 tweets per task
+    # a small run, chosen in the widgets: 1 epoch, 100 tweets per task
     control(panel, "slider", "epochs").locator(".widget-readout").click()
     page.keyboard.press("Control+A")
     page.keyboard.type("1")
     page.keyboard.press("Enter")
     control(panel, "dropdown", "training tweets").locator("select").select_option("100 tweets per task")
     panel.get_by_role("button", name="Train").click()
-    page.wait_for_function(FIGURE_CHANGED, arg=[panel.element_handle(), before], timeout=TRAINING_MS)
-    status.filter(has_text="Done: runs/multitask holds the run").wait_for(timeout=TRAINING_MS)
+    status.filter(has_text=re.compile("^(Done|Training stopped)")).wait_for(timeout=TRAINING_MS)
+    assert status.inner_text().startswith("Done: runs/multitask holds the run"), status.inner_text()
+    page.wait_for_function(FIGURE_CHANGED, arg=[panel.element_handle(), before])
     run = lab.root / "runs" / "multitask"
     config = json.loads((run / "config.json").read_text())
     assert (config["epochs"], config["max_train_examples"]) == (1, 100)
@@ -313,19 +355,19 @@ def test_lesson_4_train_draws_the_dev_curves_and_a_bad_encoder_is_one_readable_l
     assert "Traceback" not in visible_text(page, ".jp-Notebook")
     details = panel.locator(".widget-accordion")
     assert details.is_visible() and details.inner_text().strip() == "details"  # folded
-    screenshot(page, "04_training")
-    screenshot(page, "04_training-panel", panel)
+    screenshot(panel, "04_training-panel")
     assert (run / "results.json").read_bytes() == results
     assert json.loads((run / "config.json").read_text()) == config
     assert not [path.name for path in run.parent.iterdir() if path.name.startswith(".")]  # nothing half-done
-    assert not page.evaluate(PROGRESS)["errors"]
 
     details.get_by_text("details").click()  # unfolded, they hold the whole traceback
     assert "Traceback (most recent call last)" in visible_text(page, ".jp-Notebook")
 
 
 def test_lesson_5_the_labeller_shows_every_heads_probabilities(page):
-    run_lesson(page, "05_evaluation")
+    # lesson 4's run is read back (trained here if that test did not leave one)
+    parts = ["folder = runs", "run = mtl.open_or_train(", "widgets.prediction_panel("]
+    open_lesson(page, "05_evaluation", *parts)
     panel = cell_with(page, "widgets.prediction_panel(")
     panel.scroll_into_view_if_needed()
     before = figure_in(panel)
@@ -341,5 +383,4 @@ def test_lesson_5_the_labeller_shows_every_heads_probabilities(page):
     assert [label for label, _ in heads["sentiment"]] == ["negative", "neutral", "positive"]
     for labels in heads.values():
         assert sum(probability for _, probability in labels) == pytest.approx(1.0, abs=0.01)
-    screenshot(page, "05_evaluation")
-    screenshot(page, "05_evaluation-panel", panel)
+    screenshot(panel, "05_evaluation-panel")

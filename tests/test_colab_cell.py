@@ -102,6 +102,7 @@ def snapshot_of_this_repository(folder: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow  # a fresh virtual environment and kernel, pip installing the package
 def test_the_colab_cell_installs_the_package_and_its_widgets_work(colab_kernel, monkeypatch):
     """Run once: every notebook's cell is this very text (the test above), and each install takes seconds."""
     clone = snapshot_of_this_repository(colab_kernel / "clone")
@@ -134,6 +135,7 @@ class AsksForAPassword(http.server.BaseHTTPRequestHandler):
         pass
 
 
+@pytest.mark.slow  # a fresh virtual environment and kernel, pip failing twice
 def test_a_placeholder_or_unreachable_repository_stops_with_a_readable_line(colab_kernel, monkeypatch):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), AsksForAPassword)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -345,6 +345,7 @@ def torchrun_train(work, processes: int, batch_size: int, combine: str, encoder,
     return folder
 
 
+@pytest.mark.slow  # torchrun, twice
 @pytest.mark.parametrize("combine", ["upgrad", "uncertainty"])
 def test_two_processes_on_half_batches_take_the_steps_of_one_process(tmp_path, encoder_without_dropout,
                                                                      tweeteval_dir, combine):

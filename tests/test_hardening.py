@@ -44,6 +44,7 @@ def wait_for_lock(folder, process, seconds=120):
     raise AssertionError(f"the first training never held {folder}: {process.communicate()[1][-2000:]}")
 
 
+@pytest.mark.slow  # two training processes, one killed
 def test_a_second_training_on_the_same_folder_is_refused_and_a_killed_ones_lock_does_not_block(
         tmp_path, tiny_encoder_dir, tweeteval_dir):
     folder = tmp_path / "run"
@@ -128,6 +129,7 @@ def uninterrupted(tmp_path_factory, tiny_encoder_dir, tweeteval_dir):
     return folder
 
 
+@pytest.mark.slow  # kill points: a training process per moment, then its resume
 @pytest.mark.parametrize("moment", MOMENTS)
 def test_a_kill_at_any_moment_then_resume_ends_with_the_same_results(uninterrupted, tmp_path,
                                                                      tiny_encoder_dir, tweeteval_dir, moment):
@@ -153,13 +155,13 @@ def test_a_kill_at_any_moment_then_resume_ends_with_the_same_results(uninterrupt
     assert not [path.name for path in folder.rglob(".*")]  # no half-written leftovers
 
 
-def test_predict_with_no_text_says_so(uninterrupted, capsys, monkeypatch):
+def test_predict_with_no_text_says_so(tiny_run, capsys, monkeypatch):
     monkeypatch.setattr(sys, "stdin", __import__("io").StringIO(""))
-    assert main(["predict", str(uninterrupted)]) == 2
+    assert main(["predict", str(tiny_run.folder)]) == 2
     assert "no text to label" in capsys.readouterr().err
     monkeypatch.setattr(sys, "stdin", __import__("io").StringIO("\n  \n"))
-    assert main(["predict", str(uninterrupted)]) == 2
-    empty = predict_run(uninterrupted, [])
+    assert main(["predict", str(tiny_run.folder)]) == 2
+    empty = predict_run(tiny_run.folder, [])
     assert empty.empty and list(empty.columns) == ["text", "task", "label"]
 
 

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import matplotlib
@@ -19,7 +20,7 @@ matplotlib.use("Agg")
 
 @pytest.fixture
 def no_scale_variables(monkeypatch):
-    for name in ("MTL_TUTORIAL_QUICK", "MTL_TUTORIAL_SCALE", "MTL_TUTORIAL_ENCODER", "MTL_TUTORIAL_RUNS"):
+    for name in ("MTL_TUTORIAL_SCALE", "MTL_TUTORIAL_ENCODER", "MTL_TUTORIAL_RUNS"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -28,9 +29,11 @@ def test_the_scale_follows_the_hardware_unless_named(no_scale_variables, monkeyp
     assert mtl.lesson_scale() == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert mtl.lesson_scale() == "gpu"
-    monkeypatch.setenv("MTL_TUTORIAL_QUICK", "1")
+    monkeypatch.setenv("MTL_TUTORIAL_SCALE", "ci")
     assert mtl.lesson_scale() == "ci"
     monkeypatch.setenv("MTL_TUTORIAL_SCALE", "cpu")
+    assert mtl.lesson_scale() == "cpu"
+    monkeypatch.setenv("MTL_TUTORIAL_QUICK", "1")  # the old switch, gone: one variable names the scale
     assert mtl.lesson_scale() == "cpu"
     monkeypatch.setenv("MTL_TUTORIAL_SCALE", "laptop")
     with pytest.raises(ValueError, match="MTL_TUTORIAL_SCALE='laptop': choose one of ci, cpu, gpu"):
@@ -38,7 +41,7 @@ def test_the_scale_follows_the_hardware_unless_named(no_scale_variables, monkeyp
 
 
 def test_the_ci_scale_only_proves_the_cells_run(no_scale_variables, monkeypatch):
-    monkeypatch.setenv("MTL_TUTORIAL_QUICK", "1")
+    monkeypatch.setenv("MTL_TUTORIAL_SCALE", "ci")
     quick = mtl.lesson_config()
     assert (quick.model, quick.epochs, quick.learning_rate) == (None, 2, 1e-4)
     assert (quick.max_train_examples, quick.max_eval_examples) == (400, 300)
@@ -119,20 +122,18 @@ def test_similarities_are_cosines(tiny_encoder_dir):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, tiny_encoder_dir, tweeteval_dir):
+def runs(tmp_path_factory, tiny_run):
+    """The session's tiny multi-task run (emotion + irony) and its single-task baselines, trained here."""
     folder = tmp_path_factory.mktemp("runs")
-    config = TrainConfig(tasks=["emotion", "irony"], model=str(tiny_encoder_dir), epochs=2,
-                         max_train_examples=64, max_eval_examples=50, max_length=32, learning_rate=1e-3,
-                         data_dir=str(tweeteval_dir))
-    multitask = mtl.open_or_train(config, folder / "multitask")
-    return config, folder, multitask, mtl.single_task_runs(config, folder / "single")
+    config = mtl.saved_config(tiny_run.folder)
+    return config, folder, tiny_run, mtl.single_task_runs(config, folder / "single")
 
 
 def test_open_or_train_reads_back_a_finished_run_and_replaces_another(runs, tmp_path):
     config, folder, multitask, _ = runs
-    written = (folder / "multitask" / "history.json").stat().st_mtime_ns
-    again = mtl.open_or_train(config, folder / "multitask")
-    assert (folder / "multitask" / "history.json").stat().st_mtime_ns == written  # not trained again
+    written = (multitask.folder / "history.json").stat().st_mtime_ns
+    again = mtl.open_or_train(config, multitask.folder)
+    assert (multitask.folder / "history.json").stat().st_mtime_ns == written  # not trained again
     assert again.results == multitask.results and again.history.equals(multitask.history)
     assert mtl.saved_config(tmp_path) is None
     (tmp_path / "notes.txt").write_text("mine")
@@ -141,8 +142,8 @@ def test_open_or_train_reads_back_a_finished_run_and_replaces_another(runs, tmp_
 
 
 def test_a_stopped_run_is_resumed(runs, tmp_path):
-    config, *_ = runs
-    mtl.train_run(config, tmp_path / "run")
+    config, _, multitask, _ = runs
+    shutil.copytree(multitask.folder, tmp_path / "run")
     (tmp_path / "run" / "results.json").unlink()  # as if it had stopped before the test scores
     run = mtl.open_or_train(config, tmp_path / "run")
     assert list(run.history["epoch"]) == [1, 1, 2, 2] and (tmp_path / "run" / "results.json").exists()
@@ -151,7 +152,7 @@ def test_a_stopped_run_is_resumed(runs, tmp_path):
 def test_the_training_plan_says_what_is_read_back_resumed_or_trained_and_how_long(runs, tmp_path,
                                                                                  monkeypatch):
     config, folder, multitask, single = runs
-    monkeypatch.setenv("MTL_TUTORIAL_QUICK", "1")
+    monkeypatch.setenv("MTL_TUTORIAL_SCALE", "ci")
     stopped = tmp_path / "stopped"
 
     def stop(history):
@@ -166,12 +167,12 @@ def test_the_training_plan_says_what_is_read_back_resumed_or_trained_and_how_lon
     assert lines[-1].startswith("in all ") and "a guess" in lines[-1]  # no finished run beside these yet
     # beside finished runs, their measured speed is used
     wider = dataclasses.replace(config, epochs=100_000)  # long enough to take minutes on any CPU
-    plan = mtl.training_plan({folder / "multitask": config, folder / "wider": wider})
-    assert plan.splitlines()[0] == f"{folder / 'multitask'}: finished, read back"
+    plan = mtl.training_plan({multitask.folder: config, multitask.folder.parent / "wider": wider})
+    assert plan.splitlines()[0] == f"{multitask.folder}: finished, read back"
     assert "at the speed of this machine's earlier runs" in plan
-    other = mtl.training_plan({folder / "multitask": dataclasses.replace(config, epochs=1)})
-    assert other.startswith(f"{folder / 'multitask'}: trains now, replacing the run of other settings there")
-    speed = mtl.load_history(folder / "multitask")["examples_per_second"].median()
+    other = mtl.training_plan({multitask.folder: dataclasses.replace(config, epochs=1)})
+    assert other.startswith(f"{multitask.folder}: trains now, replacing the run of other settings there")
+    speed = mtl.load_history(multitask.folder)["examples_per_second"].median()
     tasks = mtl.runs.load_run_tasks(config).values()
     train, dev, test = (sum(len(task.splits[split]) for task in tasks) for split in ("train", "dev", "test"))
     minutes = float(plan.splitlines()[1].split("about ")[1].split(" min")[0])
@@ -263,8 +264,8 @@ def test_every_lesson_helper_works_on_a_run_of_course_format_folders(tmp_path, t
 
 
 def test_a_failed_or_interrupted_run_leaves_the_previous_run_whole(runs, tmp_path):
-    config, *_ = runs
-    mtl.train_run(config, tmp_path / "run")
+    config, _, multitask, _ = runs
+    shutil.copytree(multitask.folder, tmp_path / "run")
     before = {path: path.read_bytes() for path in (tmp_path / "run").rglob("*") if path.is_file()}
     with pytest.raises(OSError, match="cannot load encoder 'no-such-encoder'"):
         mtl.train_run(dataclasses.replace(config, model="no-such-encoder"), tmp_path / "run")

@@ -3,8 +3,8 @@ import torch
 import torch.nn.functional as F
 
 from mtl_tutorial.evaluate import predict
-from mtl_tutorial.model import (ClassificationHead, MultiTaskModel, build_model, load_encoder, load_model,
-                                save_model)
+from mtl_tutorial.model import (ClassificationHead, MultiTaskModel, build_model, encoder_setting,
+                                load_encoder, load_model, packaged_encoder_path, resolve_encoder, save_model)
 
 LABELS = {"emotion": ["anger", "joy", "optimism", "sadness"],
           "sentiment": ["negative", "neutral", "positive"]}
@@ -112,6 +112,12 @@ def test_the_packaged_encoder_loads_offline():
     encoder, tokenizer = load_encoder()
     assert encoder.config.hidden_size == 384 and encoder.config.num_hidden_layers == 6
     assert tokenizer.is_fast
+
+
+def test_the_packaged_encoder_has_one_name_and_any_other_is_loaded_as_given():
+    assert encoder_setting(None) is encoder_setting("") is encoder_setting("packaged-minilm") is None
+    assert resolve_encoder("packaged-minilm") == resolve_encoder(None) == str(packaged_encoder_path())
+    assert encoder_setting("roberta-base") == resolve_encoder("roberta-base") == "roberta-base"
 
 
 def test_missing_encoder_and_broken_checkpoints_are_named(tiny_model, tmp_path):

@@ -45,6 +45,9 @@ Path(sys.argv[1], f"rank{os.environ['RANK']}.json").write_text(json.dumps(record
 EPOCHS, BATCH_SIZE, TRAIN_EXAMPLES, PROCESSES = 2, 8, 64, 2
 
 
+pytestmark = pytest.mark.slow  # torchrun: two fresh processes, each importing torch
+
+
 @pytest.fixture(scope="module")
 def two_process_run(tmp_path_factory, tiny_encoder_dir, tweeteval_dir):
     work = tmp_path_factory.mktemp("multiprocess")

@@ -369,6 +369,7 @@ def comparable_history(folder: Path) -> pd.DataFrame:
     return history.drop(columns=clock)
 
 
+@pytest.mark.slow  # training processes (a kill point)
 def test_a_run_killed_mid_epoch_resumes_to_the_same_scores(uninterrupted_run, tmp_path, tiny_encoder_dir,
                                                            tweeteval_dir):
     folder = tmp_path / "killed"
@@ -397,6 +398,7 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_scores(uninterrupted_run, tm
     assert not [p.name for p in folder.iterdir() if p.name.startswith(".")]  # no temporary files left
 
 
+@pytest.mark.slow  # training processes (a kill point)
 def test_resuming_a_finished_run_changes_nothing(uninterrupted_run, tmp_path, tiny_encoder_dir,
                                                  tweeteval_dir):
     folder = shutil.copytree(uninterrupted_run, tmp_path / "finished")

@@ -19,6 +19,7 @@ def real_run(tmp_path_factory, tweeteval_dir):
     return fit(config, tmp_path_factory.mktemp("runs") / "real", progress=False)
 
 
+@pytest.mark.slow  # the real MiniLM run
 def test_a_short_real_run_beats_the_majority_baseline(real_run):
     for task, result in real_run.results.items():
         majority = result["test_majority_baseline"]["official"]
@@ -27,6 +28,7 @@ def test_a_short_real_run_beats_the_majority_baseline(real_run):
         assert result["test_examples"] == 300
 
 
+@pytest.mark.slow  # the real MiniLM run
 def test_history_records_real_losses_and_speed(real_run):
     history = real_run.history
     assert list(history["task"]) == ["emotion", "sentiment"] * 2
@@ -39,10 +41,12 @@ def test_history_records_real_losses_and_speed(real_run):
     assert (cosines.nunique() == 1).all() and history["gradient_cosine"].between(-1, 1).all()
 
 
+@pytest.mark.slow  # the real MiniLM run
 def test_history_records_each_epochs_task_mix(real_run):
     assert real_run.history["sampling_probability"].tolist() == [0.5] * 4  # proportional, 400 + 400 tweets
 
 
+@pytest.mark.slow  # the real MiniLM run
 def test_test_scores_come_from_each_tasks_best_checkpoint(real_run):
     again = evaluate_run(real_run.folder, "test").set_index("task")
     for task, result in real_run.results.items():
