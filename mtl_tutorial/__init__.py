@@ -13,6 +13,7 @@
     runs        the run folder: its files, the resumable checkpoint, reading a run back
     evaluate    scoring a split, each task's best checkpoint on test, predictions, comparisons
     train       fit(): the training loop (Accelerate), one step, the per-epoch bookkeeping
+    tracking    the curves in TensorBoard too, through Accelerate's trackers (report_to="tensorboard")
     lessons     what the notebooks share: the repository, the lessons' scale, runs trained once and reused
     exercises   check functions that run a student's own pieces against the package's, on real tweets
     course      teaching a class: student copies without solutions, an answer key, grading of submissions
