@@ -1,6 +1,7 @@
 """--report-to tensorboard: the curves read back from the event files are the history's and the schedule's."""
 
 import dataclasses
+import shlex
 import sys
 
 import numpy as np
@@ -12,7 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from transformers import get_linear_schedule_with_warmup
 
 from mtl_tutorial import train
-from mtl_tutorial.cli import main
+from mtl_tutorial.cli import build_parser, command_line, config_from_arguments, main
 from mtl_tutorial.config import TrainConfig
 from mtl_tutorial.runs import prepare_folder
 from mtl_tutorial.tracking import start_tracking
@@ -146,6 +147,12 @@ def test_tracking_is_no_part_of_what_makes_a_run(tmp_path, tiny_encoder_dir, sma
     # turned on for the resume (or read back by a lesson): the same run
     assert prepare_folder(tmp_path / "run", dataclasses.replace(config, report_to="tensorboard", log_every=7),
                           resume=True)
+    # `==` leaves these settings out; the command line keeps them
+    tracked = TrainConfig(report_to="tensorboard", log_every=10)
+    words = shlex.split(command_line(tracked, "runs/x"))
+    assert words[2:6] == ["--report-to", "tensorboard", "--log-every", "10"]
+    again = config_from_arguments(build_parser().parse_args(words[1:]))
+    assert dataclasses.asdict(again) == dataclasses.asdict(tracked) and again == TrainConfig()
     with pytest.raises(ValueError, match="unknown report_to 'wandb'"):
         TrainConfig(report_to="wandb")
     with pytest.raises(ValueError, match="log_every must be at least 1"):
