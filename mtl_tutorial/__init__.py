@@ -13,6 +13,7 @@
     runs        the run folder: its files, the resumable checkpoint, reading a run back
     evaluate    scoring a split, each task's best checkpoint on test, predictions
     train       fit(): the training loop (Accelerate), one step, the per-epoch bookkeeping
+    tracking    the curves in TensorBoard too, through Accelerate's trackers (report_to="tensorboard")
     lessons     what the notebooks share: the repository, the lessons' scale, runs trained once and reused,
                 lesson 5's comparisons (multi-task against single-task, the best epoch against the last)
     exercises   a package of check functions that run a student's own pieces against the package's, on real

@@ -17,14 +17,20 @@ from .sampling import ADAPTIVE, SAMPLERS
 POOLINGS = ("mean", "cls", "pooler")
 MIXED_PRECISIONS = ("no", "bf16", "fp16")
 STRATEGIES = ("sample", "all-tasks")
+TRACKERS = ("tensorboard",)  # Accelerate's trackers a run can report its curves to
 
 
-def setting(default, help: str, choices: tuple | None = None, option: bool = True, **more):
+def setting(default, help: str, choices: tuple | None = None, option: bool = True, compare: bool = True,
+            **more):
     """A config field with its help text; `option=False` keeps it off the command line. `choices` may be
-    a method table (sampling.SAMPLERS, combine.COMBINERS): a method added to it is a choice at once."""
+    a method table (sampling.SAMPLERS, combine.COMBINERS): a method added to it is a choice at once.
+    `compare=False` marks a setting that changes no number (where the curves are logged): two configs that
+    differ only there are the same run, so it can be resumed or read back with the setting changed."""
     if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"help": help, "option": option, **more})
-    return field(default=default, metadata={"help": help, "choices": choices, "option": option, **more})
+        return field(default_factory=lambda: list(default), compare=compare,
+                     metadata={"help": help, "option": option, **more})
+    return field(default=default, compare=compare,
+                 metadata={"help": help, "choices": choices, "option": option, **more})
 
 
 @dataclass
@@ -68,6 +74,11 @@ class TrainConfig:
                                    MIXED_PRECISIONS)
     gradient_probe_batches: int = setting(4, "per epoch, batches per task for the gradient-conflict probe; "
                                              "0 = off", option=False)
+    report_to: str | None = setting(None, "also log the curves through Accelerate's tracker: tensorboard "
+                                          "writes RUN/logs/ (tensorboard --logdir RUN/logs)",
+                                    TRACKERS, compare=False)
+    log_every: int = setting(50, "with --report-to: log each task's training loss and the learning rate "
+                                 "every this many steps", compare=False)
     data_dir: str | None = setting(None, "an existing copy of TweetEval's datasets/ folder", location=True)
     cache_dir: str | None = setting(None, "where downloads go (default ~/.cache/mtl_tutorial)", location=True)
     base_url: str | None = setting(None, "a mirror of TweetEval's datasets/, e.g. file:///path/to/datasets",
@@ -92,7 +103,7 @@ class TrainConfig:
 
 
 AT_LEAST_ONE = ("epochs", "batch_size", "eval_batch_size", "max_length",
-                "max_train_examples", "max_eval_examples")
+                "max_train_examples", "max_eval_examples", "log_every")
 POSITIVE = ("temperature", "learning_rate", "max_grad_norm")
 
 

@@ -1,8 +1,9 @@
 """The optional packages some settings need, checked before a run starts and named in one line.
 
 UPGrad solves a small quadratic program with `quadprog` (through `qpsolvers`); a pip that misses an extra
-installs torchjd without them. A run that needs a missing package stops before its first step and says
-which command installs it, instead of failing later in a traceback.
+installs torchjd without them. Logging to TensorBoard needs `tensorboard` (the [tracking] extra). A run
+that needs a missing package stops before its first step and says which command installs it, instead of
+failing later in a traceback.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class Requirement:
 REQUIREMENTS = (
     Requirement("combine", "upgrad", ("numpy", "qpsolvers", "quadprog"),
                 'pip install "torchjd[quadprog-projector]"'),
+    Requirement("report_to", "tensorboard", ("tensorboard",), "pip install tensorboard"),
 )
 
 

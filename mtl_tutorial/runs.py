@@ -3,6 +3,7 @@
     config.json          the TrainConfig              history.json / .csv   one row per epoch and task
     results.json         each task's test score       best/<task>/           the best model of each task
     last/                the resumable checkpoint     dev_curves.png         drawn by the command line
+    logs/                the curves for TensorBoard (with report_to="tensorboard")
 
 This is the only module that spells these names. Every file is written beside its place and renamed,
 and a write that fails (a full disk, a quota) says in one line what it was saving, leaving the old file whole.
@@ -34,6 +35,7 @@ CONFIG_FILE, RESULTS_FILE = "config.json", "results.json"
 HISTORY_JSON, HISTORY_CSV = "history.json", "history.csv"
 BEST_FOLDER, LAST_FOLDER, STATE_FILE = "best", "last", "training_state.pt"
 DEV_CURVES_FILE = "dev_curves.png"
+TRACKING_FOLDER = "logs"  # Accelerate's trackers write here (a project named so, in the run folder)
 
 
 class RunFolderBusy(OSError):
@@ -252,9 +254,11 @@ def prepare_folder(folder: Path, config: TrainConfig, resume: bool) -> bool:
             raise ValueError(f"{folder} exists and is not a training run (it has no {CONFIG_FILE}); "
                              "choose a new or empty folder")
         return False
-    saved = load_config(folder)
-    differences = [f"{key} is {value!r} here but {getattr(saved, key)!r} there"
-                   for key, value in dataclasses.asdict(config).items() if getattr(saved, key) != value]
+    saved = load_config(folder)  # the settings that change no number (compare=False) may differ
+    pairs = [(item.name, getattr(config, item.name), getattr(saved, item.name))
+             for item in dataclasses.fields(config) if item.compare]
+    differences = [f"{name} is {here!r} here but {there!r} there"
+                   for name, here, there in pairs if here != there]
     if differences:
         raise ValueError(f"{folder} already holds a different run ({'; '.join(differences)}); "
                          "choose another folder")

@@ -36,16 +36,20 @@ from .runs import (TrainingRun, TrainingState, exclusive_run_folder, has_checkpo
                    prepare_folder, recover_run_folder, restore_checkpoint, save_best, save_checkpoint,
                    save_config, save_history, save_results, saved_best_epoch)
 from .sampling import SamplingEpoch, plan_epoch
+from .tracking import StepLog, log_epoch, start_tracking, stop_tracking
 
 
-def make_accelerator(mixed_precision: str = "no") -> Accelerator:
-    """Accelerate picks the device (GPU if any) and, under torchrun or `accelerate launch`, the process."""
+def make_accelerator(mixed_precision: str = "no", report_to: str | None = None,
+                     folder: Path | None = None) -> Accelerator:
+    """Accelerate picks the device (GPU if any) and, under torchrun or `accelerate launch`, the process;
+    with `report_to`, its tracker logs into the run `folder` (tracking.py)."""
     # Each step trains one head only, so under DDP the other heads get no gradient that step.
     ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
     # Accelerate starts CPU processes (gloo) only when told cpu=True: without it, two processes that
     # torchrun started on a machine without a GPU would each train alone and overwrite each other's files.
     several_cpu_processes = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
-    return Accelerator(mixed_precision=mixed_precision, cpu=several_cpu_processes, kwargs_handlers=[ddp])
+    return Accelerator(mixed_precision=mixed_precision, cpu=several_cpu_processes, kwargs_handlers=[ddp],
+                       log_with=report_to, project_dir=folder if report_to else None)
 
 
 def make_optimizer(model, config: TrainConfig, combiner: nn.Module | None = None) -> torch.optim.AdamW:
@@ -90,6 +94,11 @@ class Run:
     def sizes(self) -> dict[str, int]:
         return {name: len(splits["train"]) for name, splits in self.encoded.items()}
 
+    @property
+    def step(self) -> int:
+        """The optimizer steps taken so far, over all epochs: the schedule counts them (a checkpoint too)."""
+        return self.state.scheduler.last_epoch
+
 
 @dataclass
 class EpochRecord:
@@ -120,12 +129,13 @@ def fit(config: TrainConfig, folder: str | Path, resume: bool = False, on_epoch_
     """
     check_requirements(config)  # a missing optional package stops the run here, in one line
     folder = Path(folder)
-    accelerator = accelerator or make_accelerator(config.mixed_precision)
+    accelerator = accelerator or make_accelerator(config.mixed_precision, config.report_to, folder)
     warn_if_precision_is_emulated(config.mixed_precision, accelerator)
     main = accelerator.is_main_process
     with exclusive_run_folder(folder) if main else contextlib.nullcontext():
         run = prepare_run(folder, config, resume, accelerator, progress)
         state = run.state
+        start_tracking(accelerator, config, run.step)  # with report_to: the curves also go to RUN/logs/
         for epoch in range(state.epoch + 1, config.epochs + 1):
             # dropout: a resumed epoch draws the same masks, and each process its own
             torch.manual_seed(config.seed + epoch + 10_000 * accelerator.process_index)
@@ -136,12 +146,14 @@ def fit(config: TrainConfig, folder: str | Path, resume: bool = False, on_epoch_
             record.dev = score_dev(run)
             record.improved = keep_best(state.best, record.dev, epoch)
             state.history += history_rows(run, record)
+            log_epoch(accelerator, state.history[-len(run.tasks):], run.step)
             state.epoch = epoch
             if main:
                 save_epoch(folder, state, record.improved)
             accelerator.wait_for_everyone()
             if on_epoch_end and main:
                 on_epoch_end(pd.DataFrame(state.history))
+        stop_tracking(accelerator)
 
         results = test_best_checkpoints(folder, state.model, run.encoded, state.best, config.eval_batch_size,
                                         accelerator)
@@ -227,6 +239,7 @@ def train_one_epoch(run: Run, epoch: int, schedule: list[list[str]]) -> EpochRec
     run.model.train()
     started = time.perf_counter()
     show = run.progress and accelerator.is_main_process
+    log = StepLog(accelerator, run.config.log_every, len(schedule), run.config.report_to is not None)
     for step_tasks in tqdm(schedule, desc=f"epoch {epoch}/{run.config.epochs}", disable=not show):
         batches = {task: next(run.state.streams[task]) for task in step_tasks}
         for task, batch in batches.items():  # counted on the CPU: reading a GPU tensor waits for the GPU
@@ -244,6 +257,7 @@ def train_one_epoch(run: Run, epoch: int, schedule: list[list[str]]) -> EpochRec
             losses = train_step(run, batch, task)[None]
         for task, loss in zip(batches, losses):
             record.loss_sum[task] += loss * len(batches[task]["labels"])
+        log.after_step(run.state.scheduler, record.loss_sum, record.examples)  # every few steps, if tracking
     if device.type == "cuda":  # the clock stops when the GPU has done the epoch's steps
         torch.cuda.synchronize(device)
     record.seconds = time.perf_counter() - started

@@ -100,6 +100,7 @@ class TrainingPanel(Shown):
     temperature: widgets.FloatSlider
     epochs: widgets.IntSlider
     train_cap: widgets.Dropdown
+    tensorboard: widgets.Checkbox  # report_to: the curves also go to RUN/logs/ for TensorBoard
     caps: dict[str, dict]  # label -> the config's caps on training tweets
     button: widgets.Button
     status: widgets.Label
@@ -116,6 +117,7 @@ class TrainingPanel(Shown):
         return dataclasses.replace(
             self.settings, tasks=list(self.tasks.value), model=model, sampler=self.sampler.value,
             temperature=self.temperature.value, epochs=self.epochs.value, **self.caps[self.train_cap.value],
+            report_to="tensorboard" if self.tensorboard.value else None,
         )
 
     def train(self) -> TrainingRun:
@@ -208,7 +210,7 @@ def chosen_cap(settings: TrainConfig) -> str:
 
 
 def training_panel(settings: TrainConfig, folder: str | Path) -> TrainingPanel:
-    """Widgets to choose tasks, encoder, sampler, epochs and training-set cap, and a Train button.
+    """Widgets to choose tasks, encoder, sampler, epochs, training-set cap, TensorBoard logs; a Train button.
 
     The other settings (learning rate, dev/test caps, ...) come from `settings`; each finished run
     replaces the one in `folder`, which the next lesson reads.
@@ -227,6 +229,8 @@ def training_panel(settings: TrainConfig, folder: str | Path) -> TrainingPanel:
                                  style=LABEL_STYLE),
         train_cap=widgets.Dropdown(options=list(caps), value=chosen_cap(settings),
                                    description="training tweets", style=LABEL_STYLE),
+        tensorboard=widgets.Checkbox(value=settings.report_to is not None, indent=False,
+                                     description="also log the curves for TensorBoard (in the run's logs/)"),
     )
     button = widgets.Button(description="Train", button_style="primary", icon="play")
     status = widgets.Label("Choose, then press Train (several tasks: Ctrl- or Cmd-click).")

@@ -185,6 +185,22 @@ panel
 run = panel.open_or_train()
 
 # %% [markdown]
+# ### The curves in TensorBoard (optional)
+#
+# Tick **also log the curves for TensorBoard** in the panel (in Python `report_to="tensorboard"` in the
+# `TrainConfig`; on the command line `--report-to tensorboard`) and the run also writes its curves into its
+# `logs/` folder through Accelerate's trackers: each task's training loss and the learning rate every
+# `log_every` steps (50), and after every epoch each task's dev scores, the task mix and the gradient
+# cosines. It changes no score. TensorBoard draws every run of the runs folder side by side: in a terminal
+# `tensorboard --logdir runs`, or in Jupyter and Colab a cell with `%load_ext tensorboard` and then
+# `%tensorboard --logdir runs` (this notebook starts no server).
+
+# %%
+logs = run.folder / "logs"
+print(f"this run's TensorBoard logs: {logs if logs.exists() else 'none (tick the box, then Train)'}")
+print(f"to draw them: tensorboard --logdir {runs}")
+
+# %% [markdown]
 # ## What came back
 #
 # `fit` returns the run's folder, its history and its results. The history has one row per epoch and

@@ -24,10 +24,10 @@ from mtl_tutorial.model import MultiTaskModel
 tasks, writes = [], []
 forward = MultiTaskModel.forward
 
-def recording_forward(self, input_ids, attention_mask, task):
+def recording_forward(self, input_ids, attention_mask, task, *more):  # more: the labels, the reduction
     if self.training:
         tasks.append(task)
-    return forward(self, input_ids, attention_mask, task)
+    return forward(self, input_ids, attention_mask, task, *more)
 
 def recording(original):
     def make(*args, **kwargs):
@@ -59,6 +59,7 @@ def two_process_run(tmp_path_factory, tiny_encoder_dir, tweeteval_dir):
                "train", "--tasks", "emotion", "irony", "--model", str(tiny_encoder_dir),
                "--epochs", str(EPOCHS), "--batch-size", str(BATCH_SIZE),
                "--max-train-examples", str(TRAIN_EXAMPLES), "--max-eval-examples", "40", "--max-length", "32",
+               "--report-to", "tensorboard", "--log-every", "1",  # the losses summed over the processes
                "--data-dir", str(tweeteval_dir), "--out", str(folder)]
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
                    "TOKENIZERS_PARALLELISM": "false"}
@@ -102,4 +103,21 @@ def test_only_the_main_process_writes(two_process_run):
     assert other["writes"] == []
     assert any(place.startswith(str(folder)) for place in main_process["writes"])
     assert sorted(p.name for p in folder.iterdir()) == ["best", "config.json", "dev_curves.png",
-                                                        "history.csv", "history.json", "last", "results.json"]
+                                                        "history.csv", "history.json", "last", "logs",
+                                                        "results.json"]
+    assert len(list((folder / "logs").glob("events.out.tfevents.*"))) == 1  # the main process's tracker
+
+
+def test_the_logged_step_losses_are_over_both_processes_batches(two_process_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    folder, _ = two_process_run
+    events = EventAccumulator(str(folder / "logs"), size_guidance={"scalars": 0})
+    events.Reload()
+    history = pd.read_csv(folder / "history.csv")
+    steps_per_epoch = 2 * batches_per_pass(TRAIN_EXAMPLES, BATCH_SIZE * PROCESSES)
+    for row in history.itertuples():  # every batch full: the mean of the steps' losses is the epoch's
+        losses = [point.value for point in events.Scalars(f"train/loss/{row.task}")
+                  if (row.epoch - 1) * steps_per_epoch < point.step <= row.epoch * steps_per_epoch]
+        assert len(losses) * BATCH_SIZE * PROCESSES == row.train_examples
+        assert sum(losses) / len(losses) == pytest.approx(row.train_loss, rel=1e-5)

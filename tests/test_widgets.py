@@ -55,6 +55,21 @@ def test_the_train_button_trains_the_chosen_tasks_and_draws_every_epoch(tiny_set
     assert panel.status.value.startswith("Done") and not panel.button.disabled
 
 
+def test_the_tensorboard_box_logs_the_curves_into_the_run_folder(tiny_settings, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    panel = widgets.training_panel(tiny_settings, tmp_path / "run")
+    assert panel.config().report_to is None
+    panel.tensorboard.value = True
+    assert panel.config() == dataclasses.replace(tiny_settings, report_to="tensorboard")
+    run = panel.train()
+    events = EventAccumulator(str(tmp_path / "run" / "logs"))  # moved with the run from its staging folder
+    events.Reload()
+    [point] = events.Scalars("dev/official/emotion")
+    emotion = run.history[run.history["task"] == "emotion"]
+    assert point.value == pytest.approx(emotion["dev_official"].item())
+
+
 def test_open_or_train_reads_back_the_same_finished_run_and_trains_another(tiny_settings, tmp_path):
     widgets.training_panel(tiny_settings, tmp_path / "run").train()
     written = (tmp_path / "run" / "history.json").stat().st_mtime_ns
