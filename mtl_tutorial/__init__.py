@@ -14,13 +14,15 @@
     train       fit(): the training loop (Accelerate), one step, the per-epoch bookkeeping
     lessons     what the notebooks share: the repository, the lessons' scale, runs trained once and reused
     exercises   check functions that run a student's own pieces against the package's, on real tweets
+    optimisation  lesson 4's optimiser explained: a run's first steps recorded (loss, learning rate,
+                gradient norm before the clip, AdamW's move) and cross-entropy worked out from logits
     plots       pictures for the lessons (matplotlib figures)
     widgets     ipywidgets panels over the same functions (temperature, training, labelling, quizzes)
     cli         `mtl-tutorial train | evaluate | predict | data`
     files       writing files and folders atomically;  checksums: SHA-256 of every TweetEval file
 
 Notebooks use one namespace: `import mtl_tutorial as mtl`, then `mtl.fit(...)`, `mtl.plots.dev_curves(...)`.
-`plots`, `widgets`, `cli` and `exercises` load on first use, so the training code never needs matplotlib
+`plots`, `widgets`, `cli`, `exercises` and `optimisation` load on first use, so the training code never needs matplotlib
 or widgets.
 """
 
@@ -44,7 +46,7 @@ from .sampling import (ADAPTIVE, SAMPLERS, adaptive_probabilities, draw_tasks, p
                        task_probabilities, task_schedule)
 from .train import all_tasks_step, fit, train_step
 
-LAZY_MODULES = ("plots", "widgets", "cli", "exercises")
+LAZY_MODULES = ("plots", "widgets", "cli", "exercises", "optimisation")
 
 __all__ = [
     "TrainConfig",
@@ -68,7 +70,7 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    """`mtl.plots`, `mtl.widgets`, `mtl.cli` and `mtl.exercises` are imported the first time they are used."""
+    """`mtl.plots`, `mtl.widgets`, `mtl.cli`, `mtl.exercises` and `mtl.optimisation` load when first used."""
     if name in LAZY_MODULES:
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'mtl_tutorial' has no attribute {name!r}")

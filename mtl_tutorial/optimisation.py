@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from accelerate.utils import set_seed
 from transformers import get_linear_schedule_with_warmup
 
-from .batching import BatchStream, batches_per_pass, encode_task
+from .batching import BatchStream, batches_per_pass, encode_task, to_device
 from .config import TrainConfig
 from .model import build_model
 from .runs import load_run_tasks
@@ -65,10 +65,10 @@ def cross_entropy_table(logits: torch.Tensor, labels: torch.Tensor, label_names:
     return table
 
 
-def record_steps(config: TrainConfig, steps: int = 30) -> RecordedSteps:
-    """Take the first `steps` training steps of a run of `config` exactly as `fit` does (same seed, model,
-    batches, task schedule, AdamW, warm-up and decay over the whole run, clipping before the step) and
-    record each one. One-task-per-step runs only; fp32 on the CPU."""
+def record_steps(config: TrainConfig, steps: int = 30, device: str | None = None) -> RecordedSteps:
+    """Take the first `steps` training steps (at most one epoch) of a run of `config` as `fit` does (same
+    seed, model, batches, task schedule, AdamW, warm-up and decay over the whole run, clipping before the
+    step) and record each one. One-task-per-step runs only; in fp32, on the GPU if there is one."""
     if config.strategy != "sample":
         raise ValueError(f"record_steps follows a sampling run; this config's strategy is "
                          f"{config.strategy!r}")
@@ -76,6 +76,8 @@ def record_steps(config: TrainConfig, steps: int = 30) -> RecordedSteps:
     tasks = load_run_tasks(config)
     model, tokenizer = build_model({name: task.label_names for name, task in tasks.items()}, config.model,
                                    config.pooling)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device)
     train = {name: encode_task(tokenizer, task, config.max_length)["train"] for name, task in tasks.items()}
     streams = {name: BatchStream(split, config.batch_size, config.seed, config.group_by_length)
                for name, split in train.items()}
@@ -91,7 +93,7 @@ def record_steps(config: TrainConfig, steps: int = 30) -> RecordedSteps:
     rows, first_batch = [], None
     order = task_schedule(sizes, per_epoch, config.sampler, config.seed, config.temperature, 1, config.epochs)
     for step, task in enumerate(order[:steps], start=1):
-        batch = next(streams[task])
+        batch = to_device(next(streams[task]), device)
         logits = model(batch["input_ids"], batch["attention_mask"], task)
         loss = F.cross_entropy(logits, batch["labels"])
         loss.backward()
@@ -106,7 +108,8 @@ def record_steps(config: TrainConfig, steps: int = 30) -> RecordedSteps:
                      "gradient_norm": norm, "clipped": norm > config.max_grad_norm,
                      "update_size": change.median().item() if len(change) else 0.0})
         if first_batch is None:
-            first_batch = cross_entropy_table(logits.detach(), batch["labels"], tasks[task].label_names)
+            first_batch = cross_entropy_table(logits.detach().cpu(), batch["labels"].cpu(),
+                                              tasks[task].label_names)
             first_batch.attrs["task"] = task
     return RecordedSteps(pd.DataFrame(rows), schedule, warmup, config.max_grad_norm, first_batch)
 
