@@ -343,8 +343,9 @@ print(transformers.__version__, "has AdamW:", hasattr(transformers, "AdamW"),
       "| the tokenizer has encode_plus:", hasattr(run_tokenizer, "encode_plus"))
 
 # %% [markdown]
-# **6. Padding every tweet to 64 tokens.** Lesson 1 measured it: more than half of every batch was pad
-# tokens. With per-batch padding and length grouping, the share of padding during this run was:
+# **6. Padding every tweet to 64 tokens.** Lesson 1 measured it: with MiniLM's tokenizer, more than half of
+# every batch was pad tokens. With per-batch padding and length grouping, the share of padding during this
+# run was:
 
 # %%
 run.history.groupby("epoch")["pad_fraction"].first().round(3)
