@@ -242,7 +242,8 @@ mtl.plots.adamw_steps(record);
 print(f"{len(record.schedule)} steps in the run ({config.epochs} epochs): the learning rate rises from 0 to "
       f"{record.schedule.max():g} over the first {record.warmup_steps} steps, then falls to "
       f"{record.schedule.iloc[-1]:.2g} at the last; the first step has learning rate "
-      f"{record.steps['learning_rate'].iloc[0]:g}, so it changes no weight")
+      f"{record.steps['learning_rate'].iloc[0]:g}"
+      + (", so it changes no weight" if record.steps["update_size"].iloc[0] == 0 else ""))
 mtl.plots.learning_rate_schedule(record);
 
 # %% [markdown]
