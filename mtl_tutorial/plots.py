@@ -459,7 +459,7 @@ def adamw_steps(record) -> Figure:
     axes.plot(taken["step"], taken["update_size"], "o-", markersize=3, label="median move of a weight")
     axes.set(xlabel="step", ylabel="size", ylim=(0, 1.1 * max(taken["learning_rate"].max(),
                                                                taken["update_size"].max())),
-             title="AdamW moves each weight by about the learning rate")
+             title="AdamW's step follows the learning rate, not the gradient's size")
     right = axes.twinx()
     right.plot(taken["step"], taken["gradient_norm"], ":", color="C3", label="gradient norm (right axis)")
     right.set(ylabel="gradient norm", ylim=(0, None))

@@ -216,8 +216,10 @@ first.head().round(3)
 # gradients hardly move and a large gradient makes a large jump. **Adam** (Kingma & Ba, 2015) keeps, for
 # every weight, a running mean of its gradient $m$ and of its squared gradient $v$ (with factors 0.9 and
 # 0.999), and moves the weight by $\text{lr} \cdot \hat m / (\sqrt{\hat v} + \epsilon)$, where the hats undo
-# the bias of starting both means at 0. The ratio is about ±1 when a weight's gradients keep their sign, so
-# each weight moves by about the learning rate, *whatever the size of its gradient*. **AdamW** (Loshchilov &
+# the bias of starting both means at 0. The ratio is ±1 at Adam's first step and stays near ±1 while a
+# weight's gradients keep their sign; when they change sign from batch to batch it shrinks. Either way a
+# weight moves by at most about the learning rate, *whatever the size of its gradient*: the step follows
+# the learning rate, not the gradient. **AdamW** (Loshchilov &
 # Hutter, 2019) adds weight decay apart from that ratio, shrinking every weight a little at each step
 # (`weight_decay`; these lessons' settings keep it at 0). The recorded steps show it:
 
@@ -285,11 +287,11 @@ mtl.widgets.quiz([
              "the softmax gives negative the highest probability",
              "e^2 / (e^2 + 1 + 1) = 0.79: the highest, but not 1, so the loss is -log 0.79 = 0.24, not 0."),
     Question("With Adam, a weight whose gradient is 100 times smaller than another's moves...",
-             ["100 times less", "about as far, about the learning rate", "not at all"],
-             "about as far, about the learning rate",
+             ["100 times less", "about as far: the step follows the learning rate", "not at all"],
+             "about as far: the step follows the learning rate",
              f"Adam divides by the running size of each weight's gradient: above, the gradient norm ranged "
              f"from {norms.min():.2f} to {norms.max():.2f} while the median move stayed between "
-             f"{ratio.min():.2f} and {ratio.max():.2f} times the learning rate."),
+             f"{ratio.min():.2f} and {ratio.max():.2f} times the step's learning rate."),
     Question("At which step does this run's learning rate reach its peak?",
              ["step 1", f"step {peak_step}", f"step {len(record.schedule)}"], f"step {peak_step}",
              f"Warm-up takes the first {record.warmup_steps} steps (10% of {len(record.schedule)}); the "
