@@ -22,8 +22,8 @@
     files       writing files and folders atomically;  checksums: SHA-256 of every TweetEval file
 
 Notebooks use one namespace: `import mtl_tutorial as mtl`, then `mtl.fit(...)`, `mtl.plots.dev_curves(...)`.
-`plots`, `widgets`, `cli`, `exercises` and `optimisation` load on first use, so the training code never needs matplotlib
-or widgets.
+`plots`, `widgets`, `cli`, `exercises` and `optimisation` load on first use, so the training code never needs
+matplotlib or widgets.
 """
 
 import importlib
