@@ -171,9 +171,10 @@ mtl.exercises.hand_loop_vs_fit(log, by_fit.history).round(6)
 #
 # Four lines of that loop carry most of the mathematics: `cross_entropy`, `clip_grad_norm_`,
 # `optimizer.step()` and `scheduler.step()`. To see each at work, `mtl.optimisation.record_steps` takes the
-# first 30 steps of this lesson's run (the settings at the top) exactly as `fit` takes them, and records
-# every step: its task, its loss, the learning rate the scheduler gave it, the gradient's norm *before*
-# clipping, and how far AdamW moved a typical weight (the median over the weights that had a gradient).
+# first 30 steps (or the whole first epoch, if it is shorter) of this lesson's run (the settings at the
+# top) exactly as `fit` takes them, and records every step: its task, its loss, the learning rate the
+# scheduler gave it, the gradient's norm *before* clipping, and how far AdamW moved a typical weight (the
+# median over the weights that had a gradient).
 
 # %%
 import time
