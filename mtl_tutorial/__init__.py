@@ -21,6 +21,8 @@
     course      teaching a class: student copies without solutions, an answer key, grading of submissions
     export      each task's best checkpoint as a standard Hugging Face classifier (pipeline-ready), with a
                 model card
+    optimisation  lesson 4's optimiser explained: a run's first steps recorded (loss, learning rate,
+                gradient norm before the clip, AdamW's move) and cross-entropy worked out from logits
     plots       pictures for the lessons (matplotlib figures)
     widgets     ipywidgets panels over the same functions (temperature, training, labelling, quizzes)
     cli         `mtl-tutorial train | evaluate | predict | export | data | course`
@@ -29,8 +31,8 @@
     dependencies  the optional packages a setting needs (UPGrad's solvers), checked before a run starts
 
 Notebooks use one namespace: `import mtl_tutorial as mtl`, then `mtl.fit(...)`, `mtl.plots.dev_curves(...)`.
-`plots`, `widgets`, `cli`, `exercises`, `course` and `export` load on first use, so the training code never
-needs matplotlib, widgets or model cards.
+`plots`, `widgets`, `cli`, `exercises`, `course`, `export` and `optimisation` load on first use, so the
+training code never needs matplotlib, widgets or model cards.
 """
 
 import importlib
@@ -54,7 +56,7 @@ from .sampling import (ADAPTIVE, SAMPLERS, SamplingEpoch, TaskMix, adaptive_prob
                        passes_per_epoch, plan_epoch, task_probabilities, task_schedule)
 from .train import all_tasks_step, fit, train_step
 
-LAZY_MODULES = ("plots", "widgets", "cli", "exercises", "course", "export")
+LAZY_MODULES = ("plots", "widgets", "cli", "exercises", "course", "export", "optimisation")
 
 __all__ = [
     "TrainConfig",
@@ -79,7 +81,7 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    """`mtl.plots`, `mtl.widgets`, `mtl.cli`, `mtl.exercises` and `mtl.export` load when first used."""
+    """The modules in LAZY_MODULES (`mtl.plots`, `mtl.widgets`, `mtl.exercises`, ...) load when first used."""
     if name in LAZY_MODULES:
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'mtl_tutorial' has no attribute {name!r}")

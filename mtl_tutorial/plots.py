@@ -3,7 +3,8 @@
 The model's architecture, dev curves per epoch, label distributions, tweet lengths, pad-token shares,
 similarity maps, sampling probabilities, schedules and temperatures, the task mix and task weights per
 epoch, confusion matrices, head probabilities, multi- vs single-task, two tasks' gradients and what each
-way of combining them makes of them, the scores of several training strategies.
+way of combining them makes of them, the scores of several training strategies, and lesson 4's optimiser:
+the learning-rate schedule, gradient norms and the clip, AdamW's step, cross-entropy from logits.
 """
 
 from __future__ import annotations
@@ -144,6 +145,9 @@ def annealed_probabilities(sizes: dict[str, int], num_epochs: int = 5) -> Figure
     return figure
 
 
+LINE_STYLES = ("-", "--", ":", "-.")
+
+
 def schedule_counts(sizes: dict[str, int], steps: int,
                     samplers=("proportional", "temperature", "uniform", "round_robin"),
                     seed: int = 77, temperature: float = 2.0) -> Figure:
@@ -152,9 +156,10 @@ def schedule_counts(sizes: dict[str, int], steps: int,
                                      squeeze=False, constrained_layout=True)
     for axes, sampler in zip(axes_list[0], samplers):
         schedule = pd.Series(task_schedule(sizes, steps, sampler, seed, temperature))
-        for task in sizes:
-            axes.plot(range(1, steps + 1), (schedule == task).cumsum().values, label=task)
-        axes.set(title=sampler, xlabel="step")
+        for index, task in enumerate(sizes):  # thick solid under thin dashed: equal counts show both lines
+            axes.plot(range(1, steps + 1), (schedule == task).cumsum().values, label=task,
+                      linewidth=3.5 - 1.5 * min(index, 1), linestyle=LINE_STYLES[index % len(LINE_STYLES)])
+        axes.set(title=sampler, xlabel="step", ylim=(0, steps))
     axes_list[0][0].set_ylabel("steps given to the task so far")
     axes_list[0][0].legend()
     return figure
@@ -341,6 +346,12 @@ def in_their_plane(first, second, others: dict) -> tuple[tuple, tuple, dict]:
     return coordinates(first), coordinates(second), {name: coordinates(v) for name, v in others.items()}
 
 
+def same_point(first: tuple, second: tuple) -> bool:
+    """Whether two arrows' ends coincide, up to float rounding (relative to their size)."""
+    scale = max(abs(value) for value in (*first, *second)) or 1.0
+    return all(abs(a - b) <= 1e-6 * scale for a, b in zip(first, second))
+
+
 def combined_gradients(first, second, combined: dict, names=("task 1", "task 2"), title: str = "") -> Figure:
     """Two tasks' gradients and each method's combined step, drawn in the plane the two gradients span
     (every combination of them lies in it, so nothing is lost); the cosine of the two is in the title."""
@@ -348,16 +359,22 @@ def combined_gradients(first, second, combined: dict, names=("task 1", "task 2")
     cosine = (x1 * x2 + y1 * y2) / ((x1**2 + y1**2) ** 0.5 * (x2**2 + y2**2) ** 0.5)
     figure, axes = plt.subplots(figsize=(8.5, 5), constrained_layout=True)
 
-    def arrow(end, colour, label, width):
-        axes.plot([0, end[0]], [0, end[1]], color=colour, linewidth=width, label=label)
+    def arrow(end, colour, label, width, style="-"):
+        axes.plot([0, end[0]], [0, end[1]], color=colour, linewidth=width, label=label, linestyle=style)
         axes.annotate("", end, (0, 0), arrowprops={"arrowstyle": "-|>", "color": colour, "linewidth": width,
                                                    "shrinkA": 0, "shrinkB": 0})
 
     axes.plot([x1, x2], [y1, y2], ":", color="grey", label="segment between them (MGDA picks on it)")
     for (end, name, colour) in (((x1, y1), names[0], "C0"), ((x2, y2), names[1], "C1")):
         arrow(end, colour, f"{name} gradient", 3)
+    drawn = {}
     for index, (name, end) in enumerate(steps.items(), start=2):
-        arrow(end, f"C{index}", f"{name} step", 1.5)
+        twin = next((other for other, place in drawn.items() if same_point(place, end)), None)
+        if twin is None:
+            arrow(end, f"C{index}", f"{name} step", 1.5)
+        else:  # dashed on top of the arrow it coincides with, so that both stay visible
+            arrow(end, f"C{index}", f"{name} step (the same as {twin})", 1.5, "--")
+        drawn[name] = end
     points = [(0, 0), (x1, y1), (x2, y2), *steps.values()]
     for limits, values in ((axes.set_xlim, [p[0] for p in points]), (axes.set_ylim, [p[1] for p in points])):
         margin = 0.1 * (max(values) - min(values) or 1)
@@ -372,18 +389,100 @@ def combined_gradients(first, second, combined: dict, names=("task 1", "task 2")
 
 
 def strategy_scores(table: pd.DataFrame, tasks=("emotion", "sentiment"), title: str = "") -> Figure:
-    """Horizontal bars: each arm's (row's) test score per task, with dashed lines at the first row's scores
-    (the reference, e.g. single-task training)."""
-    figure, axes = plt.subplots(figsize=(9, 0.3 * len(table) * len(tasks) + 1.5), constrained_layout=True)
-    frame = table.set_index("arm")[list(tasks)].iloc[::-1]  # the first row on top
-    frame.plot.barh(ax=axes, width=0.8, color=[f"C{index}" for index in range(len(tasks))])
-    for container in axes.containers:
-        axes.bar_label(container, fmt="%.1f", padding=2, fontsize="small")
-    for index, task in enumerate(tasks):
-        axes.axvline(table[task].iloc[0], color=f"C{index}", linestyle="--", linewidth=1)
-    low = min(table[task].min() for task in tasks)
-    axes.set(xlim=(max(0, low - 10), max(table[task].max() for task in tasks) + 5), ylabel="",
-             xlabel=f"test score x 100 (dashed: {table['arm'].iloc[0]})", title=title)
-    handles, labels = axes.get_legend_handles_labels()
-    axes.legend(handles[::-1], labels[::-1], loc="upper left", bbox_to_anchor=(1.01, 1))
+    """Horizontal bars from 0: each arm's (row's) test score per task. Arms are compared only with arms of
+    the same learning rate: one panel per `learning_rate` (if the table has one), each with dashed lines at
+    its first row's scores (its reference, e.g. single-task training)."""
+    groups = (list(table.groupby("learning_rate", sort=False)) if "learning_rate" in table
+              else [(None, table)])
+    heights = [0.3 * len(rows) * len(tasks) + 1.0 for _, rows in groups]
+    figure, axes_list = plt.subplots(len(groups), 1, figsize=(9, sum(heights) + 0.5), sharex=True,
+                                     squeeze=False, constrained_layout=True, height_ratios=heights)
+    highest = max(table[task].max() for task in tasks)
+    for axes, (rate, rows) in zip(axes_list[:, 0], groups):
+        frame = rows.set_index("arm")[list(tasks)].iloc[::-1]  # the first row on top
+        frame.plot.barh(ax=axes, width=0.8, color=[f"C{index}" for index in range(len(tasks))], legend=False)
+        for container in axes.containers:
+            axes.bar_label(container, fmt="%.1f", padding=2, fontsize="small")
+        for index, task in enumerate(tasks):
+            axes.axvline(rows[task].iloc[0], color=f"C{index}", linestyle="--", linewidth=1)
+        where = f"learning rate {rate:g}: " if rate is not None else ""
+        axes.set(xlim=(0, highest + 8), ylabel="", title=f"{where}dashed = {rows['arm'].iloc[0]}")
+    axes_list[-1, 0].set_xlabel("test score x 100")
+    handles, labels = axes_list[0, 0].get_legend_handles_labels()
+    axes_list[0, 0].legend(handles[::-1], labels[::-1], loc="upper left", bbox_to_anchor=(1.01, 1))
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 4: the optimiser, from the first steps of a real run (mtl_tutorial.optimisation)
+# ---------------------------------------------------------------------------------------------
+
+
+def learning_rate_schedule(record) -> Figure:
+    """The learning rate of every step of the run, from its own scheduler: linear warm-up from 0, then
+    linear decay to 0; the steps that `record_steps` took are marked."""
+    figure, axes = plt.subplots(figsize=(7, 3.5), constrained_layout=True)
+    schedule, taken = record.schedule, record.steps
+    axes.plot(schedule.index, schedule.values, label="learning rate at each step")
+    axes.plot(taken["step"], taken["learning_rate"], "o", markersize=3, label="the steps recorded")
+    axes.axvline(record.warmup_steps, color="grey", linestyle=":",
+                 label=f"end of warm-up (step {record.warmup_steps})")
+    axes.set(xlabel="step", ylabel="learning rate", ylim=(0, 1.1 * schedule.max()), xlim=(0, len(schedule)),
+             title=f"Warm-up and linear decay over the run's {len(schedule)} steps")
+    axes.legend(fontsize="small")
+    return figure
+
+
+def gradient_norms(record) -> Figure:
+    """Each recorded step's gradient norm before clipping, and the clip: a step above the line is scaled
+    down to it before the optimiser uses it."""
+    figure, axes = plt.subplots(figsize=(7, 3.5), constrained_layout=True)
+    taken = record.steps
+    colours = ["C3" if clipped else "C0" for clipped in taken["clipped"]]
+    axes.bar(taken["step"], taken["gradient_norm"], color=colours)
+    axes.axhline(record.max_grad_norm, color="black", linestyle="--",
+                 label=f"max_grad_norm = {record.max_grad_norm:g} (red bars were clipped to it)")
+    axes.set(xlabel="step", ylabel="gradient norm before clipping", ylim=(0, None),
+             title=f"{int(taken['clipped'].sum())} of {len(taken)} steps clipped")
+    axes.legend(fontsize="small")
+    return figure
+
+
+def adamw_steps(record) -> Figure:
+    """AdamW's step against the gradient: the median distance a weight moved, beside the learning rate of
+    the step, and the gradient norm (right axis), which varies far more than the step does."""
+    figure, axes = plt.subplots(figsize=(7, 3.5), constrained_layout=True)
+    taken = record.steps
+    axes.plot(taken["step"], taken["learning_rate"], "--", color="grey", label="learning rate")
+    axes.plot(taken["step"], taken["update_size"], "o-", markersize=3, label="median move of a weight")
+    axes.set(xlabel="step", ylabel="size", ylim=(0, 1.1 * max(taken["learning_rate"].max(),
+                                                               taken["update_size"].max())),
+             title="AdamW's step follows the learning rate, not the gradient's size")
+    right = axes.twinx()
+    right.plot(taken["step"], taken["gradient_norm"], ":", color="C3", label="gradient norm (right axis)")
+    right.set(ylabel="gradient norm", ylim=(0, None))
+    lines = axes.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+    axes.legend(lines, [line.get_label() for line in lines], fontsize="small", loc="upper left")
+    return figure
+
+
+def cross_entropy_probabilities(table: pd.DataFrame, rows: int = 4) -> Figure:
+    """For a few tweets of one batch: the softmax probability of every label, the true label's bar dark,
+    and its loss -log p (a table from `optimisation.cross_entropy_table`)."""
+    shown = table.head(rows)
+    names = [column.removeprefix("logit ") for column in table.columns if column.startswith("logit ")]
+    logits = torch.tensor(shown[[f"logit {name}" for name in names]].to_numpy())
+    probabilities = logits.softmax(-1).numpy()
+    figure, axes_list = plt.subplots(1, len(shown), figsize=(2.6 * len(shown), 3), sharey=True,
+                                     squeeze=False, constrained_layout=True)
+    for axes, (row, tweet), values in zip(axes_list[0], shown.iterrows(), probabilities):
+        colours = ["C0" if name == tweet["label"] else "lightgrey" for name in names]
+        axes.bar(names, values, color=colours)
+        axes.axhline(1 / len(names), color="black", linestyle=":", linewidth=0.8)
+        axes.set(title=f"tweet {row + 1}: label {tweet['label']}\nloss -log p = {tweet['loss = -log p']:.3f}",
+                 ylim=(0, 1))
+        axes.tick_params(axis="x", rotation=45)
+    axes_list[0][0].set_ylabel("softmax probability (dotted: uniform)")
     return figure

@@ -25,7 +25,26 @@
 #
 # both from the TweetEval benchmark (Barbieri et al., 2020). This page follows the original course
 # tutorial's steps (data, model, task sampling, training, testing each task's best epoch) with one package
-# call each. Lessons 1 to 5 take each step slowly.
+# call each. The lessons after it take each step slowly:
+#
+# | lesson | what it teaches |
+# |---|---|
+# | `01_data` | the two tasks, their splits and labels, the tokenizer, padding per batch |
+# | `02_model` | hard and soft sharing, the shared encoder with one head per task, mean / cls / pooler |
+# | `03_sampling` | which task trains at each step: proportional, temperature, uniform, annealed, ... |
+# | `04_training` | the loop by hand and with `fit`; cross-entropy, AdamW, warm-up and decay, clipping |
+# | `05_evaluation` | best checkpoints on test, mistakes, multi- against single-task, the original's defects |
+# | `06_conflict` | when tasks pull apart: gradient cosines, PCGrad, MGDA, UPGrad, and a recorded experiment |
+#
+# **You will learn**
+#
+# * what multi-task learning by hard parameter sharing is, on two real tweet tasks;
+# * the whole pipeline, one package call per step: data, model, task sampling, training, testing, labelling;
+# * how each task is tested with the checkpoint of its own best dev epoch.
+#
+# **Assumes** Python and a first idea of what a neural network and fine-tuning are; the lessons explain the
+# rest. **Takes** about 9 minutes on a 2-core CPU at the CPU lesson scale (518 s measured, almost all of it
+# training; benchmarks/LESSONS.md) and about 4.5 minutes on a GPU with the full recipe (266 s on an H200).
 
 # %%
 # Colab only: install the package (a wheel beside this notebook, else its repository) and switch on widgets.
@@ -66,7 +85,8 @@ if "google.colab" in sys.modules:
 #   asks for it with `MTL_TUTORIAL_SCALE=ci`. Its scores are too small to teach from.
 #
 # The environment variable `MTL_TUTORIAL_SCALE` picks one by name, and `MTL_TUTORIAL_ENCODER` swaps the
-# encoder of any scale (a hub id or a folder).
+# encoder of any scale (a hub id or a folder). `config` holds every setting of the run (print it to see
+# them all; lesson 4 explains the optimiser's); the cell prints the ones that differ between scales.
 
 # %%
 from transformers.utils import logging
@@ -76,14 +96,15 @@ import mtl_tutorial as mtl
 logging.disable_progress_bar()  # no "Loading weights" bars in the lessons
 config = mtl.lesson_config()
 print(mtl.describe_scale(config))
-config
 
 # %% [markdown]
 # ## 1. Data
 #
-# Each task by its TweetEval name: train, dev and test splits of texts and label ids.
+# Each task by its TweetEval name: train, dev and test splits of texts and label ids (all of them here,
+# whatever the scale; a run draws its capped sample from them).
 
 # %%
+# NBVAL_CHECK_OUTPUT
 
 tasks = mtl.load_tasks(config.tasks)
 for task in tasks.values():
@@ -99,6 +120,7 @@ for task in tasks.values():
 mtl.plots.architecture(tasks, {name: task.label_names for name, task in tasks.items()});
 
 # %%
+# NBVAL_CHECK_OUTPUT
 
 task_labels = {name: task.label_names for name, task in tasks.items()}
 model, tokenizer = mtl.build_model(task_labels, config.model, config.pooling)
@@ -107,25 +129,41 @@ model.parameter_counts()
 # %% [markdown]
 # ## 3. Task sampling
 #
-# At each step one task is drawn, as in the tutorial with probability proportional to its training-set size
-# (`config.sampler`); that task's next batch goes through the encoder and its head. With the full data:
+# At each step one task is drawn, and that task's next batch goes through the encoder and its head. The
+# original tutorial drew a task with probability proportional to its training-set size; other samplers
+# give the small task more turns (lesson 3). Each sampler's probabilities, with the full training sets:
 
 # %%
+# NBVAL_CHECK_OUTPUT
+import pandas as pd
 
-mtl.task_probabilities({name: task.sizes()["train"] for name, task in tasks.items()}, config.sampler)
+full_sizes = {name: task.sizes()["train"] for name, task in tasks.items()}
+pd.DataFrame({sampler: mtl.task_probabilities(full_sizes, sampler) for sampler in mtl.SAMPLERS}).T.round(3)
+
+# %%
+print(f"this scale samples with {mtl.lessons.describe_sampling(config)}; "
+      f"the run below counts how many steps each task really got")
 
 # %% [markdown]
 # ## 4. Training
 #
 # `fit` runs the loop: AdamW with warm-up and linear decay, gradient clipping, dev scores for every task
 # after every epoch, and the best checkpoint of each task kept. `open_or_train` calls it, or reads the run
-# back if this folder already holds it finished (lessons 4 and 5 use the same folder).
+# back if this folder already holds it finished (lessons 4 and 5 use the same folder). The history has one
+# row per epoch and task: the training loss, the dev loss and scores, and `dev_official`, the task's
+# official TweetEval score on dev (macro-F1 for emotion, macro-recall for sentiment), by which each task's
+# best epoch is chosen.
 
 # %%
 run = mtl.open_or_train(config, mtl.runs_folder() / "multitask")
 columns = ["epoch", "task", "train_loss", "dev_loss",
            "dev_accuracy", "dev_macro_f1", "dev_official", "seconds"]
 run.history[columns].round(4)
+
+# %%
+steps = run.history.groupby("task", sort=False)["train_examples"].sum()
+print("training tweets per task over the run: " + ", ".join(f"{task} {count:,} ({count / steps.sum():.0%})"
+                                                            for task, count in steps.items()))
 
 # %%
 
@@ -162,6 +200,14 @@ new_tweets = ["i love rainy sundays with a good book", "my flight got cancelled 
 mtl.predict_run(run.folder, new_tweets).round(3)
 
 # %% [markdown]
+# ## Key takeaways
+#
+# * One encoder, shared by every task, and one small head per task: hard parameter sharing.
+# * At each step a sampler picks the task whose batch trains; it decides how much each task is trained.
+# * Each task is tested with the checkpoint of its own best dev epoch, beside the majority-class baseline.
+#
+# **Next:** lesson 1 looks at the data closely.
+#
 # ## References
 #
 # * Caruana, R. (1997). Multitask Learning. *Machine Learning*, 28, 41-75.

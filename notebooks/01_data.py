@@ -26,6 +26,17 @@
 #
 # In this lesson we look at the data before any model sees it: how much there is, how the labels are
 # spread, what a tokenizer turns a tweet into, and how much work padding wastes.
+#
+# **You will learn**
+#
+# * where the two tasks come from, how large their splits are and how unbalanced their labels;
+# * why TweetEval scores emotion by macro-F1 and sentiment by macro-recall, and what the majority-class
+#   baseline is;
+# * what a tokenizer turns a tweet into, and how long tweets are in tokens;
+# * how padding per batch, and grouping tweets by length, save most of the work of padding to 64.
+#
+# **Assumes** Python and pandas; no machine learning yet. **Takes** about half a minute on a 2-core CPU
+# (27 s measured at the CPU lesson scale, 20 s on a GPU, benchmarks/LESSONS.md); nothing trains.
 
 # %%
 # Colab only: install the package (a wheel beside this notebook, else its repository) and switch on widgets.
@@ -90,6 +101,7 @@ for task in tasks.values():
 # Each split is a plain DataFrame of texts and label ids:
 
 # %%
+# NBVAL_CHECK_OUTPUT
 emotion = tasks["emotion"]
 print(emotion.label_names)
 emotion.splits["train"].head()
@@ -125,6 +137,7 @@ mtl.plots.label_distribution(tasks, "test");
 # goes with the settings' encoder.
 
 # %%
+# NBVAL_CHECK_OUTPUT
 
 encoder, tokenizer = mtl.load_encoder(config.model)
 tweet = "@user can't believe it's snowing AGAIN in april 😩 #spring"
@@ -139,6 +152,7 @@ print(tokenizer.tokenize(tweet))
 # The ids add the sequence markers the encoder was pre-trained with:
 
 # %%
+# NBVAL_CHECK_OUTPUT
 ids = tokenizer(tweet)["input_ids"]
 print(ids)
 print(tokenizer.decode(ids))
@@ -155,6 +169,7 @@ lengths = {name: splits["train"].lengths() for name, splits in encoded.items()}
 mtl.plots.token_lengths(lengths, config.max_length);
 
 # %%
+# NBVAL_CHECK_OUTPUT
 import pandas as pd
 
 for name, values in lengths.items():
@@ -178,6 +193,7 @@ pd.DataFrame(summary).round(1)
 # encoder to ignore them. Here are three tweets padded to the longest of the three:
 
 # %%
+# NBVAL_CHECK_OUTPUT
 
 batch = mtl.pad_batch(encoded["emotion"]["train"].input_ids[:3], tokenizer.pad_token_id)
 print(batch["input_ids"])
@@ -189,6 +205,7 @@ print(batch["attention_mask"])
 # of similar length into a batch (still in random order) wastes almost nothing:
 
 # %%
+# NBVAL_CHECK_OUTPUT
 waste = {name: mtl.padding_waste(values, config.batch_size, config.max_length)
          for name, values in lengths.items()}
 pd.DataFrame(waste).round(3)
@@ -333,6 +350,14 @@ mtl.widgets.quiz([
 ])
 
 # %% [markdown]
+# ## Key takeaways
+#
+# * Emotion has 3,257 training tweets and sentiment 45,615: a factor of 14, the problem of lesson 3.
+# * Both tasks are unbalanced, and sentiment's test split is mixed differently from its training split;
+#   macro-F1 and macro-recall count every label the same, and the majority-class baseline is the floor.
+# * The encoder reads token ids from its own vocabulary, with the markers it was pre-trained with.
+# * Tokenise each split once, pad each batch to its longest tweet, and group tweets of similar length.
+#
 # **Next:** lesson 2 builds the model that reads these batches.
 
 # %% [markdown]

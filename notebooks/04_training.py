@@ -35,6 +35,18 @@
 # [Accelerate](https://huggingface.co/docs/accelerate) puts the model on the GPU when there is one and
 # runs the same loop on several GPUs under `accelerate launch`. A single-task baseline is the same
 # loop with one task.
+#
+# **You will learn**
+#
+# * to write the training loop by hand and check that it takes exactly the steps `fit` takes;
+# * what the loop's lines do, each drawn from this lesson's own run: logits and cross-entropy, AdamW,
+#   warm-up and linear decay of the learning rate, and gradient clipping;
+# * to train a run from a panel, read its history and find each task's best epoch.
+#
+# **Assumes** lessons 1-3 (batches, the model, task sampling) and what a gradient is. **Takes** on a 2-core
+# CPU about half a minute when lesson 0's run is there to read back (31 s measured at the CPU lesson scale,
+# benchmarks/LESSONS.md, before the section on the optimiser, whose 30 training steps print their time),
+# or about 9 minutes when it trains that run itself. Not yet measured on a GPU.
 
 # %%
 # Colab only: install the package (a wheel beside this notebook, else its repository) and switch on widgets.
@@ -157,6 +169,145 @@ mtl.exercises.hand_loop_vs_fit(log, by_fit.history).round(6)
 # %% [markdown]
 # They agree (on a GPU, to within its rounding). From here on `fit` runs the loop: it adds what a real run
 # needs around it (dev scores after every epoch, a checkpoint per task, resuming, several processes).
+
+# %% [markdown]
+# ## What each line of the step does
+#
+# Four lines of that loop carry most of the mathematics: `cross_entropy`, `clip_grad_norm_`,
+# `optimizer.step()` and `scheduler.step()`. To see each at work, `mtl.optimisation.record_steps` takes the
+# first 30 steps (or the whole first epoch, if it is shorter) of this lesson's run (the settings at the
+# top) exactly as `fit` takes them, and records every step: its task, its loss, the learning rate the
+# scheduler gave it, the gradient's norm *before* clipping, and how far AdamW moved a typical weight (the
+# median over the weights that had a gradient).
+
+# %%
+import time
+
+started = time.perf_counter()
+record = mtl.optimisation.record_steps(config, steps=30)
+print(f"{len(record.steps)} steps of this lesson's run in {time.perf_counter() - started:.0f} s")
+record.steps.round(6)
+
+# %% [markdown]
+# ### Logits and cross-entropy
+#
+# A head ends in a linear layer with one output per label: the **logits**, any real numbers. The softmax
+# turns them into probabilities, $p_k = e^{z_k} / \sum_j e^{z_j}$ (positive, summing to 1; the largest
+# logit gets the largest probability). **Cross-entropy** is the loss of one tweet, $-\log p_y$, where $y$ is
+# its true label: 0 when the model gives the true label probability 1, large when it gives it little. The
+# loss of a batch is the mean over its tweets (`F.cross_entropy(logits, labels)` does softmax, log and mean
+# in one numerically safe call). The first recorded step's batch, worked out by hand:
+
+# %%
+first = record.first_batch
+task = first.attrs["task"]
+labels_of_task = len([column for column in first.columns if column.startswith("logit ")])
+print(f"step 1 trained {task}: mean of -log p over its {len(first)} tweets = "
+      f"{first['loss = -log p'].mean():.4f}; the step's F.cross_entropy = "
+      f"{record.steps['loss'].iloc[0]:.4f}; "
+      f"a head that gives all {labels_of_task} labels the same probability has loss log {labels_of_task} = "
+      f"{mtl.optimisation.uniform_guess_loss(labels_of_task):.4f}")
+mtl.plots.cross_entropy_probabilities(first);
+first.head().round(3)
+
+# %% [markdown]
+# The new heads start with weights near 0 (drawn from N(0, 0.02)), so their logits are all near 0 and every
+# label gets about the same probability: the first losses sit at $\log K$ for $K$ labels, the dotted line
+# in the bars. Training pushes the true label's logit up and the others down.
+#
+# ### AdamW
+#
+# Plain gradient descent moves every weight by the learning rate times its gradient, so weights with tiny
+# gradients hardly move and a large gradient makes a large jump. **Adam** (Kingma & Ba, 2015) keeps, for
+# every weight, a running mean of its gradient $m$ and of its squared gradient $v$ (with factors 0.9 and
+# 0.999), and moves the weight by $\text{lr} \cdot \hat m / (\sqrt{\hat v} + \epsilon)$, where the hats undo
+# the bias of starting both means at 0. The ratio is ±1 at Adam's first step and stays near ±1 while a
+# weight's gradients keep their sign; when they change sign from batch to batch it shrinks. Either way a
+# weight moves by at most about the learning rate, *whatever the size of its gradient*: the step follows
+# the learning rate, not the gradient. **AdamW** (Loshchilov &
+# Hutter, 2019) adds weight decay apart from that ratio, shrinking every weight a little at each step
+# (`weight_decay`; these lessons' settings keep it at 0). The recorded steps show it:
+
+# %%
+moved = record.steps.query("learning_rate > 0")
+ratio = moved["update_size"] / moved["learning_rate"]
+norms = record.steps["gradient_norm"]
+print(f"gradient norm from {norms.min():.2f} to {norms.max():.2f}; a weight's median move from "
+      f"{ratio.min():.2f} to {ratio.max():.2f} times the step's learning rate")
+mtl.plots.adamw_steps(record);
+
+# %% [markdown]
+# ### Warm-up and linear decay
+#
+# At the start the heads are random and Adam's running means know nothing yet, so the first steps are the
+# least reliable; a full-size step then could wreck the pre-trained encoder. **Warm-up** raises the learning
+# rate from 0 to its peak over the first 10% of the steps (`warmup_ratio`), and **linear decay** then
+# lowers it to 0 at the last step, so that the run ends with small, careful steps. The schedule below is
+# read from the scheduler the run makes (`get_linear_schedule_with_warmup`), every step of it:
+
+# %%
+print(f"{len(record.schedule)} steps in the run ({config.epochs} epochs): the learning rate rises from 0 to "
+      f"{record.schedule.max():g} over the first {record.warmup_steps} steps, then falls to "
+      f"{record.schedule.iloc[-1]:.2g} at the last; the first step has learning rate "
+      f"{record.steps['learning_rate'].iloc[0]:g}"
+      + (", so it changes no weight" if record.steps["update_size"].iloc[0] == 0 else ""))
+mtl.plots.learning_rate_schedule(record);
+
+# %% [markdown]
+# ### Gradient clipping, and where it goes
+#
+# Now and then one batch gives a gradient far larger than the others (an odd batch, a sharp spot of the
+# loss). `clip_grad_norm_` measures the norm of the whole gradient, all weights together, and when it is
+# above `max_grad_norm` scales the gradient down to that norm; the direction stays the same. It must come
+# **between `backward()` and `optimizer.step()`**: after `backward()`, because only then is there a gradient
+# to measure; before the step, because the step is what uses it (the original tutorial clipped after
+# the step, which changed nothing). The recorded norms, before clipping, and the clip:
+
+# %%
+clipped = record.steps["clipped"]
+print(f"{clipped.sum()} of {len(clipped)} steps had a gradient norm above max_grad_norm = "
+      f"{record.max_grad_norm:g} and were scaled down to it; the largest norm was {norms.max():.2f}")
+mtl.plots.gradient_norms(record);
+
+# %% [markdown]
+# With Adam, clipping matters less than with plain gradient descent, since Adam divides by the gradient's
+# running size anyway; what it still does is keep one outlying batch from dominating the running means.
+#
+# **Quiz on the optimiser.** Choose an answer, then press **Check**.
+
+# %% colab={"cellView": "form"} tags=["quiz"] jupyter={"source_hidden": true}
+# @title The quiz (its answers are in this cell's code: choose before you look)
+Question = mtl.widgets.Question
+emotion_labels = 4
+peak_step = record.warmup_steps + 1
+mtl.widgets.quiz([
+    Question("A fresh emotion head gives each of its 4 labels the same probability. What is its "
+             "cross-entropy?",
+             ["0", "about 0.69 (log 2)", "about 1.39 (log 4)", "4"], "about 1.39 (log 4)",
+             f"-log(1/4) = log 4 = {mtl.optimisation.uniform_guess_loss(emotion_labels):.3f}; the first "
+             "emotion steps above are close to it."),
+    Question("Logits of [2, 0, 0] for the labels negative, neutral, positive: which is true?",
+             ["they are probabilities", "the softmax gives negative the highest probability",
+              "the loss is 0 if the label is negative"],
+             "the softmax gives negative the highest probability",
+             "e^2 / (e^2 + 1 + 1) = 0.79: the highest, but not 1, so the loss is -log 0.79 = 0.24, not 0."),
+    Question("With Adam, a weight whose gradient is 100 times smaller than another's moves...",
+             ["100 times less", "about as far: the step follows the learning rate", "not at all"],
+             "about as far: the step follows the learning rate",
+             f"Adam divides by the running size of each weight's gradient: above, the gradient norm ranged "
+             f"from {norms.min():.2f} to {norms.max():.2f} while the median move stayed between "
+             f"{ratio.min():.2f} and {ratio.max():.2f} times the step's learning rate."),
+    Question("At which step does this run's learning rate reach its peak?",
+             ["step 1", f"step {peak_step}", f"step {len(record.schedule)}"], f"step {peak_step}",
+             f"Warm-up takes the first {record.warmup_steps} steps (10% of {len(record.schedule)}); the "
+             "schedule then decays linearly to 0."),
+    Question("Where must clip_grad_norm_ go?",
+             ["before loss.backward()", "between loss.backward() and optimizer.step()",
+              "after optimizer.step()"],
+             "between loss.backward() and optimizer.step()",
+             "Before backward there is no gradient to measure; after the step the update has already "
+             "used it (the original tutorial clipped there, to no effect)."),
+])
 #
 # ## Choose and train
 #
@@ -316,12 +467,6 @@ dev_scores = ", ".join(f"epoch {e}: {s:.3f}" for e, s in zip(first_rows["epoch"]
 questions = [
     Question(f"In your run, at which epoch did {first_task} reach its best dev score?", epochs,
              str(best[first_task]), f"The star in the dev curves. Its dev scores: {dev_scores}."),
-    Question("Where in a step must the gradient be clipped?",
-             ["before loss.backward()", "between loss.backward() and optimizer.step()",
-              "after optimizer.step()"],
-             "between loss.backward() and optimizer.step()",
-             "The step uses the gradient as it is then; clipping after it (as the original tutorial did) "
-             "changes nothing."),
     Question("Why did the hand-written loop and fit give the same losses?",
              ["fit has no randomness", "both started from the same seed: same heads, batches, tasks and "
               "dropout masks", "the losses were rounded"],
@@ -337,8 +482,23 @@ if len(best) > 1:
 mtl.widgets.quiz(questions)
 
 # %% [markdown]
+# ## Key takeaways
+#
+# * A training step is forward, cross-entropy of the logits, backward, clip, optimiser step, schedule step,
+#   and clearing the gradients; `fit` runs exactly these steps, which a hand-written loop can reproduce.
+# * Cross-entropy is $-\log$ of the probability the softmax gives the true label; a fresh head starts
+#   at $\log K$.
+# * AdamW moves each weight by about the learning rate whatever the size of its gradient; warm-up and linear
+#   decay shape that rate over the run; clipping, between backward and step, caps the gradient's norm.
+# * Each task keeps the checkpoint of its own best dev epoch.
+#
+# **Next:** lesson 5 tests each task's best checkpoint and compares the multi-task run with single-task
+# runs.
+
+# %% [markdown]
 # ## References
 #
+# * Kingma, D. P. and Ba, J. (2015). Adam: A Method for Stochastic Optimization. *ICLR 2015*.
 # * Loshchilov, I. and Hutter, F. (2019). Decoupled Weight Decay Regularization. *ICLR 2019* (AdamW).
 # * Stickland, A. C. and Murray, I. (2019). BERT and PALs: Projected Attention Layers for Efficient
 #   Adaptation in Multi-Task Learning. *ICML 2019* (the annealed sampler of the panel).

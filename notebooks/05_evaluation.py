@@ -19,6 +19,19 @@
 # We test each task with its own best checkpoint, look at its mistakes, compare the multi-task model with
 # single-task models trained the same way, label new tweets, and finally go through what the original
 # tutorial got wrong.
+#
+# **You will learn**
+#
+# * to test each task with the checkpoint of its own best dev epoch, and read a confusion matrix;
+# * to compare a multi-task model with single-task baselines fairly: same settings, same test tweets,
+#   and an eye on how many training tweets each task really saw;
+# * how large a difference must be before a small test set and one seed can show it;
+# * the original tutorial's defects, each shown in a cell, and what the package does instead.
+#
+# **Assumes** lessons 1-4 (lesson 4's run is read back; without it this lesson trains it). **Takes** on a
+# 2-core CPU about 9 minutes at the CPU lesson scale (514 s measured, benchmarks/LESSONS.md): it trains the
+# two single-task baselines (and, if lesson 4's run is missing, about 9 minutes more for that). On a GPU
+# (H200, full recipe) more than 4 minutes (it was stopped at 258 s, before it finished).
 
 # %%
 # Colab only: install the package (a wheel beside this notebook, else its repository) and switch on widgets.
@@ -61,7 +74,7 @@ print(mtl.describe_scale(config))
 
 # %% [markdown]
 # **Where the runs live.** Runs are written to `runs/` beside this notebook (or to the folder named by the
-# environment variable `MTL_TUTORIAL_RUNS`), where lesson 4 left its run from there. A Colab
+# environment variable `MTL_TUTORIAL_RUNS`); lesson 4 left its run there. A Colab
 # runtime forgets its files when it stops, so on Colab the next cell keeps the runs on your Google Drive
 # instead (Colab asks once for permission); anywhere else it changes nothing.
 
@@ -100,10 +113,11 @@ print(mtl.describe_scale(config))
 mtl.results_table(run.results).round(4)
 
 # %% [markdown]
-# In the quick setting each score comes from only 300 test tweets: an accuracy near 0.5 has a standard
-# error of about $\sqrt{0.5 \cdot 0.5 / 300} \approx 0.03$, so read the numbers as rough estimates. The
-# original tutorial (roberta-base, full data, 5 epochs) reported emotion test accuracy 0.816 and
-# macro-F1 0.782.
+# How precise are these scores? Each comes from the test tweets of this scale (the cell below counts them):
+# an accuracy near 0.5 measured on $n$ tweets has a standard error of about $\sqrt{0.5 \cdot 0.5 / n}$, and
+# macro scores, which average over labels with fewer tweets each, move more. The original tutorial
+# (roberta-base, full data, 5 epochs) reported emotion test accuracy 0.816 and macro-F1 0.782, from its
+# epoch-5 checkpoint.
 #
 # ## Where the mistakes are
 #
@@ -112,6 +126,9 @@ mtl.results_table(run.results).round(4)
 # %%
 
 predictions = {task: mtl.predictions_on_test(folder, task) for task in run.results}
+for task, table in predictions.items():
+    print(f"{task}: {len(table):,} test tweets, so an accuracy near 0.5 has a standard error of about "
+          f"{(0.25 / len(table)) ** 0.5:.3f}")
 for task, table in predictions.items():
     best_epoch = run.results[task]["best_epoch"]
     mtl.plots.confusion_matrix(mtl.confusion_of(table), title=f"{task}: test, best epoch {best_epoch}")
@@ -159,7 +176,7 @@ for task, table in predictions.items():
 # Did sharing the encoder help? The fair comparison is the same settings with one task at a time: the
 # same encoder, data, epochs and learning rate, each task with its own best epoch. Those baselines are
 # trained here (or read back from `single/<task>` in the runs folder if an earlier run of this notebook
-# made them). In the quick setting they are as small as the multi-task run.
+# made them). They use the settings of the multi-task run, whatever its scale.
 
 # %%
 single = mtl.single_task_runs(config, runs / "single")
@@ -172,20 +189,36 @@ mtl.plots.multitask_vs_single_task(comparison);
 # %% [markdown]
 # How to read it: the grey bar is the floor (always the commonest label). A positive difference means
 # the task gained from training beside the other; a negative one means the tasks competed for the
-# shared encoder (*negative transfer*). In the quick setting, differences below about 0.05 are within
-# the noise of 300 test tweets and one random seed. Mind one more difference: in the same number of
-# epochs the multi-task run makes as many steps as both tasks have batches, so its shared encoder gets
-# more updates than either single-task run, and the sampler decides how many of them each task's head
-# gets. The cell below counts them: when the multi-task run gave a task many more training tweets than
-# its single-task run saw, part of the gain is more training, not sharing (at the CPU lesson scale,
-# uniform sampling gives emotion about 7 times the tweets of its single-task run). A fair test gives
-# both the same number of steps (benchmarks/QUALITY.md). With the full recipe on a GPU, the small task
-# (emotion) is the one that can gain, since the large sentiment set shapes the shared encoder.
+# shared encoder (*negative transfer*). Two things besides sharing move the difference:
+#
+# * **Noise.** With one seed and a few hundred test tweets, a difference of a few points can be chance
+#   (the cell after the next prints, for this run's test sets, the size of difference that two standard
+#   errors of the test sampling alone allow; a new seed adds its own spread on top).
+# * **Training.** In the same number of epochs the multi-task run makes as many steps as both tasks have
+#   batches, so its shared encoder gets more updates than either single-task run, and the sampler decides
+#   how many of them go to each task. The next cell counts the tweets each task's head trained on. When
+#   the multi-task run gave a task many more tweets than its single-task run, part of that task's gain is
+#   more training, not sharing. When it gave a task about as many or fewer, more training of that task
+#   cannot explain a gain: what remains is the encoder's updates from the *other* task (sharing), or noise.
+#
+# A fair test gives both the same number of steps and several seeds (benchmarks/QUALITY.md). With the full
+# recipe on a GPU, the small task (emotion) is the one that can gain, since the large sentiment set shapes
+# the shared encoder.
 
 # %%
 seen = {"multi-task": run.history.groupby("task")["train_examples"].sum(),
         "single-task": {task: single[task].history["train_examples"].sum() for task in single}}
 pd.DataFrame(seen).rename_axis("training tweets seen, all epochs")
+
+# %%
+for task, row in comparison.iterrows():
+    multi, alone = seen["multi-task"][task], seen["single-task"][task]
+    noise = 2 * (2 * 0.25 / len(predictions[task])) ** 0.5  # two standard errors of a difference
+    training = ("more" if multi > 1.2 * alone else "fewer" if multi < alone / 1.2 else "about as many")
+    print(f"{task}: multi - single = {row['multi - single']:+.3f} "
+          f"({'beyond' if abs(row['multi - single']) > noise else 'within'} about ±{noise:.2f}, two standard "
+          f"errors on {len(predictions[task]):,} test tweets); the multi-task run trained it on {training} "
+          f"tweets ({multi:,} against {alone:,})")
 
 # %% [markdown]
 # ### Do the two tasks pull the encoder the same way?
@@ -299,26 +332,34 @@ device = torch.device("cuda")
 print(device == "cuda", device.type == "cuda")
 
 # %% [markdown]
-# **5. `from transformers import *` and `transformers.AdamW`.** A star import hides where names come from,
-# and `transformers.AdamW` is gone from current versions; the package uses `torch.optim.AdamW`.
+# **5. `from transformers import *`, `transformers.AdamW` and `encode_plus`.** A star import hides where
+# names come from, and two of the names it relied on are gone from current transformers: `AdamW` (the
+# package uses `torch.optim.AdamW`) and the tokenizer's `encode_plus`, which its dataset class called for
+# every tweet, so with transformers 5 that class stops with an `AttributeError` at the first batch. The
+# package calls the tokenizer itself, once per split (lesson 1).
 
 # %%
 import transformers
+from transformers import AutoTokenizer
 
-print(transformers.__version__, "has AdamW:", hasattr(transformers, "AdamW"))
+run_tokenizer = AutoTokenizer.from_pretrained(mtl.runs.best_folder(folder, first_task))
+print(transformers.__version__, "has AdamW:", hasattr(transformers, "AdamW"),
+      "| the tokenizer has encode_plus:", hasattr(run_tokenizer, "encode_plus"))
 
 # %% [markdown]
-# **6. Padding every tweet to 64 tokens.** Lesson 1 measured it: more than half of every batch was pad
-# tokens. With per-batch padding and length grouping, the share of padding during this run was:
+# **6. Padding every tweet to 64 tokens.** Lesson 1 measured it: with MiniLM's tokenizer, more than half of
+# every batch was pad tokens. With per-batch padding and length grouping, the share of padding during this
+# run was:
 
 # %%
 run.history.groupby("epoch")["pad_fraction"].first().round(3)
 
 # %% [markdown]
 # **7. Testing the last epoch while saying it tests the best.** It kept a checkpoint per epoch but tested
-# the last one. In its own table emotion's best dev epoch was 3 (macro-F1 0.747), yet the test score it
-# reported came from epoch 5. The package tests each task with its own best checkpoint. Best against
-# last on this run (the same when a task's best epoch happens to be the last):
+# the last one. In its own table emotion's best dev epoch was 3 (macro-F1 0.747); its text said epoch 1, and
+# then loaded the epoch-5 checkpoint, `mt2_5.pt`, for the test score it reported. The package tests each
+# task with its own best checkpoint. Best against last on this run (the same when a task's best epoch
+# happens to be the last):
 
 # %%
 mtl.best_vs_last(run).round(4)
@@ -349,10 +390,11 @@ first, again = (mtl.task_schedule(full_sizes, 40, "proportional", seed=77) for _
 print("".join(task[0].upper() for task in first), "the same twice:", first == again)
 
 # %% [markdown]
-# **11. Logits called probabilities.** It named the head's outputs `probs`, but the head returns
-# *logits*: any real numbers, not summing to 1. Their argmax is the right label, so accuracy was fine,
-# but reading them as probabilities is wrong. The package's model returns logits, and `mtl.predict` turns
-# them into probabilities with a softmax:
+# **11. Logits called probabilities.** Its evaluation split `torch.max` of the head's outputs into the
+# predicted label and a variable it named `probabilities`, but the head returns *logits*: any real numbers,
+# not summing to 1, and their maximum is no probability. Their argmax is the right label, so accuracy was
+# fine, but reading them as probabilities is wrong (lesson 4 turns logits into probabilities step by step).
+# The package's model returns logits, and `mtl.predict` turns them into probabilities with a softmax:
 
 # %%
 best_model, best_tokenizer = mtl.load_model(mtl.runs.best_folder(folder, first_task))
@@ -363,10 +405,12 @@ print("logits:", logits.numpy().round(2), "sum", round(logits.sum().item(), 2))
 print("probabilities:", logits.softmax(-1).numpy().round(2), "sum", round(logits.softmax(-1).sum().item(), 2))
 
 # %% [markdown]
-# **12. `model.module` without `DataParallel`.** It saved `model.module`, which only a multi-GPU wrapper
-# (`DataParallel`, `DistributedDataParallel`) has, so on one GPU or a CPU the first save, after a whole
-# epoch, failed with an `AttributeError`. The package saves `accelerator.unwrap_model(model)`, the bare
-# model whether it is wrapped or not:
+# **12. `model.module` on several GPUs, without `DataParallel`.** Its checkpoint code saved
+# `model.state_dict()` when at most one GPU was visible and `model.module.state_dict()` when there were more.
+# Only a multi-GPU wrapper (`DataParallel`, `DistributedDataParallel`) has `.module`, and it never wrapped the
+# model, so on a machine with two or more GPUs the first save, after a whole epoch, fails with an
+# `AttributeError`. On its one K80 it took the first branch and worked (its log reloads `mt2_5.pt`). The
+# package saves `accelerator.unwrap_model(model)`, the bare model whether it is wrapped or not:
 
 # %%
 from accelerate.utils import extract_model_from_parallel  # what unwrap_model calls
@@ -481,8 +525,9 @@ questions = [
              + ", ".join(f"{label} {value:.2f}" for label, value in recall.items()) + "."),
     Question(f"Did multi-task training beat single-task training on {difference.index[0]} in this run?",
              ["yes", "no"], "yes" if difference.iloc[0] > 0 else "no",
-             f"multi - single = {difference.iloc[0]:+.3f}; with one seed and a few hundred test tweets, "
-             "a difference this size may well be noise."),
+             f"multi - single = {difference.iloc[0]:+.3f}, from one seed and "
+             f"{len(predictions[difference.index[0]]):,} test tweets: compare it with the noise printed "
+             "under the comparison before calling it a gain."),
     Question("A model that always answers 'neutral' gets what macro-recall on sentiment?",
              ["0", "1/3", "the share of neutral tweets"], "1/3",
              "Recall 1 on neutral and 0 on the other two labels: (1 + 0 + 0) / 3 (exercise 1)."),
@@ -495,8 +540,18 @@ questions = [
 mtl.widgets.quiz(questions)
 
 # %% [markdown]
-# That is the whole pipeline. `00_overview` runs it again in one page; the command line
-# `mtl-tutorial train | evaluate | predict` does the same outside a notebook.
+# ## Key takeaways
+#
+# * Test each task with the checkpoint of its own best dev epoch; the tasks need not peak together.
+# * Macro-F1 and macro-recall expose what accuracy hides: a rare label that is never predicted.
+# * A multi-task gain means something only against single-task runs of the same settings, beyond the
+#   noise of the test set and the seed, and with the tweets each task really trained on counted.
+# * The original tutorial's defects (clipping after the step, losses never summed, a replayed data
+#   order, the last epoch tested as the best, an unseeded task draw, ...) each changed what it measured.
+#
+# **Next:** lesson 6, when the tasks' gradients pull apart, and the methods that combine every task at
+# every step. The command line `mtl-tutorial train | evaluate | predict` does all of this outside a
+# notebook, and `00_overview` runs the pipeline again on one page.
 
 # %% [markdown]
 # ## References

@@ -13,6 +13,20 @@
 #     name: python3
 # ---
 
+# %% [markdown]
+# # Lesson 6 — When tasks pull apart
+#
+# **You will learn**
+#
+# * to measure whether two tasks pull the shared encoder the same way: the cosine of their gradients;
+# * what PCGrad, MGDA and UPGrad make of two gradients, drawn in the plane the two span;
+# * why an experiment that compares training strategies must compare like with like (steps, learning rate);
+# * to read a one-seed table without over-reading it.
+#
+# **Assumes** lessons 2-4 (the model, task sampling, the training loop) and a little vector algebra (dot
+# product, projection). **Takes** about 30 seconds on a 2-core CPU (27 s measured at the CPU lesson scale,
+# benchmarks/LESSONS.md); nothing trains, only one step's gradients are computed.
+
 # %%
 # Colab only: install the package (a wheel beside this notebook, else its repository) and switch on widgets.
 import sys
@@ -41,14 +55,14 @@ if "google.colab" in sys.modules:
     output.enable_custom_widget_manager()
 
 # %% [markdown]
-# # Lesson 6 — When tasks pull apart
-#
-# Every step so far trained ONE task: the sampler picked it, its batch moved the shared encoder. Another way
-# is to take a batch of EVERY task at each step and combine what the tasks ask of the encoder. When the
+# **Every step so far trained ONE task**: the sampler picked it, its batch moved the shared encoder. Another
+# way is to take a batch of EVERY task at each step and combine what the tasks ask of the encoder. When the
 # tasks' gradients point the same way, adding them is fine; when they point apart, one task's step partly
 # undoes the other's, and methods such as PCGrad, MGDA and UPGrad build a step that works against neither.
 # This lesson looks at two real gradients, at what each method makes of them, and at what the methods
 # did in a short experiment beside the samplers of lesson 3.
+#
+# **Settings** (one cell decides the scale; here it picks the encoder and the tweets):
 
 # %%
 import torch
@@ -120,7 +134,8 @@ mtl.plots.combined_gradients(emotion, sentiment, steps, ("emotion", "sentiment")
 
 # %% [markdown]
 # Read the printout with the picture. When the cosine is at or above 0, PCGrad has nothing to remove and
-# its step is the plain sum; UPGrad's is the mean, the same direction at half the length; MGDA leans
+# its step is the plain sum (the picture then draws PCGrad's arrow dashed over the equal one, and its
+# legend says "the same as equal"); UPGrad's is the mean, the same direction at half the length; MGDA leans
 # towards the *shorter* gradient, since the point of the segment nearest the origin lies towards it. With
 # gradients this close to unrelated, the methods differ mostly in how long a step they take, which
 # the learning rate can change as well.
@@ -162,6 +177,13 @@ with pd.option_context("display.max_colwidth", 80):
 # %%
 mtl.plots.strategy_scores(experiment, title="Test score per arm, one seed, 1,000 tweets per task, 2 epochs");
 
+# %% [markdown]
+# The plot has one panel per learning rate, and each panel's dashed lines are its own first arm: the lr
+# 1e-4 arms are measured against single-task training at lr 1e-4, the two lr 2e-4 arms against each other
+# (no single-task run was made at lr 2e-4, so the table cannot say how much of their higher scores is the
+# learning rate and how much is multi-task training). The bars start at 0, so the gaps look as small as they
+# are: a point or two out of 60-70.
+
 # %%
 sampling = experiment.iloc[1]
 all_tasks = experiment[(experiment["strategy"] == "all-tasks") & (experiment["learning_rate"] == 1e-4)]
@@ -182,10 +204,12 @@ print("at lr 2e-4:\n" + faster.to_string())
 #   all-tasks strategy was handicapped by its step count, not by how it combines the tasks; a fair
 #   comparison gives both strategies the same number of steps, or tunes each one's learning rate.
 # * **The tasks barely conflict, so the aggregators barely act.** In these runs the cosine between the two
-#   tasks' encoder gradients stayed between -0.17 and +0.09, like the single pair above. PCGrad then
+#   tasks' encoder gradients stayed between -0.17 and +0.09 (compare the single pair above). PCGrad then
 #   changes few steps (its mean weights stayed near 1), UPGrad stays close to the plain mean, and MGDA leans
 #   towards sentiment's shorter gradient: the column `what_the_method_did`.
-# * **The adaptive sampler** (lesson 3) with target scores moved most steps to emotion, which lagged its
+# * **The adaptive sampler** (`sampler="adaptive"`; lesson 3's table leaves it out because its mix is not
+#   fixed: after each epoch it moves half the steps towards the tasks whose dev score lies furthest below
+#   a target), with the single-task dev scores as targets, moved most steps to emotion, which lagged its
 #   target: emotion gained and sentiment lost. It trades one task for the other.
 #
 # Gradient surgery is built for tasks that pull hard against each other; emotion and sentiment, both about
@@ -304,6 +328,22 @@ questions = [
              "several seeds, paired, as lesson 5's controlled experiment had."),
 ]
 mtl.widgets.quiz(questions)
+
+# %% [markdown]
+# ## Key takeaways
+#
+# * Two tasks' gradients on the shared encoder can be compared by their cosine: above 0 they agree, below
+#   0 one task's step partly undoes the other's. For emotion and sentiment it stays near 0.
+# * PCGrad removes the conflicting part of each gradient, MGDA takes the shortest step that helps both,
+#   UPGrad projects and averages; when the gradients do not conflict, they change little beyond the
+#   step's length.
+# * A comparison of strategies is only fair at the same number of steps and the same learning rate:
+#   the all-tasks arms' deficit at lr 1e-4 was their halved step count, not their way of combining.
+# * One seed cannot rank methods whose scores differ by less than the seed-to-seed spread.
+#
+# **Next:** this is the last lesson so far. To go on, change lesson 4's settings cell to
+# `mtl.lesson_config(strategy="all-tasks", combine="pcgrad")`, or add a third TweetEval task
+# (`mtl.lesson_config(tasks=("emotion", "sentiment", "irony"))`), and judge the run with lesson 5's tools.
 
 # %% [markdown]
 # ## References

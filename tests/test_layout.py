@@ -10,7 +10,7 @@ PACKAGE = Path(mtl_tutorial.__file__).parent
 # Lower layers first; a module may import only modules of its own layer or below.
 LAYERS = [{"checksums", "files", "dependencies", "hardware"}, {"data", "sampling", "metrics", "combine"},
           {"config", "batching"}, {"model", "conflict"}, {"runs"}, {"evaluate"}, {"train", "tracking"},
-          {"lessons", "exercises", "course", "export"}, {"plots"}, {"widgets", "cli"}]
+          {"lessons", "exercises", "course", "export", "optimisation"}, {"plots"}, {"widgets", "cli"}]
 LAYER = {name: index for index, names in enumerate(LAYERS) for name in names}
 RUN_FOLDER_NAMES = ('"config.json"', '"history.json"', '"history.csv"', '"results.json"', '"best"', '"last"',
                     '"training_state.pt"', '"dev_curves.png"', '"logs"')

@@ -71,7 +71,31 @@ def test_strategy_scores_draws_one_bar_per_arm_and_task_with_the_first_row_as_re
     from mtl_tutorial import short_experiment
 
     table = short_experiment()
-    axes = plots.strategy_scores(table).axes[0]
-    widths = [[patch.get_width() for patch in container] for container in axes.containers]
-    assert widths == [table["emotion"].tolist()[::-1], table["sentiment"].tolist()[::-1]]
-    assert [line.get_xdata()[0] for line in axes.get_lines()] == [table["emotion"][0], table["sentiment"][0]]
+    figure = plots.strategy_scores(table)
+    assert len(figure.axes) == table["learning_rate"].nunique() == 2  # like with like: a panel per lr
+    for axes, (rate, rows) in zip(figure.axes, table.groupby("learning_rate", sort=False)):
+        widths = [[patch.get_width() for patch in container] for container in axes.containers]
+        assert widths == [rows["emotion"].tolist()[::-1], rows["sentiment"].tolist()[::-1]]
+        references = [line.get_xdata()[0] for line in axes.get_lines()]
+        assert references == [rows["emotion"].iloc[0], rows["sentiment"].iloc[0]]  # its own first row
+        assert axes.get_xlim()[0] == 0 and f"{rate:g}" in axes.get_title()
+
+
+def test_schedule_counts_keeps_two_equal_lines_both_visible():
+    figure = plots.schedule_counts({"emotion": 3257, "sentiment": 45615}, steps=40, samplers=("round_robin",))
+    emotion, sentiment = figure.axes[0].get_lines()
+    assert abs(emotion.get_ydata() - sentiment.get_ydata()).max() <= 1  # round robin: they take turns
+    assert emotion.get_linestyle() != sentiment.get_linestyle()
+    assert emotion.get_linewidth() > sentiment.get_linewidth() and figure.axes[0].get_ylim()[0] == 0
+
+
+def test_combined_gradients_marks_a_step_that_lies_on_another():
+    import torch
+
+    from mtl_tutorial import combined_steps
+
+    first, second = torch.tensor([4.0, 0.0]), torch.tensor([1.0, 2.0])  # no conflict: PCGrad = the sum
+    steps = combined_steps(first, second)
+    labels = [line.get_label() for line in plots.combined_gradients(first, second, steps).axes[0].get_lines()]
+    assert "pcgrad step (the same as equal)" in labels and "equal step" in labels
+    assert "mgda step" in labels  # a step of its own keeps its plain label
