@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer
@@ -80,6 +81,11 @@ class MultiTaskModel(nn.Module):
             raise KeyError(f"no head for task {task!r}; this model has {self.tasks}")
         outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
         return self.heads[task](sequence_representation(outputs, attention_mask, self.pooling))
+
+    def loss(self, batch: dict, task: str) -> torch.Tensor:
+        """The cross-entropy of `task`'s head on a batch of that task (in float32 under mixed precision)."""
+        logits = self(batch["input_ids"], batch["attention_mask"], task)
+        return F.cross_entropy(logits.float(), batch["labels"])
 
     def parameter_counts(self) -> dict[str, int]:
         """How many parameters are shared (the encoder) and how many belong to each head."""

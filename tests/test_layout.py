@@ -9,7 +9,8 @@ import mtl_tutorial
 PACKAGE = Path(mtl_tutorial.__file__).parent
 # Lower layers first; a module may import only modules of its own layer or below.
 LAYERS = [{"checksums", "files"}, {"data", "sampling", "metrics", "combine"}, {"config", "batching"},
-          {"model", "conflict"}, {"runs"}, {"evaluate"}, {"train"}, {"lessons", "exercises"}, {"plots"},
+          {"model", "conflict", "sharing"}, {"runs"}, {"evaluate"}, {"train"},
+          {"lessons", "exercises", "sharing_exercises"}, {"plots"},
           {"widgets", "cli"}]
 LAYER = {name: index for index, names in enumerate(LAYERS) for name in names}
 RUN_FOLDER_NAMES = ('"config.json"', '"history.json"', '"history.csv"', '"results.json"', '"best"', '"last"',
