@@ -13,6 +13,7 @@ import json
 import warnings
 from pathlib import Path
 
+import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -261,3 +262,23 @@ def load_task_checkpoint(model, folder: str | Path) -> str:
         raise OSError(f"cannot load the task checkpoint in {folder} ({error.__class__.__name__}: {reason})"
                       ) from error
     return task
+
+
+def parameter_table(models: dict[str, nn.Module]) -> pd.DataFrame:
+    """Per sharing and task, counted from the models: the parameters trained by that task alone, those every
+    task trains, those frozen, and how many numbers the task's best checkpoint stores."""
+    rows = []
+    for sharing, model in models.items():
+        trained = {id(p) for p in model.trained_parameters()}
+        shared = {id(p) for p in model.shared_parameters()}
+        frozen = sum(p.numel() for p in model.parameters() if id(p) not in trained)
+        by_storage = {p.data_ptr(): p for p in model.parameters() if id(p) in trained and id(p) not in shared}
+        for task in model.heads:
+            state = model.task_state_dict(task)
+            own = {tensor.data_ptr() for tensor in state.values()} & set(by_storage)
+            rows.append({"sharing": sharing, "task": task,
+                         "trained by this task alone": sum(by_storage[ptr].numel() for ptr in own),
+                         "trained by every task": sum(p.numel() for p in model.shared_parameters()),
+                         "frozen": frozen,
+                         "stored in its checkpoint": sum(tensor.numel() for tensor in state.values())})
+    return pd.DataFrame(rows).set_index(["sharing", "task"])

@@ -14,7 +14,7 @@ from mtl_tutorial.config import SHARINGS, TrainConfig
 from mtl_tutorial.data import load_task
 from mtl_tutorial.model import MultiTaskModel, load_encoder
 from mtl_tutorial.sharing import (BUILDERS, TASK_WEIGHTS_FILE, HardSharing, LoraSharing, load_task_checkpoint,
-                                  save_task_checkpoint, soft_penalty)
+                                  parameter_table, save_task_checkpoint, soft_penalty)
 
 TASKS = ("emotion", "sentiment")
 
@@ -271,3 +271,15 @@ def test_trainable_parameters_of_each_sharing_on_the_packaged_minilm():
     assert trained == {"hard": encoder_size + heads, "lora": 2 * 73_728 + heads,
                        "soft": 2 * encoder_size + heads}
 
+
+
+def test_the_parameter_table_counts_what_each_task_trains_and_stores(tiny_encoder_dir, tweets):
+    _, labels = tweets
+    table = parameter_table({sharing: tiny_model(tiny_encoder_dir, labels, sharing) for sharing in SHARINGS})
+    encoder = sum(p.numel() for p in BertModel.from_pretrained(tiny_encoder_dir).parameters())
+    head = {task: 32 * 32 + 32 + 32 * len(names) + len(names) for task, names in labels.items()}
+    adapter = 2 * 2 * (8 * 32 + 32 * 8)
+    for task in TASKS:
+        assert table.loc[("hard", task)].tolist() == [head[task], encoder, 0, encoder + head[task]]
+        assert table.loc[("lora", task)].tolist() == [adapter + head[task], 0, encoder, adapter + head[task]]
+        assert table.loc[("soft", task)].tolist() == [encoder + head[task], 0, 0, encoder + head[task]]
