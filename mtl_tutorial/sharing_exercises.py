@@ -101,7 +101,7 @@ def check_soft_penalty(penalty_of) -> str:
         expected = soft_penalty(copies, strength)
         answer = call(penalty_of, copies, strength)
         value = as_number(answer, "your penalty")
-        right = float(expected)
+        right = float(expected.detach())
         if abs(value - right) > 1e-4 * abs(right):
             pairs = list(itertools.combinations(copies, 2))
             squared = [float(sum((a - b).pow(2).sum() for a, b in zip(one.parameters(), other.parameters())))
