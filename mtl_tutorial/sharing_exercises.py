@@ -104,8 +104,9 @@ def check_soft_penalty(penalty_of) -> str:
         right = float(expected.detach())
         if abs(value - right) > 1e-4 * abs(right):
             pairs = list(itertools.combinations(copies, 2))
-            squared = [float(sum((a - b).pow(2).sum() for a, b in zip(one.parameters(), other.parameters())))
-                       for one, other in pairs]
+            with torch.no_grad():
+                squared = [float(sum((a - b).pow(2).sum() for a, b in zip(x.parameters(), y.parameters())))
+                           for x, y in pairs]
             mistake = name_the_mistake(value, [
                 (strength * sum(squared), "you left out the 1/2: strength / 2 * the sum"),
                 (2 * right, "you counted every pair twice (i, j and j, i): sum over i < j only"),
