@@ -9,6 +9,8 @@
     combine     or a batch of every task per step, combined (one table): equal, uncertainty, PCGrad, MGDA,
                 UPGrad; they take the losses or gradients and compute none
     model       ClassificationHead and MultiTaskModel (one shared encoder, one head per task), save and load
+    sharing     how much the tasks share: hard (one encoder), one LoRA adapter per task (PEFT), or soft
+                (an encoder copy per task, tied by an L2 penalty); what each task's checkpoint holds
     conflict    the cosine between two tasks' gradients on the shared encoder
     runs        the run folder: its files, the resumable checkpoint, reading a run back
     evaluate    scoring a split, each task's best checkpoint on test, predictions
@@ -51,6 +53,8 @@ from .lessons import best_vs_last, confusion_of, multitask_vs_single_task, score
 from .metrics import official_score, scores
 from .model import (ClassificationHead, MultiTaskModel, build_model, load_encoder, load_model, save_model,
                     similarities)
+from .sharing import (BUILDERS, HardSharing, LoraSharing, SoftSharing, build_shared_model,
+                      load_task_checkpoint, save_task_checkpoint, soft_penalty)
 from .runs import TrainingRun, best_models, load_history, open_run, saved_config
 from .sampling import (ADAPTIVE, SAMPLERS, SamplingEpoch, TaskMix, adaptive_probabilities, draw_tasks,
                        passes_per_epoch, plan_epoch, task_probabilities, task_schedule)
@@ -70,6 +74,8 @@ __all__ = [
     "encoder_gradient", "gradient_cosines",
     "ClassificationHead", "MultiTaskModel", "build_model", "load_encoder", "load_model", "save_model",
     "similarities",
+    "BUILDERS", "HardSharing", "LoraSharing", "SoftSharing", "build_shared_model", "load_task_checkpoint",
+    "save_task_checkpoint", "soft_penalty",
     "TrainingRun", "best_models", "load_history", "open_run", "saved_config",
     "evaluate_run", "evaluate_split", "predict", "predict_run", "results_table", "multitask_vs_single_task",
     "predictions_on_test", "confusion_of", "score_of", "best_vs_last", "label_tweet",

@@ -135,3 +135,9 @@ def combined_steps(first: torch.Tensor, second: torch.Tensor) -> dict[str, torch
         if isinstance(combiner, GradientAggregation):
             steps[method] = combiner.weights(jacobian) @ jacobian
     return steps
+
+
+def aggregates_gradients(method: str) -> bool:
+    """True for a method of COMBINERS that aggregates the tasks' gradients on the parameters they share."""
+    entry = COMBINERS[method]
+    return issubclass(entry.func if isinstance(entry, functools.partial) else entry, GradientAggregation)

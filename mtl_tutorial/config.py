@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .combine import COMBINERS
+from .combine import COMBINERS, aggregates_gradients
 from .data import TWEETEVAL_TASKS
 from .sampling import ADAPTIVE, SAMPLERS
 
@@ -18,6 +18,9 @@ POOLINGS = ("mean", "cls", "pooler")
 MIXED_PRECISIONS = ("no", "bf16", "fp16")
 STRATEGIES = ("sample", "all-tasks")
 TRACKERS = ("tensorboard",)  # Accelerate's trackers a run can report its curves to
+SHARINGS = ("hard", "lora", "soft")  # built in sharing.py
+SHARING_SETTINGS = {"lora": ("lora_rank", "lora_alpha", "lora_target_modules", "lora_dropout"),
+                    "soft": ("soft_penalty",)}
 
 
 def setting(default, help: str, choices: tuple | None = None, option: bool = True, compare: bool = True,
@@ -53,6 +56,16 @@ class TrainConfig:
               "single-task score (default: the task's best dev score so far)")
     combine: str | None = setting(None, "with --strategy all-tasks: how the tasks' losses or gradients are "
                                         "combined (default equal)", COMBINERS)
+    sharing: str = setting("hard", "how much the tasks share: hard (one encoder), lora (the encoder frozen, "
+                           "a LoRA adapter per task), soft (an encoder copy per task, tied by an L2 penalty)",
+                           SHARINGS)
+    lora_rank: int = setting(8, "with --sharing lora: the rank r of each adapter's update B A")
+    lora_alpha: float = setting(16.0, "with --sharing lora: the update B A x is scaled by alpha / r")
+    lora_target_modules: list[str] = setting(["query", "value"], "with --sharing lora: the encoder's linear "
+                                             "layers that get an adapter, by name (query key value dense)")
+    lora_dropout: float = setting(0.1, "with --sharing lora: dropout on the adapter's input")
+    soft_penalty: float = setting(0.01, "with --sharing soft: the strength s of the tie "
+                                        "s/2 * sum over pairs of tasks of ||theta_i - theta_j||^2")
     epochs: int = setting(5, "passes over the tasks' training data")
     batch_size: int = setting(32, "training tweets per step")
     eval_batch_size: int = setting(128, "tweets per batch when scoring", option=False)
@@ -95,6 +108,7 @@ class TrainConfig:
         for item in dataclasses.fields(self):
             check_setting(item, getattr(self, item.name))
         check_strategy(self)
+        check_sharing(self)
 
     def data_location(self) -> dict:
         """Where the tasks' files are found: the keyword arguments of `data.load_task`."""
@@ -102,9 +116,9 @@ class TrainConfig:
                 for item in dataclasses.fields(self) if item.metadata.get("location")}
 
 
-AT_LEAST_ONE = ("epochs", "batch_size", "eval_batch_size", "max_length",
+AT_LEAST_ONE = ("lora_rank", "epochs", "batch_size", "eval_batch_size", "max_length",
                 "max_train_examples", "max_eval_examples", "log_every")
-POSITIVE = ("temperature", "learning_rate", "max_grad_norm")
+POSITIVE = ("lora_alpha", "temperature", "learning_rate", "max_grad_norm")
 
 
 def check_setting(item: dataclasses.Field, value) -> None:
@@ -123,12 +137,14 @@ def check_setting(item: dataclasses.Field, value) -> None:
         raise ValueError(f"{name} must be at least 1, got {value}")
     if name in POSITIVE and not value > 0:
         raise ValueError(f"{name} must be positive, got {value}")
-    if name == "weight_decay" and value < 0 or name == "gradient_probe_batches" and value < 0:
+    if name in ("weight_decay", "gradient_probe_batches", "soft_penalty") and value < 0:
         raise ValueError(f"{name} must be 0 or more, got {value}")
     if name == "train_fraction" and not 0 < value <= 1:
         raise ValueError(f"train_fraction must be in (0, 1], got {value}")
-    if name == "warmup_ratio" and not 0 <= value < 1:
-        raise ValueError(f"warmup_ratio must be in [0, 1), got {value}")
+    if name in ("warmup_ratio", "lora_dropout") and not 0 <= value < 1:
+        raise ValueError(f"{name} must be in [0, 1), got {value}")
+    if name == "lora_target_modules" and (not value or not all(isinstance(word, str) for word in value)):
+        raise ValueError(f"lora_target_modules must name at least one layer, got {value!r}")
 
 
 def check_strategy(config: TrainConfig) -> None:
@@ -151,3 +167,21 @@ def check_strategy(config: TrainConfig) -> None:
         if wrong:
             raise ValueError(f"target scores are official dev scores between 0 and 1 (e.g. 0.76), "
                              f"got {wrong}")
+
+
+def check_sharing(config: TrainConfig) -> None:
+    """Refuse a gradient aggregator where the tasks train no parameter in common, and settings of a
+    sharing the run does not use."""
+    if config.sharing != "hard" and config.combine and aggregates_gradients(config.combine):
+        raise ValueError(f"combine={config.combine!r} needs sharing='hard': it aggregates the tasks' "
+                         f"gradients on the parameters they share, and with sharing={config.sharing!r} they "
+                         "train none in common (combine equal or uncertainty works with every sharing)")
+    for sharing, names in SHARING_SETTINGS.items():
+        changed = [name for name in names if getattr(config, name) != default_of(name)]
+        if changed and config.sharing != sharing:
+            raise ValueError(f"{', '.join(changed)} need sharing={sharing!r}, not {config.sharing!r}")
+
+
+def default_of(name: str):
+    item = next(item for item in dataclasses.fields(TrainConfig) if item.name == name)
+    return item.default_factory() if item.default is dataclasses.MISSING else item.default

@@ -56,6 +56,14 @@ def sequence_representation(outputs, attention_mask: torch.Tensor, pooling: str)
     return outputs.pooler_output
 
 
+def with_loss(logits: torch.Tensor, labels: torch.Tensor | None, reduction: str = "mean"):
+    """The logits alone, or, given the labels, (logits, their float32 cross-entropy): every sharing's forward
+    ends here, so the loss is computed in one place."""
+    if labels is None:
+        return logits
+    return logits, F.cross_entropy(logits.float(), labels, reduction=reduction)
+
+
 class MultiTaskModel(nn.Module):
     """A shared encoder and one `ClassificationHead` per task, chosen by task name at each call."""
 
@@ -82,10 +90,8 @@ class MultiTaskModel(nn.Module):
         if task not in self.heads:
             raise KeyError(f"no head for task {task!r}; this model has {self.tasks}")
         outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
-        logits = self.heads[task](sequence_representation(outputs, attention_mask, self.pooling))
-        if labels is None:
-            return logits
-        return logits, F.cross_entropy(logits.float(), labels, reduction=reduction)
+        return with_loss(self.heads[task](sequence_representation(outputs, attention_mask, self.pooling)),
+                         labels, reduction)
 
     def loss(self, batch: dict, task: str) -> torch.Tensor:
         """The loss of `task`'s head on a batch (input_ids, attention_mask, labels): what training lowers."""
