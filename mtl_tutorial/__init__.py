@@ -2,6 +2,7 @@
 
     config      TrainConfig: every setting of a run, checked once; the command line is built from it
     data        tasks: find, download (checksummed) and read TweetEval or course-style TSV folders, write them
+    tables      your own task as a saved DatasetDict or as CSV, JSON Lines or Parquet files
     batching    tokenise once, pad each batch to its longest tweet, length-grouped shuffled batches per task
     metrics     accuracy, macro-F1, macro-recall and each TweetEval task's official score
     sampling    which task trains at each step, one table: proportional, uniform, temperature, annealed,

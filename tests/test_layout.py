@@ -8,7 +8,7 @@ import mtl_tutorial
 
 PACKAGE = Path(mtl_tutorial.__file__).parent
 # Lower layers first; a module may import only modules of its own layer or below.
-LAYERS = [{"checksums", "files", "dependencies", "hardware"}, {"data", "sampling", "metrics", "combine"},
+LAYERS = [{"checksums", "files", "dependencies", "hardware"}, {"data", "tables", "sampling", "metrics", "combine"},
           {"config", "batching"}, {"model", "conflict", "sharing"}, {"runs"}, {"evaluate"},
           {"train", "tracking"}, {"lessons", "exercises", "course", "export", "optimisation"}, {"plots"},
           {"widgets", "cli"}]
