@@ -1,11 +1,7 @@
-"""Pictures for the lessons; every function returns a matplotlib Figure (nothing is shown or saved).
-
-The model's architecture, dev curves per epoch, label distributions, tweet lengths, pad-token shares,
-similarity maps, sampling probabilities, schedules and temperatures, the task mix and task weights per
-epoch, confusion matrices, head probabilities, multi- vs single-task, two tasks' gradients and what each
-way of combining them makes of them, the scores of several training strategies, and lesson 4's optimiser:
-the learning-rate schedule, gradient norms and the clip, AdamW's step, cross-entropy from logits.
-"""
+"""Pictures of lessons 0 to 6 that come from data, a model or a run's history: the architecture, dev curves,
+label distributions, tweet lengths, pad-token shares, similarity maps, sampling probabilities, schedules and
+temperatures, the task mix, task weights and gradient cosines per epoch, confusion matrices, head
+probabilities, multi- against single-task."""
 
 from __future__ import annotations
 
@@ -13,13 +9,12 @@ import textwrap
 
 import matplotlib.pyplot as plt
 import pandas as pd
-import torch
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 
-from .metrics import official_metric_name
-from .sampling import task_probabilities, task_schedule
+from ..metrics import official_metric_name
+from ..sampling import task_probabilities, task_schedule
 
 
 def architecture(tasks=("emotion", "sentiment"), labels: dict[str, list[str]] | None = None) -> Figure:
@@ -326,163 +321,4 @@ def gradient_conflict(history: pd.DataFrame) -> Figure:
              title="Do the tasks pull the encoder the same way?")
     axes.xaxis.get_major_locator().set_params(integer=True)
     axes.legend()
-    return figure
-
-
-def in_their_plane(first, second, others: dict) -> tuple[tuple, tuple, dict]:
-    """2-D coordinates of `first`, `second` and each of `others` (vectors of their span) in an orthonormal
-    basis of span{first, second}: the first axis along `first`, the second at right angles to it."""
-    first, second = (torch.as_tensor(v, dtype=torch.float64).flatten() for v in (first, second))
-    if first.norm() == 0 or second.norm() == 0:
-        raise ValueError("a gradient is zero: there is no plane to draw it in")
-    along = first / first.norm()
-    across = second - (second @ along) * along
-    across = across / across.norm() if across.norm() > 1e-9 * second.norm() else torch.zeros_like(across)
-
-    def coordinates(vector):
-        vector = torch.as_tensor(vector, dtype=torch.float64).flatten()
-        return float(vector @ along), float(vector @ across)
-
-    return coordinates(first), coordinates(second), {name: coordinates(v) for name, v in others.items()}
-
-
-def same_point(first: tuple, second: tuple) -> bool:
-    """Whether two arrows' ends coincide, up to float rounding (relative to their size)."""
-    scale = max(abs(value) for value in (*first, *second)) or 1.0
-    return all(abs(a - b) <= 1e-6 * scale for a, b in zip(first, second))
-
-
-def combined_gradients(first, second, combined: dict, names=("task 1", "task 2"), title: str = "") -> Figure:
-    """Two tasks' gradients and each method's combined step, drawn in the plane the two gradients span
-    (every combination of them lies in it, so nothing is lost); the cosine of the two is in the title."""
-    (x1, y1), (x2, y2), steps = in_their_plane(first, second, combined)
-    cosine = (x1 * x2 + y1 * y2) / ((x1**2 + y1**2) ** 0.5 * (x2**2 + y2**2) ** 0.5)
-    figure, axes = plt.subplots(figsize=(8.5, 5), constrained_layout=True)
-
-    def arrow(end, colour, label, width, style="-"):
-        axes.plot([0, end[0]], [0, end[1]], color=colour, linewidth=width, label=label, linestyle=style)
-        axes.annotate("", end, (0, 0), arrowprops={"arrowstyle": "-|>", "color": colour, "linewidth": width,
-                                                   "shrinkA": 0, "shrinkB": 0})
-
-    axes.plot([x1, x2], [y1, y2], ":", color="grey", label="segment between them (MGDA picks on it)")
-    for (end, name, colour) in (((x1, y1), names[0], "C0"), ((x2, y2), names[1], "C1")):
-        arrow(end, colour, f"{name} gradient", 3)
-    drawn = {}
-    for index, (name, end) in enumerate(steps.items(), start=2):
-        twin = next((other for other, place in drawn.items() if same_point(place, end)), None)
-        if twin is None:
-            arrow(end, f"C{index}", f"{name} step", 1.5)
-        else:  # dashed on top of the arrow it coincides with, so that both stay visible
-            arrow(end, f"C{index}", f"{name} step (the same as {twin})", 1.5, "--")
-        drawn[name] = end
-    points = [(0, 0), (x1, y1), (x2, y2), *steps.values()]
-    for limits, values in ((axes.set_xlim, [p[0] for p in points]), (axes.set_ylim, [p[1] for p in points])):
-        margin = 0.1 * (max(values) - min(values) or 1)
-        limits(min(values) - margin, max(values) + margin)
-    axes.set_aspect("equal")
-    axes.axhline(0, color="black", linewidth=0.5)
-    axes.axvline(0, color="black", linewidth=0.5)
-    axes.set(xlabel=f"along the {names[0]} gradient", ylabel=f"at right angles to it, towards {names[1]}",
-             title=(title + "\n" if title else "") + f"cosine of the two gradients = {cosine:+.3f}")
-    axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1))
-    return figure
-
-
-def strategy_scores(table: pd.DataFrame, tasks=("emotion", "sentiment"), title: str = "") -> Figure:
-    """Horizontal bars from 0: each arm's (row's) test score per task. Arms are compared only with arms of
-    the same learning rate: one panel per `learning_rate` (if the table has one), each with dashed lines at
-    its first row's scores (its reference, e.g. single-task training)."""
-    groups = (list(table.groupby("learning_rate", sort=False)) if "learning_rate" in table
-              else [(None, table)])
-    heights = [0.3 * len(rows) * len(tasks) + 1.0 for _, rows in groups]
-    figure, axes_list = plt.subplots(len(groups), 1, figsize=(9, sum(heights) + 0.5), sharex=True,
-                                     squeeze=False, constrained_layout=True, height_ratios=heights)
-    highest = max(table[task].max() for task in tasks)
-    for axes, (rate, rows) in zip(axes_list[:, 0], groups):
-        frame = rows.set_index("arm")[list(tasks)].iloc[::-1]  # the first row on top
-        frame.plot.barh(ax=axes, width=0.8, color=[f"C{index}" for index in range(len(tasks))], legend=False)
-        for container in axes.containers:
-            axes.bar_label(container, fmt="%.1f", padding=2, fontsize="small")
-        for index, task in enumerate(tasks):
-            axes.axvline(rows[task].iloc[0], color=f"C{index}", linestyle="--", linewidth=1)
-        where = f"learning rate {rate:g}: " if rate is not None else ""
-        axes.set(xlim=(0, highest + 8), ylabel="", title=f"{where}dashed = {rows['arm'].iloc[0]}")
-    axes_list[-1, 0].set_xlabel("test score x 100")
-    handles, labels = axes_list[0, 0].get_legend_handles_labels()
-    axes_list[0, 0].legend(handles[::-1], labels[::-1], loc="upper left", bbox_to_anchor=(1.01, 1))
-    if title:
-        figure.suptitle(title)
-    return figure
-
-
-# ---------------------------------------------------------------------------------------------
-# Lesson 4: the optimiser, from the first steps of a real run (mtl_tutorial.optimisation)
-# ---------------------------------------------------------------------------------------------
-
-
-def learning_rate_schedule(record) -> Figure:
-    """The learning rate of every step of the run, from its own scheduler: linear warm-up from 0, then
-    linear decay to 0; the steps that `record_steps` took are marked."""
-    figure, axes = plt.subplots(figsize=(7, 3.5), constrained_layout=True)
-    schedule, taken = record.schedule, record.steps
-    axes.plot(schedule.index, schedule.values, label="learning rate at each step")
-    axes.plot(taken["step"], taken["learning_rate"], "o", markersize=3, label="the steps recorded")
-    axes.axvline(record.warmup_steps, color="grey", linestyle=":",
-                 label=f"end of warm-up (step {record.warmup_steps})")
-    axes.set(xlabel="step", ylabel="learning rate", ylim=(0, 1.1 * schedule.max()), xlim=(0, len(schedule)),
-             title=f"Warm-up and linear decay over the run's {len(schedule)} steps")
-    axes.legend(fontsize="small")
-    return figure
-
-
-def gradient_norms(record) -> Figure:
-    """Each recorded step's gradient norm before clipping, and the clip: a step above the line is scaled
-    down to it before the optimiser uses it."""
-    figure, axes = plt.subplots(figsize=(7, 3.5), constrained_layout=True)
-    taken = record.steps
-    colours = ["C3" if clipped else "C0" for clipped in taken["clipped"]]
-    axes.bar(taken["step"], taken["gradient_norm"], color=colours)
-    axes.axhline(record.max_grad_norm, color="black", linestyle="--",
-                 label=f"max_grad_norm = {record.max_grad_norm:g} (red bars were clipped to it)")
-    axes.set(xlabel="step", ylabel="gradient norm before clipping", ylim=(0, None),
-             title=f"{int(taken['clipped'].sum())} of {len(taken)} steps clipped")
-    axes.legend(fontsize="small")
-    return figure
-
-
-def adamw_steps(record) -> Figure:
-    """AdamW's step against the gradient: the median distance a weight moved, beside the learning rate of
-    the step, and the gradient norm (right axis), which varies far more than the step does."""
-    figure, axes = plt.subplots(figsize=(7, 3.5), constrained_layout=True)
-    taken = record.steps
-    axes.plot(taken["step"], taken["learning_rate"], "--", color="grey", label="learning rate")
-    axes.plot(taken["step"], taken["update_size"], "o-", markersize=3, label="median move of a weight")
-    axes.set(xlabel="step", ylabel="size", ylim=(0, 1.1 * max(taken["learning_rate"].max(),
-                                                               taken["update_size"].max())),
-             title="AdamW's step follows the learning rate, not the gradient's size")
-    right = axes.twinx()
-    right.plot(taken["step"], taken["gradient_norm"], ":", color="C3", label="gradient norm (right axis)")
-    right.set(ylabel="gradient norm", ylim=(0, None))
-    lines = axes.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
-    axes.legend(lines, [line.get_label() for line in lines], fontsize="small", loc="upper left")
-    return figure
-
-
-def cross_entropy_probabilities(table: pd.DataFrame, rows: int = 4) -> Figure:
-    """For a few tweets of one batch: the softmax probability of every label, the true label's bar dark,
-    and its loss -log p (a table from `optimisation.cross_entropy_table`)."""
-    shown = table.head(rows)
-    names = [column.removeprefix("logit ") for column in table.columns if column.startswith("logit ")]
-    logits = torch.tensor(shown[[f"logit {name}" for name in names]].to_numpy())
-    probabilities = logits.softmax(-1).numpy()
-    figure, axes_list = plt.subplots(1, len(shown), figsize=(2.6 * len(shown), 3), sharey=True,
-                                     squeeze=False, constrained_layout=True)
-    for axes, (row, tweet), values in zip(axes_list[0], shown.iterrows(), probabilities):
-        colours = ["C0" if name == tweet["label"] else "lightgrey" for name in names]
-        axes.bar(names, values, color=colours)
-        axes.axhline(1 / len(names), color="black", linestyle=":", linewidth=0.8)
-        axes.set(title=f"tweet {row + 1}: label {tweet['label']}\nloss -log p = {tweet['loss = -log p']:.3f}",
-                 ylim=(0, 1))
-        axes.tick_params(axis="x", rotation=45)
-    axes_list[0][0].set_ylabel("softmax probability (dotted: uniform)")
     return figure
