@@ -5,6 +5,10 @@
     last/                the resumable checkpoint     dev_curves.png         drawn by the command line
     logs/                the curves for TensorBoard (with report_to="tensorboard")
 
+With hard sharing best/<task>/ and last/ hold whole models. With lora or soft sharing best/<task>/ holds only
+the task's part (its adapter or encoder copy, and its head) and last/ the weights training changes; reading
+them back rebuilds the model from config.json, so the run's encoder must be at hand.
+
 This is the only module that spells these names. Every file is written beside its place and renamed,
 and a write that fails (a full disk, a quota) says in one line what it was saving, leaving the old file whole.
 """
