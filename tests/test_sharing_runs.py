@@ -1,6 +1,7 @@
 """Whole runs with every sharing: fit, resume, best checkpoints, evaluate, predict, export, the command
 line; on a tiny random BERT and real tweets."""
 
+import dataclasses
 import json
 
 import pandas as pd
@@ -168,3 +169,24 @@ def test_the_training_panel_offers_every_sharing(tmp_path):
     assert tuple(panel.sharing.options) == SHARINGS and panel.sharing.value == "hard"
     panel.sharing.value = "lora"
     assert panel.config().sharing == "lora" and panel.config().lora_rank == TrainConfig().lora_rank
+
+
+@pytest.mark.parametrize("sharing, strategy, combine", [
+    ("soft", "all-tasks", "equal"), ("soft", "sample", None), ("lora", "all-tasks", "uncertainty")])
+def test_the_penalty_joins_the_loss_once_per_step(sharing, strategy, combine, tiny_encoder_dir,
+                                                 small_tweeteval_dir, tmp_path, monkeypatch):
+    config = dataclasses.replace(settings(tiny_encoder_dir, small_tweeteval_dir, sharing), epochs=1,
+                                 strategy=strategy, combine=combine)
+    asked, build = [], train.build_shared_model
+
+    def build_and_count(*args, **kwargs):
+        model, tokenizer = build(*args, **kwargs)
+        penalty = model.penalty
+        model.penalty = lambda: asked.append(1) or penalty()
+        return model, tokenizer
+
+    monkeypatch.setattr(train, "build_shared_model", build_and_count)
+    history = fit(config, tmp_path / "run", progress=False).history
+    steps = 3 if strategy == "all-tasks" else 6  # 48 tweets per task in batches of 16
+    assert len(asked) == steps
+    assert ("weight" in history) == (strategy == "all-tasks") and (history["train_loss"] > 0).all()
