@@ -540,6 +540,29 @@ questions = [
 mtl.widgets.quiz(questions)
 
 # %% [markdown]
+# ## Your best emotion model, outside this package
+#
+# `mtl.export.export_run` writes a task's best checkpoint as an ordinary Hugging Face model folder: the
+# weights, the label names, the tokenizer and a model card. `transformers.pipeline` loads it without
+# `mtl_tutorial`, so the model can be shared (`hf upload`, README "Export and share a run"). With mean or
+# pooler pooling, which no standard class has, the folder ships a short modeling file that
+# `trust_remote_code=True` runs; with first-token pooling it is the encoder family's own classifier.
+
+# %%
+import shutil
+
+from transformers import pipeline
+
+shutil.rmtree(runs / "exported" / "emotion", ignore_errors=True)  # exporting again replaces the old folder
+exported = mtl.export.export_run(run.folder, runs / "exported", tasks=["emotion"])["emotion"]
+classify = pipeline("text-classification", model=str(exported), top_k=None,
+                    trust_remote_code=config.pooling != "cls")
+new_tweets = ["can't believe they cancelled the show, i'm so angry right now",
+              "i love rainy sundays with a good book", "tomorrow is a new day, we will get there"]
+for tweet, labels in zip(new_tweets, classify(new_tweets, truncation=True, max_length=config.max_length)):
+    print(f"{tweet!r}: " + ", ".join(f"{label['label']} {label['score']:.3f}" for label in labels))
+
+# %% [markdown]
 # ## Key takeaways
 #
 # * Test each task with the checkpoint of its own best dev epoch; the tasks need not peak together.
