@@ -667,6 +667,8 @@ def train_step(model, batch, task, optimizer, scheduler, max_grad_norm):
 def test_train_step(data):
     verdict = passes(exercises.check_train_step(train_step, data))
     assert "clipped from norm" in verdict.message and "BEFORE optimizer.step()" in verdict.message
+    undone = fails(exercises.check_train_step(not_written_yet, data), "step 1 (", "NotImplementedError")
+    assert not undone.done and feedback(undone).startswith("not done yet: step 1 (")
 
     def clip_after_step(model, batch, task, optimizer, scheduler, max_grad_norm):
         loss = F.cross_entropy(model(batch["input_ids"], batch["attention_mask"], task), batch["labels"])
