@@ -78,6 +78,7 @@ def test_each_copy_says_where_the_solutions_are_as_is_true_of_it(built):
         assert "hidden cell" not in said["instructor"], lesson.name
 
 
+@pytest.mark.slow  # the command in a process of its own, pip building the wheel, then installing it
 def test_the_archive_holds_every_student_notebook_and_a_wheel_of_the_whole_package(tmp_path):
     """`mtl-tutorial course build --archive`, as a teacher runs it; the wheel installs and imports."""
     out = tmp_path / "class"
