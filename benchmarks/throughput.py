@@ -37,6 +37,7 @@ from mtl_tutorial.batching import batches_per_pass
 from mtl_tutorial.config import TrainConfig
 from mtl_tutorial.model import build_model
 from mtl_tutorial.runs import load_run_tasks
+from mtl_tutorial.sharing import build_shared_model
 from mtl_tutorial.train import fit
 
 
@@ -144,9 +145,9 @@ ENCODER_CHANGES = {
 
 
 def with_encoder_change(change):
-    """`build_model`, then `change` applied to the new model's encoder."""
+    """`build_shared_model`, then `change` applied to the new model's encoder."""
     def build(*args, **kwargs):
-        model, tokenizer = build_model(*args, **kwargs)
+        model, tokenizer = build_shared_model(*args, **kwargs)
         change(model.encoder)
         return model, tokenizer
     return build
@@ -158,7 +159,7 @@ VARIANTS = {
     "package-bf16": {"mixed_precision": "bf16"},
     "package-no-length-grouping": {"group_by_length": False},
     "package-unfused-adamw": {},  # make_optimizer replaced in the child, see measure()
-    "package-eager-attention": {},  # build_model replaced in the child: eager instead of sdpa attention
+    "package-eager-attention": {},  # build_shared_model replaced in the child: eager attention, not sdpa
     "package-compiled": {"epochs": 2},  # torch.compile(dynamic=True): epoch 1 compiles, epoch 2 is timed
     "package-1-thread": {},  # torch.set_num_threads(1) in the child
 }
@@ -172,7 +173,7 @@ def measure(loop: str, config: TrainConfig) -> dict:
     if loop == "package-unfused-adamw":
         train.make_optimizer = unfused_optimizer
     if loop in ENCODER_CHANGES:
-        train.build_model = with_encoder_change(ENCODER_CHANGES[loop])
+        train.build_shared_model = with_encoder_change(ENCODER_CHANGES[loop])
     if loop == "package-1-thread":
         torch.set_num_threads(1)
     if loop == "original":

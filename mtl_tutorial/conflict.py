@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from .batching import BatchStream, EncodedSplit, to_device
+from .config import TrainConfig
 
 
 def encoder_gradient(model, batch: dict, task: str) -> torch.Tensor:
@@ -45,3 +46,16 @@ def gradient_cosines(model, splits: dict[str, EncodedSplit], batches: int = 4, b
             sums[first, second] += F.cosine_similarity(gradients[first], gradients[second], dim=0).item()
     model.train(was_training)
     return {f"{first}~{second}": total / batches for (first, second), total in sums.items()}
+
+
+def probe_gradient_conflict(model, encoded: dict, config: TrainConfig, epoch: int) -> dict[str, float]:
+    """For each task, the mean cosine between its encoder gradient and the other tasks', once an epoch.
+
+    It measures the SHARED encoder, so with lora or soft sharing (no parameter in common) it is skipped:
+    nothing is recorded, as for a single task or with `gradient_probe_batches=0`."""
+    if len(encoded) < 2 or config.gradient_probe_batches < 1 or config.sharing != "hard":
+        return {}
+    pairs = gradient_cosines(model, {name: splits["train"] for name, splits in encoded.items()},
+                             config.gradient_probe_batches, config.batch_size, seed=config.seed + epoch)
+    return {name: sum(value for pair, value in pairs.items() if name in pair.split("~")) / (len(encoded) - 1)
+            for name in encoded}

@@ -15,9 +15,10 @@ from accelerate.utils import gather_object
 
 from .batching import EncodedSplit, encode, evaluation_batches, to_device
 from .metrics import majority_baseline, official_metric_name, scores
-from .model import MultiTaskModel, load_model, restore_weights
-from .runs import (BEST_FOLDER, best_folder, is_run, last_folder, load_config, load_run_tasks,
-                   run_task_names)
+from .model import MultiTaskModel, load_model
+from .runs import (BEST_FOLDER, best_models, is_run, load_best, load_config, load_last, load_run_tasks,
+                   restore_best, run_task_names)
+from .sharing import LoraSharing
 
 
 @torch.inference_mode()
@@ -66,19 +67,33 @@ def predict(model: MultiTaskModel, tokenizer, texts: list[str], task: str | None
     model.eval()
     device = next(model.parameters()).device
     split = encode(tokenizer, pd.DataFrame({"text": list(texts), "label": [0] * len(texts)}), max_length)
+    probabilities = {name: [None] * len(texts) for name in tasks}
+    for indices in evaluation_batches(split, batch_size):
+        batch = to_device(split.batch(indices, with_labels=False), device)
+        for name, found in task_probabilities(model, batch, tasks).items():
+            for i, row in zip(indices, found):
+                probabilities[name][i] = row
     rows = []
     for name in tasks:
-        probabilities = [None] * len(texts)
-        for indices in evaluation_batches(split, batch_size):
-            batch = to_device(split.batch(indices, with_labels=False), device)
-            logits = model(batch["input_ids"], batch["attention_mask"], name)
-            for i, row in zip(indices, logits.float().softmax(-1).cpu().tolist()):
-                probabilities[i] = row
         labels = model.task_labels[name]
-        for text, row in zip(texts, probabilities):
+        for text, row in zip(texts, probabilities[name]):
             best = max(range(len(row)), key=row.__getitem__)
             rows.append({"text": text, "task": name, "label": labels[best], **dict(zip(labels, row))})
     return pd.DataFrame(rows)
+
+
+def task_probabilities(model, batch: dict, tasks: list[str]) -> dict[str, list[list[float]]]:
+    """Each task's label probabilities for a batch of tweets. A LoRA model asked about several tasks makes
+    one forward pass: every tweet once per task, each row through its task's adapter (`mixed_logits`)."""
+    if not isinstance(model, LoraSharing) or len(tasks) == 1:
+        return {name: model(batch["input_ids"], batch["attention_mask"], name).float().softmax(-1).tolist()
+                for name in tasks}
+    rows = [name for name in tasks for _ in range(len(batch["input_ids"]))]
+    logits = model.mixed_logits(batch["input_ids"].repeat(len(tasks), 1),
+                                batch["attention_mask"].repeat(len(tasks), 1), rows)
+    found = [row.float().softmax(-1).cpu().tolist() for row in logits]
+    size = len(batch["input_ids"])
+    return {name: found[index * size:(index + 1) * size] for index, name in enumerate(tasks)}
 
 
 def test_best_checkpoints(folder: Path, model: MultiTaskModel, encoded: dict[str, dict[str, EncodedSplit]],
@@ -87,7 +102,7 @@ def test_best_checkpoints(folder: Path, model: MultiTaskModel, encoded: dict[str
     results = {}
     for name in encoded:
         num_labels = len(model.task_labels[name])
-        restore_weights(model, best_folder(folder, name))
+        restore_best(model, folder, name)
         test, _ = evaluate_split(model, encoded[name]["test"], name, num_labels, batch_size, accelerator)
         majority = majority_baseline(name, encoded[name]["train"].labels, encoded[name]["test"].labels,
                                      num_labels)
@@ -107,7 +122,7 @@ def evaluate_run(folder: str | Path, split: str = "test") -> pd.DataFrame:
     config = load_config(folder)
     rows = []
     for name, task in load_run_tasks(config).items():
-        model, tokenizer = load_model(best_folder(folder, name))
+        model, tokenizer = load_best(folder, name)
         split_data = encode(tokenizer, task.splits[split], config.max_length)
         result, _ = evaluate_split(model, split_data, name, task.num_labels, config.eval_batch_size)
         rows.append({"task": name, "split": split, "official_metric": official_metric_name(name), **result})
@@ -116,7 +131,8 @@ def evaluate_run(folder: str | Path, split: str = "test") -> pd.DataFrame:
 
 def predict_run(folder: str | Path, texts: list[str], task: str | None = None,
                 max_length: int = 64) -> pd.DataFrame:
-    """Label texts with a run's best checkpoint of each task (or with a saved model folder)."""
+    """Label texts with a run's best checkpoint of each task (or with a saved model folder). With lora or soft
+    sharing one model holds every task's best part; with lora, one pass labels the texts for every task."""
     folder = Path(folder)
     if not is_run(folder):
         model, tokenizer = load_model(folder)
@@ -124,9 +140,12 @@ def predict_run(folder: str | Path, texts: list[str], task: str | None = None,
     names = run_task_names(folder)
     if task is not None and task not in names:  # a name, never a path: "--task ../x" reads nothing
         raise KeyError(f"run {folder} has no task {task!r}; its tasks are {names}")
+    if load_config(folder).sharing != "hard":
+        model, tokenizer = best_models(folder)[names[0]]
+        return predict(model, tokenizer, texts, task, max_length)
     frames = []
     for name in [task] if task else names:
-        model, tokenizer = load_model(best_folder(folder, name))
+        model, tokenizer = load_best(folder, name)
         frames.append(predict(model, tokenizer, texts, name, max_length))
     return pd.concat(frames, ignore_index=True)
 
@@ -153,8 +172,7 @@ def predictions_on_test(folder: str | Path, task: str, checkpoint: str = BEST_FO
     """
     config = load_config(folder)
     test = load_run_tasks(config, [task])[task].splits["test"]
-    checkpoint_folder = best_folder(folder, task) if checkpoint == BEST_FOLDER else last_folder(folder)
-    model, tokenizer = load_model(checkpoint_folder)
+    model, tokenizer = load_best(folder, task) if checkpoint == BEST_FOLDER else load_last(folder)
     names = model.task_labels[task]
     table = predict(model, tokenizer, test["text"].tolist(), task, config.max_length, config.eval_batch_size)
     return pd.DataFrame({"text": test["text"],

@@ -12,14 +12,15 @@ import shutil
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForSequenceClassification
 
 from .config import TrainConfig
 from .data import TWEETEVAL_TASKS
 from .files import staged_folder
 from .lessons import REPOSITORY
-from .model import PACKAGED_ENCODER, ClassificationHead, MultiTaskModel, load_model
-from .runs import best_folder, is_finished, load_config, open_run, run_task_names
+from .model import PACKAGED_ENCODER, ClassificationHead, MultiTaskModel
+from .runs import is_finished, load_best, load_config, open_run, run_task_names
+from .sharing import sharing_of
 
 REMOTE_CODE = Path(__file__).with_name("remote_code") / "modeling_mtl_tutorial.py"
 REMOTE_CLASS = "PooledEncoderForSequenceClassification"
@@ -96,11 +97,14 @@ def encoder_settings(config) -> dict:
 
 
 def task_encoder(model: MultiTaskModel, task: str):
-    """The plain transformers encoder that `task`'s head reads: with hard sharing, the one shared encoder.
-
-    A way of sharing that gives a task its own weights adds its branch here (a LoRA task: its adapter merged
-    into a copy with PEFT's `merge_and_unload`; a soft task: its own encoder copy).
-    """
+    """The plain transformers encoder that `task`'s head reads: with hard sharing, the one shared encoder;
+    with soft sharing, the task's own copy; with LoRA, a copy with the task's adapter merged into its weights
+    (W + (alpha / r) B A, PEFT's `merge_and_unload`), so no PEFT is needed to load the export."""
+    sharing = sharing_of(model)
+    if sharing == "soft":
+        return model.own_encoder(task)
+    if sharing == "lora":
+        return copy.deepcopy(model.encoder).merge_and_unload(adapter_names=[task])
     return model.encoder
 
 
@@ -167,9 +171,13 @@ def card_text(config, task, labels, result, native, base_model, tweeteval, basel
     examples = result["test_examples"]
     others = [name for name in result.get("run_tasks", []) if name != task]
     encoder = base_model or config.model
-    shared = (f"Its encoder was trained together with {', '.join(others)}: one encoder shared by every task "
-              "(hard parameter sharing), one head per task. This folder holds the encoder as it was at "
-              f"{task}'s best dev epoch, with {task}'s head." if others else
+    sharing = {"hard": "one encoder shared by every task (hard parameter sharing), one head per task",
+               "lora": f"one frozen encoder, one LoRA adapter per task (merged here into {task}'s copy of "
+                       "the encoder's weights) and one head per task",
+               "soft": "each task its own copy of the encoder, tied to the others by an L2 penalty (soft "
+                       "sharing), and its own head"}[config.sharing]
+    shared = (f"Its encoder was trained together with {', '.join(others)}: {sharing}. This folder holds the "
+              f"encoder as it was at {task}'s best dev epoch, with {task}'s head." if others else
               "It was trained on this task alone (a single-task run).")
     loading = ("It is transformers' own `...ForSequenceClassification` (first-token pooling): no custom code."
                if native else
@@ -255,12 +263,11 @@ def training_size(config: TrainConfig) -> str:
 
 def export_task(run: str | Path, task: str, folder: str | Path, license: str | None = None) -> Path:
     """Write `task`'s best checkpoint of `run` as a standard classifier folder, all or nothing."""
-    model, tokenizer = load_model(best_folder(run, task))
+    model, tokenizer = load_best(run, task)
     config, result = load_config(run), dict(open_run(run).results[task])
     result["run_tasks"] = model.tasks
     classifier = standard_classifier(model, task)
     native = is_native(classifier.config.model_type, model.pooling)
-    tokenizer = AutoTokenizer.from_pretrained(best_folder(run, task))
     tokenizer.model_max_length = config.max_length  # so that truncation=True cuts where training did
     with staged_folder(folder) as staging:
         classifier.save_pretrained(staging)

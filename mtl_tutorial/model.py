@@ -101,6 +101,14 @@ class MultiTaskModel(nn.Module):
         """The weights every task updates (the encoder's): where task gradients can conflict."""
         return list(self.encoder.parameters())
 
+    def trained_parameters(self) -> list[nn.Parameter]:
+        """What the optimizer updates, in a fixed order: here every parameter."""
+        return list(self.parameters())
+
+    def penalty(self) -> torch.Tensor:
+        """The term added to the loss at every step that ties the tasks together: none here."""
+        return torch.zeros((), device=next(self.heads.parameters()).device)
+
     def parameter_counts(self) -> dict[str, int]:
         """How many parameters are shared (the encoder) and how many belong to each head."""
         counts = {"encoder (shared)": sum(p.numel() for p in self.shared_parameters())}

@@ -5,6 +5,10 @@
     last/                the resumable checkpoint     dev_curves.png         drawn by the command line
     logs/                the curves for TensorBoard (with report_to="tensorboard")
 
+With hard sharing best/<task>/ and last/ hold whole models. With lora or soft sharing best/<task>/ holds only
+the task's part (its adapter or encoder copy, and its head) and last/ the weights training changes; reading
+them back rebuilds the model from config.json, so the run's encoder must be at hand.
+
 This is the only module that spells these names. Every file is written beside its place and renamed,
 and a write that fails (a full disk, a quota) says in one line what it was saving, leaving the old file whole.
 """
@@ -23,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .batching import BatchStream
@@ -30,10 +35,13 @@ from .config import TrainConfig
 from .data import Task, load_tasks, task_name
 from .files import recover_interrupted_writes, saving, staged_folder, write_atomically, write_json_atomically
 from .model import MultiTaskModel, load_model, read_model_description, restore_weights, save_model
+from .sharing import (TASK_DESCRIPTION_FILE, build_shared_model, load_task_checkpoint, load_trained_weights,
+                      read_task_description, save_task_checkpoint, sharing_of, trained_weights)
 
 CONFIG_FILE, RESULTS_FILE = "config.json", "results.json"
 HISTORY_JSON, HISTORY_CSV = "history.json", "history.csv"
 BEST_FOLDER, LAST_FOLDER, STATE_FILE = "best", "last", "training_state.pt"
+TRAINED_WEIGHTS_FILE = "trained.safetensors"  # last/ of a lora or soft run: the weights training changes
 DEV_CURVES_FILE = "dev_curves.png"
 TRACKING_FOLDER = "logs"  # Accelerate's trackers write here (a project named so, in the run folder)
 
@@ -190,12 +198,61 @@ def run_task_names(folder: str | Path) -> list[str]:
         if best.is_dir() else []
     if not saved:
         raise OSError(f"run {folder} has no saved model yet: its {BEST_FOLDER}/ folder is empty or missing")
-    return list(read_model_description(saved[0])["task_labels"])
+    return list(best_description(saved[0])["task_labels"])
+
+
+def holds_task_part(checkpoint: Path) -> bool:
+    """True for a lora or soft run's best checkpoint: one task's part of the model, not a whole model."""
+    return (Path(checkpoint) / TASK_DESCRIPTION_FILE).exists()
+
+
+def best_description(checkpoint: Path) -> dict:
+    """What a best checkpoint says of itself: its task labels, pooling, epoch and dev scores."""
+    if holds_task_part(checkpoint):
+        return read_task_description(checkpoint)
+    return read_model_description(checkpoint)
+
+
+def load_best(folder: str | Path, task: str):
+    """`task`'s best checkpoint of a run, ready for `predict`: (model, tokenizer). A lora or soft checkpoint
+    holds only the task's part, put into a model rebuilt from the run's settings (its encoder at hand)."""
+    checkpoint = best_folder(folder, task)
+    if not holds_task_part(checkpoint):
+        return load_model(checkpoint)
+    model, tokenizer = build_shared_model(best_description(checkpoint)["task_labels"], load_config(folder))
+    load_task_checkpoint(model, checkpoint)
+    return model.eval(), tokenizer
 
 
 def best_models(folder: str | Path) -> dict:
-    """Each task's best checkpoint of a run, loaded once: {task: (model, tokenizer)}."""
-    return {task: load_model(best_folder(folder, task)) for task in run_task_names(folder)}
+    """Each task's best checkpoint of a run, loaded once: {task: (model, tokenizer)}. With lora or soft
+    sharing one model holds every task's best part, so it is the same model for every task."""
+    names = run_task_names(folder)
+    if not holds_task_part(best_folder(folder, names[0])):
+        return {task: load_model(best_folder(folder, task)) for task in names}
+    model, tokenizer = load_best(folder, names[0])
+    for task in names[1:]:
+        load_task_checkpoint(model, best_folder(folder, task))
+    return {task: (model, tokenizer) for task in names}
+
+
+def restore_best(model, folder: str | Path, task: str) -> None:
+    """Put `task`'s best checkpoint into the run's own model, in place (lora, soft: its part only)."""
+    if sharing_of(model) == "hard":
+        restore_weights(model, best_folder(folder, task))
+    else:
+        load_task_checkpoint(model, best_folder(folder, task))
+
+
+def load_last(folder: str | Path):
+    """The model of the run's last finished epoch (last/), ready for `predict`: (model, tokenizer)."""
+    checkpoint = last_folder(folder)
+    if not (checkpoint / TRAINED_WEIGHTS_FILE).exists():
+        return load_model(checkpoint)
+    task_labels = best_description(best_folder(folder, run_task_names(folder)[0]))["task_labels"]
+    model, tokenizer = build_shared_model(task_labels, load_config(folder))
+    load_trained_weights(model, load_file(checkpoint / TRAINED_WEIGHTS_FILE))
+    return model.eval(), tokenizer
 
 
 def is_run(folder: str | Path) -> bool:
@@ -274,15 +331,19 @@ def recover_run_folder(folder: Path) -> None:
 
 
 def save_best(folder: Path, task: str, model, tokenizer, epoch: int, dev: dict) -> None:
-    """Keep this epoch's model as `task`'s best checkpoint."""
+    """Keep this epoch's model as `task`'s best checkpoint: with hard sharing the whole model, with lora or
+    soft sharing only `task`'s part (its adapter or its encoder copy, and its head)."""
     with saving(f"{task}'s best checkpoint (epoch {epoch})", best_folder(folder, task)):
-        save_model(model, tokenizer, best_folder(folder, task), {"epoch": epoch, "dev": dev})
+        if sharing_of(model) == "hard":
+            save_model(model, tokenizer, best_folder(folder, task), {"epoch": epoch, "dev": dev})
+        else:
+            save_task_checkpoint(model, task, best_folder(folder, task), {"epoch": epoch, "dev": dev})
 
 
 def saved_best_epoch(folder: Path, task: str) -> int | None:
     """The epoch of the model kept in best/<task>/, or None when there is none (or it cannot be read)."""
     try:
-        return read_model_description(best_folder(folder, task)).get("epoch")
+        return best_description(best_folder(folder, task)).get("epoch")
     except OSError:
         return None
 
@@ -294,7 +355,10 @@ def save_checkpoint(folder: Path, state: TrainingState) -> None:
     """
     with saving(f"the checkpoint of epoch {state.epoch}", last_folder(folder)), \
             staged_folder(last_folder(folder)) as staging:
-        save_model(state.model, state.tokenizer, staging)
+        if sharing_of(state.model) == "hard":
+            save_model(state.model, state.tokenizer, staging)
+        else:  # the frozen encoder is rebuilt from the run's settings
+            save_file(trained_weights(state.model), staging / TRAINED_WEIGHTS_FILE)
         # through a Python file: a full disk raises OSError, not torch's RuntimeError "unexpected pos"
         with open(staging / STATE_FILE, "wb") as handle:
             torch.save(state.state_dict(), handle)
@@ -308,7 +372,10 @@ def restore_checkpoint(folder: Path, state: TrainingState) -> None:
     """Load the run's last/ into `state`: the model's weights, and everything `state_dict` holds."""
     checkpoint = last_folder(folder)
     try:
-        restore_weights(state.model, checkpoint)
+        if sharing_of(state.model) == "hard":
+            restore_weights(state.model, checkpoint)
+        else:
+            load_trained_weights(state.model, load_file(checkpoint / TRAINED_WEIGHTS_FILE))
         # weights_only: tensors, numbers and strings only, so loading runs no code
         state.load_state_dict(torch.load(checkpoint / STATE_FILE, weights_only=True))
     except Exception as error:  # torch, pickle and a foreign file each raise their own kinds

@@ -40,14 +40,6 @@ class TaskParts:
     """The calls every sharing answers, written once for the models whose tasks each have an encoder
     (shared or their own) and a head; `own_encoder(task)` says which encoder serves a task."""
 
-    def penalty(self) -> torch.Tensor:
-        """The term added to the loss at every step that ties the tasks together: none here."""
-        return torch.zeros((), device=next(self.heads.parameters()).device)
-
-    def trained_parameters(self) -> list[nn.Parameter]:
-        """What the optimizer updates, in a fixed order."""
-        return list(self.parameters())
-
     def task_state_dict(self, task: str) -> dict[str, torch.Tensor]:
         """What `task`'s best checkpoint holds: the encoder it uses and its head (not copies)."""
         return {**prefixed("encoder", self.own_encoder(task).state_dict()),
@@ -189,6 +181,7 @@ class SoftSharing(TaskParts, nn.Module):
 
     tasks = MultiTaskModel.tasks
     loss = MultiTaskModel.loss
+    trained_parameters = MultiTaskModel.trained_parameters  # every copy and head
 
     def own_encoder(self, task: str) -> nn.Module:
         return self.encoders[task]
@@ -234,7 +227,8 @@ def build_shared_model(task_labels: dict[str, list[str]], config: TrainConfig):
 
 
 def sharing_of(model: nn.Module) -> str:
-    return {HardSharing: "hard", LoraSharing: "lora", SoftSharing: "soft"}[type(model)]
+    kinds = {MultiTaskModel: "hard", HardSharing: "hard", LoraSharing: "lora", SoftSharing: "soft"}
+    return kinds[type(model)]
 
 
 def save_task_checkpoint(model, task: str, folder: str | Path, extra: dict | None = None) -> Path:
@@ -244,10 +238,20 @@ def save_task_checkpoint(model, task: str, folder: str | Path, extra: dict | Non
                    for name, tensor in model.task_state_dict(task).items()}
         save_file(weights, staging / TASK_WEIGHTS_FILE)
         description = {"sharing": sharing_of(model), "task": task, "labels": model.task_labels[task],
-                       "pooling": model.pooling, **(extra or {})}
+                       "pooling": model.pooling, "task_labels": model.task_labels, **(extra or {})}
         text = json.dumps(description, indent=1, ensure_ascii=False)
         (staging / TASK_DESCRIPTION_FILE).write_text(text, encoding="utf-8")
     return Path(folder)
+
+
+def read_task_description(folder: str | Path) -> dict:
+    """What `save_task_checkpoint` wrote beside the weights: sharing, task, labels, pooling and the extras."""
+    path = Path(folder) / TASK_DESCRIPTION_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise OSError(f"{folder} holds no readable task checkpoint ({error.__class__.__name__}: {error})"
+                      ) from error
 
 
 def load_task_checkpoint(model, folder: str | Path) -> str:
@@ -265,6 +269,24 @@ def load_task_checkpoint(model, folder: str | Path) -> str:
         raise OSError(f"cannot load the task checkpoint in {folder} ({error.__class__.__name__}: {reason})"
                       ) from error
     return task
+
+
+def trained_weights(model) -> dict[str, torch.Tensor]:
+    """The weights that training changes, by their names in the model: what a resumable checkpoint of a lora
+    or soft model keeps (the frozen encoder is rebuilt from the run's settings)."""
+    trained = {id(parameter) for parameter in model.trained_parameters()}
+    return {name: parameter.detach().cpu().contiguous() for name, parameter in model.named_parameters()
+            if id(parameter) in trained}
+
+
+def load_trained_weights(model, weights: dict[str, torch.Tensor]) -> None:
+    """Put `trained_weights` back into a model built with the same settings: all trained weights."""
+    missing = sorted(set(trained_weights(model)) - set(weights))
+    if missing:
+        raise ValueError(f"{len(missing)} trained weights are missing, e.g. {missing[0]}")
+    unexpected = model.load_state_dict(weights, strict=False).unexpected_keys
+    if unexpected:
+        raise ValueError(f"{len(unexpected)} weights are not this model's, e.g. {unexpected[0]}")
 
 
 def parameter_table(models: dict[str, nn.Module]) -> pd.DataFrame:

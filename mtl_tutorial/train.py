@@ -26,16 +26,17 @@ from transformers import get_linear_schedule_with_warmup
 from .batching import BatchStream, EncodedSplit, batches_per_pass, encode_task, to_device
 from .combine import LOG_VARIANCE_LEARNING_RATE, GradientAggregation, make_combiner
 from .config import TrainConfig
-from .conflict import gradient_cosines
+from .conflict import probe_gradient_conflict
 from .dependencies import check_requirements
 from .data import Task
 from .evaluate import evaluate_split, test_best_checkpoints
 from .hardware import warn_if_precision_is_emulated
-from .model import MultiTaskModel, build_model
+from .model import MultiTaskModel
 from .runs import (TrainingRun, TrainingState, exclusive_run_folder, has_checkpoint, load_run_tasks,
                    prepare_folder, recover_run_folder, restore_checkpoint, save_best, save_checkpoint,
                    save_config, save_history, save_results, saved_best_epoch)
 from .sampling import SamplingEpoch, plan_epoch
+from .sharing import build_shared_model
 from .tracking import StepLog, log_epoch, start_tracking, stop_tracking
 
 
@@ -57,22 +58,11 @@ def make_optimizer(model, config: TrainConfig, combiner: nn.Module | None = None
 
     Learned task weights (uncertainty weighting's log-variances) are a second group, at their own rate.
     """
-    groups = [{"params": list(model.parameters())}]
+    groups = [{"params": model.trained_parameters()}]  # with hard sharing: every parameter, in order
     if combiner is not None and list(combiner.parameters()):
         groups.append({"params": list(combiner.parameters()), "lr": LOG_VARIANCE_LEARNING_RATE,
                        "weight_decay": 0.0})
     return torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=config.weight_decay, fused=True)
-
-
-def probe_gradient_conflict(model: MultiTaskModel, encoded: dict, config: TrainConfig,
-                            epoch: int) -> dict[str, float]:
-    """For each task, the mean cosine between its encoder gradient and the other tasks' (see conflict.py)."""
-    if len(encoded) < 2 or config.gradient_probe_batches < 1:
-        return {}
-    pairs = gradient_cosines(model, {name: splits["train"] for name, splits in encoded.items()},
-                             config.gradient_probe_batches, config.batch_size, seed=config.seed + epoch)
-    return {name: sum(value for pair, value in pairs.items() if name in pair.split("~")) / (len(encoded) - 1)
-            for name in encoded}
 
 
 @dataclass
@@ -174,8 +164,7 @@ def prepare_run(folder: Path, config: TrainConfig, resume: bool, accelerator: Ac
 
     set_seed(config.seed)
     tasks = load_run_tasks(config)
-    model, tokenizer = build_model({name: task.label_names for name, task in tasks.items()}, config.model,
-                                   config.pooling)
+    model, tokenizer = build_shared_model({name: task.label_names for name, task in tasks.items()}, config)
     check_run(config, tasks, model)
     if accelerator.is_main_process:  # only now: a typo in a task or model name leaves no folder behind
         folder.mkdir(parents=True, exist_ok=True)
@@ -208,7 +197,7 @@ def prepare_run(folder: Path, config: TrainConfig, resume: bool, accelerator: Ac
 
 def check_run(config: TrainConfig, tasks: dict[str, Task], model: MultiTaskModel) -> None:
     """Refuse settings that only the loaded tasks and encoder can check, before anything is written."""
-    longest = model.encoder.config.max_position_embeddings
+    longest = model.own_encoder(model.tasks[0]).config.max_position_embeddings
     if config.max_length > longest:
         raise ValueError(f"max_length {config.max_length} is longer than this encoder's {longest} positions")
     unknown = sorted(set(config.target_scores or {}) - set(tasks))
@@ -272,7 +261,7 @@ def train_step(run: Run, batch: dict, task: str) -> torch.Tensor:
     clipped after it, to no effect).
     """
     _, loss = run.model(batch["input_ids"], batch["attention_mask"], task, batch["labels"])
-    run.accelerator.backward(loss)
+    run.accelerator.backward(loss + run.state.model.penalty())  # soft sharing's tie; 0 for the others
     update(run)
     return loss.detach()
 
@@ -293,6 +282,9 @@ def all_tasks_step(run: Run, batches: dict[str, dict]) -> tuple[torch.Tensor, to
         for index, (task, batch) in enumerate(batches.items()):
             losses.append(model.loss(batch, task))
             accelerator.backward(combiner.loss_term(losses[-1], index))  # the gradients of the terms add up
+        penalty = model.penalty()  # soft sharing's tie, once per step (a constant 0 for the others)
+        if penalty.requires_grad:
+            accelerator.backward(penalty)
         learned = (*model.parameters(), *combiner.parameters())
         average_over_processes([p.grad for p in learned if p.grad is not None], accelerator)
         weights = combiner.weights(len(losses)).to(accelerator.device)

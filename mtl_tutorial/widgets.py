@@ -20,7 +20,7 @@ from IPython.display import clear_output, display
 from matplotlib.figure import Figure
 
 from . import plots
-from .config import TrainConfig
+from .config import SHARINGS, TrainConfig
 from .data import TWEETEVAL_TASKS
 from .evaluate import label_tweet
 from .lessons import train_run
@@ -97,6 +97,7 @@ class TrainingPanel(Shown):
     tasks: widgets.SelectMultiple
     encoder: widgets.Combobox
     sampler: widgets.Dropdown
+    sharing: widgets.Dropdown  # hard, lora or soft (their own settings come from `settings`)
     temperature: widgets.FloatSlider
     epochs: widgets.IntSlider
     train_cap: widgets.Dropdown
@@ -116,6 +117,7 @@ class TrainingPanel(Shown):
         model = encoder_setting(self.encoder.value.strip())
         return dataclasses.replace(
             self.settings, tasks=list(self.tasks.value), model=model, sampler=self.sampler.value,
+            sharing=self.sharing.value,
             temperature=self.temperature.value, epochs=self.epochs.value, **self.caps[self.train_cap.value],
             report_to="tensorboard" if self.tensorboard.value else None,
         )
@@ -210,7 +212,8 @@ def chosen_cap(settings: TrainConfig) -> str:
 
 
 def training_panel(settings: TrainConfig, folder: str | Path) -> TrainingPanel:
-    """Widgets to choose tasks, encoder, sampler, epochs, training-set cap, TensorBoard logs; a Train button.
+    """Widgets to choose tasks, encoder, sampler, sharing, epochs, training-set cap, TensorBoard logs; a Train
+    button.
 
     The other settings (learning rate, dev/test caps, ...) come from `settings`; each finished run
     replaces the one in `folder`, which the next lesson reads.
@@ -222,6 +225,8 @@ def training_panel(settings: TrainConfig, folder: str | Path) -> TrainingPanel:
         encoder=widgets.Combobox(options=ENCODERS, value=settings.model or PACKAGED_ENCODER,
                                  ensure_option=False, description="encoder", layout=WIDE, style=LABEL_STYLE),
         sampler=widgets.Dropdown(options=list(SAMPLERS), value=settings.sampler, description="task sampler",
+                                 style=LABEL_STYLE),
+        sharing=widgets.Dropdown(options=list(SHARINGS), value=settings.sharing, description="sharing",
                                  style=LABEL_STYLE),
         temperature=widgets.FloatSlider(value=settings.temperature, min=1.0, max=10.0, step=0.5,
                                         description="temperature", style=LABEL_STYLE),

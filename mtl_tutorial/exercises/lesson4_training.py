@@ -46,10 +46,10 @@ class PlainTorch:
 def one_device_run(model: nn.Module, optimizer, scheduler, one_device: PlainTorch,
                    max_grad_norm: float) -> SimpleNamespace:
     """The parts of a `train.Run` that `train.train_step` uses: the model, Accelerate (here plain torch),
-    the clipping norm, the optimizer and its schedule."""
+    the clipping norm, the model as the state holds it (for its penalty), the optimizer and its schedule."""
     return SimpleNamespace(model=model, accelerator=one_device,
                            config=SimpleNamespace(max_grad_norm=max_grad_norm),
-                           state=SimpleNamespace(optimizer=optimizer, scheduler=scheduler))
+                           state=SimpleNamespace(model=model, optimizer=optimizer, scheduler=scheduler))
 
 
 def gradient_norm(model: nn.Module) -> float | None:
