@@ -225,7 +225,7 @@ mtl.plots.pad_fractions(waste);
 # Now you write three pieces of this lesson yourself. Each cell holds a function that is not written yet:
 # replace its `raise NotImplementedError` with your code and run the cell. The check under it runs your
 # function and the package's own on real TweetEval tweets and says, in words, what is right or wrong.
-# A solution is hidden in the cell after each exercise (in JupyterLab, click the "…" to open it; Colab
+# The hidden cell after each exercise holds a solution (in JupyterLab, click the "…" to open it; Colab
 # shows it): it fills the function in and runs the same check.
 #
 # **Exercise 1: tokenise a split once.** Turn a list of tweets into one list of token ids per tweet, with

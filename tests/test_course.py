@@ -3,6 +3,9 @@ submission) and the skipping of cells whose answers are missing. The slow cases 
 03_sampling, which trains nothing, at the CI scale."""
 
 import json
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import nbformat
@@ -10,6 +13,8 @@ import pytest
 from nbclient import NotebookClient
 
 from mtl_tutorial.course import build, grade, notebook, sources
+from mtl_tutorial.exercises.verdicts import NOT_DONE
+from mtl_tutorial.lessons import LESSONS
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLING = "03_sampling"
@@ -52,6 +57,56 @@ def test_no_solution_reaches_a_student_copy(built):
         assert "Question(" not in student  # the quiz is sealed: its answers are not in sight
         if lesson.exercises:
             assert "Question(" in instructor and "mtl.course.run_sealed(" in student
+
+
+def test_each_copy_says_where_the_solutions_are_as_is_true_of_it(built):
+    """The lessons say "The hidden cell after each exercise holds a solution"; a student copy has none."""
+    for lesson in build.lessons_in():
+        said = {
+            folder: " ".join(
+                cell.source
+                for cell in nbformat.read(built / folder / f"{lesson.name}.ipynb", as_version=4).cells
+                if cell.cell_type == "markdown"
+            )
+            for folder in ("student", "instructor")
+        }
+        if lesson.exercises:
+            assert build.SOLUTIONS_SAID["student"] in said["student"], lesson.name
+            assert build.SOLUTIONS_SAID["instructor"] in said["instructor"], lesson.name
+        student = said["student"].replace(build.SOLUTIONS_SAID["student"], "")
+        assert "solution" not in student.lower() and "hidden cell" not in student, lesson.name
+        assert "hidden cell" not in said["instructor"], lesson.name
+
+
+@pytest.mark.slow  # the command in a process of its own, pip building the wheel, then installing it
+def test_the_archive_holds_every_student_notebook_and_a_wheel_of_the_whole_package(tmp_path):
+    """`mtl-tutorial course build --archive`, as a teacher runs it; the wheel installs and imports."""
+    out = tmp_path / "class"
+    subprocess.run([sys.executable, "-m", "mtl_tutorial", "course", "build", "--out", str(out), "--archive"],
+                   check=True, capture_output=True, text=True)
+    with zipfile.ZipFile(out / "student.zip") as bundle:
+        names = bundle.namelist()
+        notebooks = sorted(name for name in names if name.endswith(".ipynb"))
+        assert notebooks == [f"{each.stem}.ipynb" for each in LESSONS]
+        for name in notebooks:
+            assert bundle.read(name) == (out / "student" / name).read_bytes()
+    [wheel] = [name for name in names if name.endswith(".whl")]
+    assert wheel.startswith("mtl_tutorial-") and len(names) == len(LESSONS) + 1
+    shipped = set(zipfile.ZipFile(out / wheel).namelist())
+    tracked = subprocess.run(["git", "ls-files", "mtl_tutorial"], cwd=REPO, capture_output=True, text=True,
+                             check=True).stdout.split()
+    assert {"mtl_tutorial/course/grade.py", "mtl_tutorial/plots/__init__.py"} <= set(tracked)
+    assert sorted(set(tracked) - shipped) == []  # every module, subpackage and data file of the package
+    installed = tmp_path / "installed"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--quiet", "--target",
+                    str(installed), str(out / wheel)], check=True, capture_output=True)
+    imported = subprocess.run(
+        [sys.executable, "-c", "import mtl_tutorial.course.grade, mtl_tutorial.exercises, mtl_tutorial.plots"
+         "\nfrom mtl_tutorial.lessons import SHORT_EXPERIMENT\nprint(mtl_tutorial.__file__, "
+         "SHORT_EXPERIMENT.exists())"],
+        cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(installed), "HF_HUB_OFFLINE": "1"},
+        capture_output=True, text=True, check=True).stdout.split()
+    assert Path(imported[0]).is_relative_to(installed) and imported[1] == "True"
 
 
 def test_a_sealed_quiz_runs_as_the_cell_did():
@@ -203,3 +258,31 @@ def test_a_loop_a_dead_kernel_and_a_forgery_each_score_zero_with_the_reason_and_
     assert forging[0].points == 0 and "✅" not in forging[0].feedback
     page = (graded[0] / "feedback" / "crashing.html").read_text()
     assert "kernel died" in page
+
+
+@pytest.mark.slow  # every lesson at the CI scale, one after another in one kernel each
+def test_every_student_copy_runs_top_to_bottom_its_checks_saying_not_done_yet(
+    built, tweeteval_dir, tmp_path, monkeypatch
+):
+    """Run all of each student copy with its exercises left undone, in lesson order in one folder (lessons 4
+    and 5 read lesson 0's and 4's runs), as a student who only reads would: no cell fails, and each
+    exercise's check says "not done yet"."""
+    for name, value in {"MTL_TUTORIAL_SCALE": "ci", "MTL_TUTORIAL_DATA_DIR": str(tweeteval_dir),
+                        "MTL_TUTORIAL_RUNS": str(tmp_path / "runs")}.items():
+        monkeypatch.setenv(name, value)
+    lessons = {lesson.name: lesson for lesson in build.lessons_in()}
+    assert list(lessons) == [each.stem for each in LESSONS]
+    for name, lesson in lessons.items():
+        student = nbformat.read(built / "student" / f"{name}.ipynb", as_version=4)
+        client = NotebookClient(student, timeout=600, kernel_name="python3", allow_errors=True,
+                                resources={"metadata": {"path": str(tmp_path)}})
+        client.comm_open_handlers = {}  # no front end for Output widgets: see benchmarks/lesson_times.py
+        client.execute()
+        failed = [(index, output.ename, output.evalue) for index, cell in enumerate(student.cells, 1)
+                  if cell.cell_type == "code" for output in cell.outputs if output.output_type == "error"]
+        assert failed == [], name
+        stubs = {exercise.stub.strip() for exercise in lesson.exercises}
+        said = [json.dumps(cell.outputs) for cell in student.cells if cell.source.strip() in stubs]
+        assert len(said) == len(lesson.exercises), name
+        for outputs in said:
+            assert f"{NOT_DONE}: " in outputs and "NotImplementedError" in outputs, (name, outputs[:300])

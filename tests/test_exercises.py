@@ -15,6 +15,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from mtl_tutorial import BatchStream, TrainConfig, build_model, encode_task, exercises, fit, task_schedule
 from mtl_tutorial.batching import batches_per_pass
+from mtl_tutorial.exercises.verdicts import feedback
 from mtl_tutorial.model import sequence_representation
 from mtl_tutorial.runs import load_run_tasks
 
@@ -56,14 +57,17 @@ def test_a_function_that_raises_gets_a_verdict_in_words(data):
         "your function raised NotImplementedError: pad the batch to its longest tweet",
         "replace the `raise NotImplementedError` with your code",
     )
-    fails(
+    wrong = fails(
         exercises.check_collate(divides_by_zero, data),
         "your function raised ZeroDivisionError: division by zero",
         "(in your code, line ",
         ': `width = max(len(example["input_ids"]) for example in examples) / 0`)',
     )
-    assert str(verdict).startswith("❌ not yet: Lesson 1, exercise 2") and repr(verdict) == str(verdict)
-    assert verdict._repr_markdown_().startswith("❌ **Not yet**: Lesson 1, exercise 2")
+    assert str(verdict).startswith("❌ not done yet: Lesson 1, exercise 2") and repr(verdict) == str(verdict)
+    assert verdict._repr_markdown_().startswith("❌ **Not done yet**: Lesson 1, exercise 2")
+    assert feedback(verdict).startswith("not done yet: your function raised NotImplementedError")
+    assert str(wrong).startswith("❌ not yet: Lesson 1, exercise 2") and feedback(wrong) == wrong.message
+    assert wrong._repr_markdown_().startswith("❌ **Not yet**: Lesson 1, exercise 2")
     assert exercises.check_collate(collate, data)._repr_markdown_().startswith("✅ **Passed**")
 
 
@@ -663,6 +667,8 @@ def train_step(model, batch, task, optimizer, scheduler, max_grad_norm):
 def test_train_step(data):
     verdict = passes(exercises.check_train_step(train_step, data))
     assert "clipped from norm" in verdict.message and "BEFORE optimizer.step()" in verdict.message
+    undone = fails(exercises.check_train_step(not_written_yet, data), "step 1 (", "NotImplementedError")
+    assert not undone.done and feedback(undone).startswith("not done yet: step 1 (")
 
     def clip_after_step(model, batch, task, optimizer, scheduler, max_grad_norm):
         loss = F.cross_entropy(model(batch["input_ids"], batch["attention_mask"], task), batch["labels"])

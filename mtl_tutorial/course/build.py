@@ -11,6 +11,7 @@ import base64
 import copy
 import inspect
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -30,6 +31,14 @@ BENCHMARKS = {
     "gpu": REPOSITORY / "benchmarks" / "lessons-gpu-h200.json",
 }
 PASSED_MARK = "✅"
+# the lessons say where the solutions are with this sentence; each copy says it as is true of that copy
+SOLUTIONS_SENTENCE = re.compile(r"\s+".join("The hidden cell after each exercise holds a solution".split())
+                                + r"[^.]*\.")
+SOLUTIONS_SAID = {
+    "student": "This copy has no solutions: hand it in, and your teacher grades it with these same checks.",
+    "instructor": "The cell after each exercise holds a solution: it fills the function in and runs the "
+    "same check.",
+}
 
 
 def lessons_in(folder: str | Path = LESSONS_DIR) -> list[Lesson]:
@@ -80,7 +89,7 @@ def student_copy(lesson: Lesson) -> nbformat.NotebookNode:
             cell.outputs, cell.execution_count = [], None
         cells.append(cell)
     notebook.cells = cells
-    return notebook
+    return reworded(notebook, SOLUTIONS_SAID["student"])
 
 
 def instructor_copy(lesson: Lesson) -> nbformat.NotebookNode:
@@ -90,6 +99,14 @@ def instructor_copy(lesson: Lesson) -> nbformat.NotebookNode:
     for cell in notebook.cells:
         if is_solution(cell):
             cell.metadata.get("jupyter", {}).pop("source_hidden", None)
+    return reworded(notebook, SOLUTIONS_SAID["instructor"])
+
+
+def reworded(notebook: nbformat.NotebookNode, sentence: str) -> nbformat.NotebookNode:
+    """The notebook with the lesson's sentence on where the solutions are replaced by `sentence`."""
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            cell.source = SOLUTIONS_SENTENCE.sub(sentence, cell.source)
     return notebook
 
 

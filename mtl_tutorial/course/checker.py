@@ -29,7 +29,7 @@ def changed(before: dict[str, dict]) -> list[str]:
     return names
 
 
-def check_one(exercise: dict, checks: dict, verdict_class: type) -> dict:
+def check_one(exercise: dict, checks: dict, verdict_class: type, words) -> dict:
     """Define the student's answer in a fresh namespace, run the package's check on it, read its verdict."""
     namespace = {"__name__": "__answer__"}
     try:
@@ -55,19 +55,20 @@ def check_one(exercise: dict, checks: dict, verdict_class: type) -> dict:
         }
     if type(verdict) is not verdict_class or verdict.passed is not True and verdict.passed is not False:
         return {"passed": False, "message": "the check gave no verdict of its own: no points"}
-    return {"passed": verdict.passed, "message": str(verdict.message)}
+    return {"passed": verdict.passed, "message": str(words(verdict))}
 
 
 def main() -> None:
     results = os.fdopen(int(sys.argv[1]), "w", encoding="utf-8")
     job = json.loads(sys.stdin.read())
     from mtl_tutorial import exercises  # imported before any student code runs, and kept
+    from mtl_tutorial.exercises.verdicts import feedback
 
     verdict_class, write, dumps = exercises.Verdict, results.write, json.dumps
     checks = {item["check"]: getattr(exercises, item["check"]) for item in job["exercises"]}
     token = job.pop("token")
     for exercise in job["exercises"]:
-        outcome = check_one(exercise, checks, verdict_class)
+        outcome = check_one(exercise, checks, verdict_class, feedback)
         write(dumps({"token": token, "id": exercise["id"], **outcome}) + "\n")
         results.flush()
 

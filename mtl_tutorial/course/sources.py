@@ -1,7 +1,8 @@
 """A lesson's exercises read from its one source, the jupytext `.py`: stubs, marked solutions, points, quiz.
 
 A solution cell carries `tags=["solution"]` and `points=N` in its `# %%` line and ends with the check
-call, `mtl.exercises.check_x(answer, ...)`; the code cell before it is the student's stub.
+call, `mtl.exercises.check_x(answer, ...)`; the code cell before it is the student's stub. The lesson says
+where the solutions are with `build.SOLUTIONS_SENTENCE`, which each copy rewords.
 """
 
 from __future__ import annotations

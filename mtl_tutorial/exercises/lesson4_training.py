@@ -145,7 +145,7 @@ def check_train_step(step, data_dir: str | None = None) -> str:
                 loss = as_number(call(step, model, batch, name, optimizer, scheduler, max_grad_norm),
                                  "your step")
         except Wrong as wrong:
-            raise Wrong(f"step {number + 1} ({name} batch): {wrong}") from None
+            raise type(wrong)(f"step {number + 1} ({name} batch): {wrong}") from None  # a stub stays NotDone
         explain_step(record, seen, f"step {number + 1} ({name} batch)", name, batch, loss,
                      expected_losses[number], before, largest_difference(model, expected_models[number]),
                      left_over, max_grad_norm)

@@ -1,7 +1,8 @@
 """The verdict framework of the exercises: a check runs a student's code and answers in words.
 
 A check raises `Wrong` with what is wrong; `exercise` turns that into a `Verdict`; `call` runs the student's
-function so that an error becomes words, never a traceback. The helpers compare answers and name mistakes.
+function so that an error becomes words, never a traceback, and a stub still raising NotImplementedError a
+verdict "not done yet". The helpers compare answers and name mistakes.
 """
 
 from __future__ import annotations
@@ -21,19 +22,31 @@ class Verdict:
     exercise: str
     passed: bool
     message: str
+    done: bool = True  # False while the student's code is still the exercise's stub
 
     def __str__(self) -> str:
-        return f"{'✅ passed' if self.passed else '❌ not yet'}: {self.exercise}\n{self.message}"
+        return f"{self.mark}: {self.exercise}\n{self.message}"
 
     __repr__ = __str__
 
     def _repr_markdown_(self) -> str:
-        mark = "✅ **Passed**" if self.passed else "❌ **Not yet**"
-        return f"{mark}: {self.exercise}\n\n{self.message}"
+        symbol, words = self.mark.split(" ", 1)
+        return f"{symbol} **{words.capitalize()}**: {self.exercise}\n\n{self.message}"
+
+    @property
+    def mark(self) -> str:
+        return "✅ passed" if self.passed else "❌ not yet" if self.done else f"❌ {NOT_DONE}"
+
+
+NOT_DONE = "not done yet"
 
 
 class Wrong(Exception):
     """Raised inside a check when the student's code is wrong; its message becomes the verdict."""
+
+
+class NotDone(Wrong):
+    """Raised inside a check when the student's function is still the stub (it raises NotImplementedError)."""
 
 
 def exercise(title: str):
@@ -47,6 +60,8 @@ def exercise(title: str):
             try:
                 with torch.random.fork_rng(devices=[]):
                     return Verdict(title, True, check(*args, **kwargs))
+            except NotDone as undone:
+                return Verdict(title, False, str(undone), done=False)
             except Wrong as wrong:
                 return Verdict(title, False, str(wrong))
 
@@ -70,10 +85,15 @@ def call(function, *args, **kwargs):
     except Exception as error:  # any error of the student's code becomes words, never a traceback
         message = f"your function raised {error.__class__.__name__}: {error}"
         if isinstance(error, NotImplementedError):
-            raise Wrong(message + "\n(replace the `raise NotImplementedError` with your code)") from None
+            raise NotDone(message + "\n(replace the `raise NotImplementedError` with your code)") from None
         message += where(error, function)
         hint = next((hint for words, hint in HINTS.items() if words in str(error)), None)
         raise Wrong(message + (f"\nHint: {hint}" if hint else "")) from None
+
+
+def feedback(verdict: Verdict) -> str:
+    """A verdict's words for a grade sheet, where no mark shows: its message, after "not done yet: " if so."""
+    return verdict.message if verdict.done else f"{NOT_DONE}: {verdict.message}"
 
 
 def where(error: Exception, function) -> str:
