@@ -164,13 +164,16 @@ def save_model(model: MultiTaskModel, tokenizer, folder: str | Path, extra: dict
     with staged_folder(folder) as staging:
         model.encoder.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        heads = {name: tensor.detach().cpu().contiguous()
-                 for name, tensor in model.heads.state_dict().items()}
-        save_file(heads, staging / HEADS_FILE)
-        description = {"task_labels": model.task_labels, "pooling": model.pooling, **(extra or {})}
-        description_json = json.dumps(description, indent=1, ensure_ascii=False)
-        (staging / MODEL_CONFIG).write_text(description_json, encoding="utf-8")
+        write_weights(staging / HEADS_FILE, model.heads.state_dict(),
+                      staging / MODEL_CONFIG,
+                      {"task_labels": model.task_labels, "pooling": model.pooling, **(extra or {})})
     return Path(folder)
+
+
+def write_weights(weights_path: Path, state: dict, description_path: Path, description: dict) -> None:
+    """Tensors to a safetensors file and what they are to a JSON file beside it (both in a staged folder)."""
+    save_file({name: tensor.detach().cpu().contiguous() for name, tensor in state.items()}, weights_path)
+    description_path.write_text(json.dumps(description, indent=1, ensure_ascii=False), encoding="utf-8")
 
 
 def read_model_description(folder: str | Path) -> dict:

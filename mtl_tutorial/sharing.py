@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from .config import SHARINGS, TrainConfig
 from .files import staged_folder
-from .model import ClassificationHead, MultiTaskModel, load_encoder, sequence_representation, with_loss
+from .model import (ClassificationHead, MultiTaskModel, load_encoder, sequence_representation, with_loss,
+                    write_weights)
 
 TASK_WEIGHTS_FILE = "task.safetensors"
 TASK_DESCRIPTION_FILE = "task_sharing.json"
@@ -234,13 +235,10 @@ def sharing_of(model: nn.Module) -> str:
 def save_task_checkpoint(model, task: str, folder: str | Path, extra: dict | None = None) -> Path:
     """Write `task`'s part of the model (`task_state_dict`) to `folder` as safetensors, with its labels."""
     with staged_folder(folder) as staging:
-        weights = {name: tensor.detach().cpu().contiguous()
-                   for name, tensor in model.task_state_dict(task).items()}
-        save_file(weights, staging / TASK_WEIGHTS_FILE)
         description = {"sharing": sharing_of(model), "task": task, "labels": model.task_labels[task],
                        "pooling": model.pooling, "task_labels": model.task_labels, **(extra or {})}
-        text = json.dumps(description, indent=1, ensure_ascii=False)
-        (staging / TASK_DESCRIPTION_FILE).write_text(text, encoding="utf-8")
+        write_weights(staging / TASK_WEIGHTS_FILE, model.task_state_dict(task),
+                      staging / TASK_DESCRIPTION_FILE, description)
     return Path(folder)
 
 
