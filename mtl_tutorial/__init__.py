@@ -48,8 +48,9 @@ from .config import TrainConfig
 from .data import TWEETEVAL_TASKS, DataError, Task, load_task, load_tasks, write_tsv_folder
 from .evaluate import (evaluate_run, evaluate_split, label_tweet, predict, predict_run, predictions_on_test,
                        results_table)
-from .lessons import (describe_scale, lesson_config, lesson_scale, on_colab, open_or_train, runs_folder,
-                      short_experiment, single_task_configs, single_task_runs, train_run, training_plan)
+from .lessons import (capstone_config, describe_scale, lesson_config, lesson_scale, on_colab, open_or_train,
+                      paired_test, runs_folder, short_experiment, single_task_configs, single_task_runs,
+                      third_task_experiment, train_run, training_plan, with_minus_without, with_vs_without)
 from .lessons import best_vs_last, confusion_of, multitask_vs_single_task, score_of  # lesson 5's comparisons
 from .metrics import official_score, scores
 from .model import (ClassificationHead, MultiTaskModel, build_model, load_encoder, load_model, save_model,
@@ -83,6 +84,7 @@ __all__ = [
     "fit", "train_step", "all_tasks_step",
     "describe_scale", "lesson_config", "lesson_scale", "on_colab", "open_or_train", "runs_folder",
     "short_experiment", "single_task_configs", "single_task_runs", "train_run", "training_plan",
+    "capstone_config", "third_task_experiment", "with_minus_without", "paired_test", "with_vs_without",
     *LAZY_MODULES,
 ]
 

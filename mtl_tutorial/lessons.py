@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from scipy.stats import ttest_rel
 
 from .config import TrainConfig
 from .data import task_name
@@ -33,6 +34,8 @@ SCALE_VARIABLE = "MTL_TUTORIAL_SCALE"  # "ci", "cpu" or "gpu": the lessons' scal
 ENCODER_VARIABLE = "MTL_TUTORIAL_ENCODER"  # a hub id or folder that replaces the scale's encoder
 RUNS_VARIABLE = "MTL_TUTORIAL_RUNS"  # where the lessons keep their runs (default: runs/ beside the notebook)
 SHORT_EXPERIMENT = Path(__file__).with_name("recorded") / "all_tasks_short.csv"  # lesson 6 (recorded/README)
+THIRD_TASK_EXPERIMENT = Path(__file__).with_name("recorded") / "third_task.csv"  # lesson 7 (recorded/README)
+WITHOUT_IRONY, WITH_IRONY = "multi-task uniform", "multi-task uniform + irony"  # its two paired arms
 GUESSED_SPEED = {"ci": 40, "cpu": 40, "gpu": 200}  # training tweets/s before a run has measured this machine
 
 
@@ -76,6 +79,11 @@ LESSONS = (
            reads_run_of="04_training"),
     Lesson("06_conflict", "When tasks pull apart", "nothing (one step's gradients)",
            exercises=("check_pcgrad_projection", "check_mgda_two_tasks", "check_uncertainty_loss")),
+    Lesson("07_capstone", "Capstone: your pieces, one run, and a third task",
+           "your assembled run and fit's at the capstone scale, then fit with irony added",
+           runs=("capstone/fit", "capstone/with-irony"),
+           exercises=("check_collate", "check_head", "check_forward", "check_schedule", "check_train_step",
+                      "check_best_epochs")),
 )
 
 
@@ -101,6 +109,49 @@ def short_experiment() -> pd.DataFrame:
     """Test scores x 100 of samplers and all-tasks methods on one small budget, one seed (recorded/README):
     one row per arm, with its strategy, method, learning rate and what the method did."""
     return pd.read_csv(SHORT_EXPERIMENT, keep_default_na=False)
+
+
+def with_vs_without(with_task: TrainingRun, without: TrainingRun) -> pd.DataFrame:
+    """Test scores x 100 of the tasks both runs trained, without the added task and with it, and the
+    difference (with - without); then the added task's own score beside its majority baseline."""
+    rows = []
+    for task, result in with_task.results.items():
+        before = without.results.get(task)
+        rows.append({"task": task, "without": 100 * before["test"]["official"] if before else float("nan"),
+                     "with": 100 * result["test"]["official"],
+                     "majority baseline": 100 * result["test_majority_baseline"]["official"]})
+    table = pd.DataFrame(rows).set_index("task")
+    table["with - without"] = table["with"] - table["without"]
+    return table
+
+
+def third_task_experiment() -> pd.DataFrame:
+    """Lesson 7's recorded experiment (recorded/README): test and dev scores x 100 of multi-task runs with
+    and without irony over several seeds, and of single-task runs; one row per run and task."""
+    return pd.read_csv(THIRD_TASK_EXPERIMENT, keep_default_na=False)
+
+
+def with_minus_without(experiment: pd.DataFrame, tasks=("emotion", "sentiment")) -> pd.DataFrame:
+    """Per task and seed trained in both arms: the test score without irony, with it, and the difference
+    (with - without). Seeds that only one arm has are left out: each difference is of one seed."""
+    scores = experiment[experiment["task"].isin(tasks)].pivot_table(index=["task", "seed"], columns="arm",
+                                                                   values="test")
+    paired = scores.reindex(columns=[WITHOUT_IRONY, WITH_IRONY]).dropna()
+    paired.columns = ["without irony", "with irony"]
+    paired["difference"] = paired["with irony"] - paired["without irony"]
+    return paired.reset_index()
+
+
+def paired_test(differences: pd.DataFrame) -> pd.DataFrame:
+    """Per task of `with_minus_without`: the seeds, the mean difference and the paired t-test's t and p
+    (NaN with fewer than 2 seeds: one pair has no spread to test against)."""
+    rows = []
+    for task, own in differences.groupby("task", sort=False):
+        t, p = (ttest_rel(own["with irony"], own["without irony"]) if len(own) > 1
+                else (float("nan"), float("nan")))
+        rows.append({"task": task, "seeds": len(own), "mean difference": own["difference"].mean(),
+                     "t": float(t), "p": float(p)})
+    return pd.DataFrame(rows, columns=["task", "seeds", "mean difference", "t", "p"]).set_index("task")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -131,6 +182,13 @@ SCALES = {
 }
 
 
+# Lesson 7 trains three runs; its scale is the lesson scale with fewer training tweets per task, one device
+# at full precision (so that the student's loop and fit's compute the same numbers) and no gradient probe
+CAPSTONE_CAPS = {"ci": dict(max_train_examples=96, max_eval_examples=100),
+                 "cpu": dict(max_train_examples=1000),  # emotion keeps its eighth; sentiment is cut to 1,000
+                 "gpu": dict(max_train_examples=5000, epochs=3)}
+
+
 def lesson_scale() -> str:
     """The scale the lessons run at: "gpu" with a GPU, "cpu" without one, unless MTL_TUTORIAL_SCALE names
     one ("ci" for the tests)."""
@@ -159,6 +217,14 @@ def lesson_config(tasks=("emotion", "sentiment"), scale: str | None = None, **ch
     if os.environ.get(ENCODER_VARIABLE):
         settings["model"] = os.environ[ENCODER_VARIABLE]
     return TrainConfig(tasks=list(tasks), **{**settings, **changes})
+
+
+def capstone_config(tasks=("emotion", "sentiment"), scale: str | None = None, **changes) -> TrainConfig:
+    """Lesson 7's settings: `lesson_config` at the same scale, with `CAPSTONE_CAPS`' smaller caps, one
+    device at full precision and no gradient probe; `changes` override any setting."""
+    scale = scale or lesson_scale()
+    return lesson_config(tasks, scale, **{**CAPSTONE_CAPS[scale], "mixed_precision": "no",
+                                          "gradient_probe_batches": 0, **changes})
 
 
 def describe_scale(config: TrainConfig, scale: str | None = None) -> str:

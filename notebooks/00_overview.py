@@ -35,6 +35,7 @@
 # | `04_training` | the loop by hand and with `fit`; cross-entropy, AdamW, warm-up and decay, clipping |
 # | `05_evaluation` | best checkpoints on test, mistakes, multi- against single-task, the original's defects |
 # | `06_conflict` | when tasks pull apart: gradient cosines, PCGrad, MGDA, UPGrad, and a recorded experiment |
+# | `07_capstone` | your pieces of lessons 1-4 in one run beside `fit`'s; does a third task (irony) help? |
 #
 # **You will learn**
 #

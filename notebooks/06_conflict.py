@@ -341,9 +341,8 @@ mtl.widgets.quiz(questions)
 #   the all-tasks arms' deficit at lr 1e-4 was their halved step count, not their way of combining.
 # * One seed cannot rank methods whose scores differ by less than the seed-to-seed spread.
 #
-# **Next:** this is the last lesson so far. To go on, change lesson 4's settings cell to
-# `mtl.lesson_config(strategy="all-tasks", combine="pcgrad")`, or add a third TweetEval task
-# (`mtl.lesson_config(tasks=("emotion", "sentiment", "irony"))`), and judge the run with lesson 5's tools.
+# **Next:** lesson 7, the capstone: you assemble your own pieces of lessons 1-4 into one run, compare it
+# with `fit`'s, and ask whether a third task, irony, helps emotion and sentiment.
 
 # %% [markdown]
 # ## References

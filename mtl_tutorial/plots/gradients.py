@@ -1,5 +1,6 @@
-"""Lesson 6's pictures: two tasks' gradients drawn in the plane they span, with what each way of combining
-them makes of them, and the scores of several training strategies side by side."""
+"""Lesson 6's and 7's pictures: two tasks' gradients drawn in the plane they span, with what each way of
+combining them makes of them, the scores of several training strategies side by side, and what adding a
+task changed, seed by seed."""
 
 from __future__ import annotations
 
@@ -90,6 +91,30 @@ def strategy_scores(table: pd.DataFrame, tasks=("emotion", "sentiment"), title: 
     axes_list[-1, 0].set_xlabel("test score x 100")
     handles, labels = axes_list[0, 0].get_legend_handles_labels()
     axes_list[0, 0].legend(handles[::-1], labels[::-1], loc="upper left", bbox_to_anchor=(1.01, 1))
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def paired_differences(differences: pd.DataFrame, title: str = "") -> Figure:
+    """One panel per task of `lessons.with_minus_without`: each seed's test score with the third task minus
+    without it (a dot), their mean (dashed), and 0 (solid): no difference. Both panels share one scale."""
+    tasks = list(dict.fromkeys(differences["task"])) or ["no seed in both arms"]
+    figure, axes_list = plt.subplots(1, len(tasks), figsize=(4 * len(tasks) + 1, 3.5), sharey=True,
+                                     squeeze=False, constrained_layout=True)
+    for index, (axes, task) in enumerate(zip(axes_list[0], tasks)):
+        own = differences[differences["task"] == task]
+        axes.axhline(0, color="black", linewidth=1)
+        axes.scatter(own["seed"].astype(str), own["difference"], color=f"C{index}", zorder=3)
+        for seed, difference in zip(own["seed"].astype(str), own["difference"]):
+            axes.annotate(f"{difference:+.1f}", (seed, difference), textcoords="offset points", xytext=(6, 0),
+                          va="center", fontsize="small")
+        if len(own):
+            axes.axhline(own["difference"].mean(), color=f"C{index}", linestyle="--", linewidth=1,
+                         label=f"mean {own['difference'].mean():+.1f}")
+            axes.legend(loc="upper right", fontsize="small")
+        axes.set(title=task, xlabel="seed")
+    axes_list[0, 0].set_ylabel("test score x 100: with - without")
     if title:
         figure.suptitle(title)
     return figure
