@@ -69,7 +69,6 @@ if "google.colab" in sys.modules:
 # tweets per task, so that three runs fit in the lesson, trained on one device at full precision.
 
 # %%
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from IPython.display import display
@@ -113,7 +112,7 @@ def collate(examples, pad_id):
 
 mtl.exercises.check_collate(collate)
 
-# %% tags=["solution"] points=0 jupyter={"source_hidden": true}
+# %% tags=["solution"] points=1 jupyter={"source_hidden": true}
 # Solution
 def collate(examples, pad_id):
     """Pad a batch to its longest tweet: {"input_ids", "attention_mask", "labels"}, all torch.long."""
@@ -150,7 +149,7 @@ class Head(nn.Module):
 
 mtl.exercises.check_head(Head)
 
-# %% tags=["solution"] points=0 jupyter={"source_hidden": true}
+# %% tags=["solution"] points=1 jupyter={"source_hidden": true}
 # Solution
 class Head(nn.Module):
     """dense -> tanh -> dropout -> linear, weights from N(0, 0.02), zero biases."""
@@ -182,7 +181,7 @@ def forward(self, input_ids, attention_mask, task):
 
 mtl.exercises.check_forward(forward)
 
-# %% tags=["solution"] points=0 jupyter={"source_hidden": true}
+# %% tags=["solution"] points=1 jupyter={"source_hidden": true}
 # Solution
 def forward(self, input_ids, attention_mask, task):
     """Logits of `task`'s head for a batch of that task's tweets."""
@@ -205,7 +204,7 @@ def draw_schedule(probabilities, steps, seed):
 
 mtl.exercises.check_schedule(draw_schedule)
 
-# %% tags=["solution"] points=0 jupyter={"source_hidden": true}
+# %% tags=["solution"] points=1 jupyter={"source_hidden": true}
 # Solution
 def draw_schedule(probabilities, steps, seed):
     """A list of `steps` task names drawn with `probabilities`, the same for the same seed."""
@@ -231,7 +230,7 @@ def train_step(model, batch, task, optimizer, scheduler, max_grad_norm):
 
 mtl.exercises.check_train_step(train_step)
 
-# %% tags=["solution"] points=0 jupyter={"source_hidden": true}
+# %% tags=["solution"] points=1 jupyter={"source_hidden": true}
 # Solution
 def train_step(model, batch, task, optimizer, scheduler, max_grad_norm):
     """One step on one task's batch; returns the loss."""
@@ -260,7 +259,7 @@ def best_epochs(history):
 
 mtl.exercises.check_best_epochs(best_epochs)
 
-# %% tags=["solution"] points=0 jupyter={"source_hidden": true}
+# %% tags=["solution"] points=1 jupyter={"source_hidden": true}
 # Solution
 def best_epochs(history):
     """{task: the epoch of its highest dev_official}."""
@@ -309,10 +308,11 @@ else:
     print(f"Your run and fit's differ for {differ}: read the columns above, and the note below.")
 
 # %% [markdown]
-# With the lessons' solutions every column agrees: the same seed gave the same heads (your `Head` starts
-# from the weights `fit`'s heads drew), the same batches, the same tasks at each step (the solution of
-# lesson 3 draws exactly as the package's `draw_tasks` does) and the same dropout masks; every step then
-# computes the same numbers. On a GPU the two can differ in the last digits, as lesson 4's comparison did.
+# With pieces that compute what the package computes, every column agrees: the same seed gave the same
+# heads (your `Head` starts from the weights `fit`'s heads drew), the same batches, the same tasks at each
+# step (when your `draw_schedule` draws as the package's `draw_tasks` does) and the same dropout masks;
+# every step then computes the same numbers. On a GPU the two can differ in the last digits, as lesson 4's
+# comparison did.
 #
 # When yours differ, the columns say where. Different *tweets trained* per task mean that your
 # `draw_schedule` draws other tasks than the package's (a correct sampler may: lesson 3's check asks for
@@ -390,10 +390,23 @@ mtl.plots.paired_differences(differences, title="Test score with irony minus wit
 # differences vary: $t = \bar d / (s_d / \sqrt{n})$ with $n$ pairs. With three seeds it can only detect a
 # large, steady effect; a p-value above 0.05 says "not shown", not "no effect". And the answer holds for
 # these tasks, this scale and uniform sampling: with a sampler that gives irony fewer steps, or with the
-# full data, it may change. The single-task rows of the recorded file say how each task does alone.
+# full data, it may change.
 #
-# To go further, try a sampler that keeps emotion's and sentiment's share of the steps
-# (`mtl.capstone_config(tasks=("emotion", "sentiment", "irony"), sampler="proportional")`) and compare again.
+# To go further, change how the steps are shared and compare again: `sampler="proportional"` in
+# `mtl.capstone_config(tasks=("emotion", "sentiment", "irony"), sampler="proportional")` gives each task
+# steps in proportion to its training tweets instead of a third each.
+
+# %% [markdown]
+# The single-task runs of the recorded file trained one seed: beside them, each arm's run of that same seed
+# (like against like), so that one can see where multi-task training, with or without irony, stands against
+# each task trained alone.
+
+# %%
+first_seed = experiment["seed"].min()
+one_seed = experiment[experiment["seed"] == first_seed].pivot_table(index="task", columns="arm",
+                                                                    values="test")
+print(f"test scores x 100 of the runs of seed {first_seed}:")
+display(one_seed.round(1))
 
 # %% [markdown]
 # ## Quiz
