@@ -26,9 +26,10 @@
 #   recorded experiment of several seeds;
 # * to read a paired test: per-seed differences, their mean, and the t-test's p-value.
 #
-# **Assumes** lessons 1-5 (their exercises above all: you paste your answers here) and lesson 5's reading of
-# multi-task against single-task scores. **Takes** about N minutes on a 2-core CPU (to be measured at the
-# CPU lesson scale); three small runs train: yours, `fit`'s, and `fit`'s with irony.
+# **Assumes** lessons 1-4 (you paste your answers to their exercises here) and lesson 5's reading of
+# multi-task against single-task scores. **Takes** about 9 minutes on a 2-core CPU (an estimate, to be
+# measured at the CPU lesson scale): three small runs train, yours and `fit`'s (about 5 minutes together),
+# then `fit`'s with irony.
 
 # %%
 # Colab only: install the package (a wheel beside this notebook, else its repository) and switch on widgets.
