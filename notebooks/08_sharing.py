@@ -135,7 +135,7 @@ for sharing, table in (("hard", hard), ("lora", lora), ("soft", soft)):
           f"{4 * stored.mean() / 2**20:.1f} MiB in fp32; the model trains "
           f"{sum(p.numel() for p in models[sharing].trained_parameters()):,} parameters in all")
 names = list(models["lora"].task_state_dict(first))
-print(f"the first of the {len(names)} tensors of {first}'s LoRA checkpoint: {', '.join(names[:2])}")
+print(f"the first two of the {len(names)} tensors of {first}'s LoRA checkpoint: {', '.join(names[:2])}")
 
 # %% [markdown]
 # Read the counts with the picture:
