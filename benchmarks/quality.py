@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 from pathlib import Path
 
@@ -24,7 +25,8 @@ from mtl_tutorial.cli import command_line
 from mtl_tutorial.combine import COMBINERS
 from mtl_tutorial.config import TrainConfig
 from mtl_tutorial.files import write_atomically
-from mtl_tutorial.runs import is_finished, load_config, load_history, open_run, saved_config
+from mtl_tutorial.lessons import SCALES
+from mtl_tutorial.runs import best_folder, is_finished, load_config, load_history, open_run, saved_config
 from mtl_tutorial.train import fit
 
 import quality_plots
@@ -47,7 +49,22 @@ ARMS = {
     **{f"multi-task all-tasks {combine}": ({"strategy": "all-tasks", "combine": combine},
                                            KEY_SEEDS[:3] if combine in ("equal", "upgrad") else (77,))
        for combine in COMBINERS},
+    # how much to share (lesson 8), paired with hard sharing on the same sampler
+    **{f"multi-task {sampler} {sharing}": ({**changes, "sharing": sharing}, KEY_SEEDS[:3])
+       for sampler, changes in (("temperature T=2", {"sampler": "temperature", "temperature": 2.0}),
+                                ("uniform", {"sampler": "uniform"}))
+       for sharing in ("lora", "soft")},
+    # LoRA trains few parameters from zero: it is usually given a larger learning rate than full fine-tuning
+    "multi-task uniform lora lr 1e-3": ({"sampler": "uniform", "sharing": "lora", "learning_rate": 1e-3},
+                                        (77,)),
+    # does a third task help (lesson 7)? irony beside emotion and sentiment, at the CPU lesson scale
+    "multi-task uniform + irony": ({"sampler": "uniform", "tasks": ["emotion", "sentiment", "irony"]},
+                                   KEY_SEEDS[:3]),
+    "single-task irony": ({"tasks": ["irony"]}, KEY_SEEDS[:3]),
 }
+COLUMNS = ["arm", "seed", "task", "test", "dev", "best epoch", "training minutes", "seconds per epoch",
+           "peak MiB", "checkpoint MiB", "command"]
+PEAK_MEMORY_FILE = "peak_rss_mib.txt"  # written by run_arms beside the run
 TEMPERATURE = "multi-task temperature T=2"  # the best sampler at this budget: new arms are paired with it too
 # Test scores published in the TweetEval paper (Barbieri et al. 2020), single-task, full training data.
 PUBLISHED = {"paper: RoBERTa-base": {"emotion": 76.1, "sentiment": 71.3},
@@ -57,13 +74,16 @@ PLOTS = {"scores": "quality_scores.png", "dev curves": "quality_dev_curves.png",
          "gradient cosine": "quality_gradient_cosine.png"}
 
 
-def common_budget(data_dir: str | None, **changes) -> dict:
+def common_budget(data_dir: str | None, scale: str | None = None, **changes) -> dict:
     """Every arm's budget: MiniLM, emotion in full (3257), a seeded sample of 6000 sentiment tweets, 2 epochs.
 
     6000 keeps a CPU run near 7 minutes while the tasks still differ in size (1 : 1.8), so the
     samplers differ.
-    `changes` (e.g. a smaller model or caps for a smoke test) apply to every arm alike.
+    `changes` (e.g. a smaller model or caps for a smoke test) apply to every arm alike. With `scale` (one
+    of `lessons.SCALES`, e.g. "cpu"), its settings replace this budget: the lessons' recorded experiments.
     """
+    if scale:
+        return {"tasks": ["emotion", "sentiment"], **SCALES[scale].settings, "data_dir": data_dir, **changes}
     return {"tasks": ["emotion", "sentiment"], "epochs": 2, "learning_rate": 1e-4, "max_train_examples": 6000,
             "data_dir": data_dir, **changes}
 
@@ -87,6 +107,9 @@ def run_arms(runs: Path, budget: dict, arms: list[str], seeds: list[int] | None 
         config = TrainConfig(**{**budget, **ARMS[arm][0], "seed": seed})
         print(f"== {arm}, seed {seed} -> {folder}", flush=True)
         fit(config, folder, resume=saved_config(folder) is not None, progress=False)
+        # the process's peak memory so far: the run's own when each (arm, seed) runs in its own process
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        (folder / PEAK_MEMORY_FILE).write_text(f"{peak:.0f}\n", encoding="utf-8")
 
 
 def finished_runs(runs: Path, arms: list[str], seeds: list[int] | None = None) -> dict[tuple[str, int], Path]:
@@ -101,13 +124,17 @@ def collect(finished: dict[tuple[str, int], Path]) -> pd.DataFrame:
     for (arm, seed), folder in finished.items():
         run = open_run(folder)
         results, history = run.results, run.history
-        minutes = history.drop_duplicates("epoch")["seconds"].sum() / 60
+        seconds = history.drop_duplicates("epoch")["seconds"]
+        peak = folder / PEAK_MEMORY_FILE
         for task, result in results.items():
+            files = [path for path in best_folder(folder, task).rglob("*") if path.is_file()]
             rows.append({"arm": arm, "seed": seed, "task": task, "test": 100 * result["test"]["official"],
                          "dev": 100 * result["dev"]["official"], "best epoch": result["best_epoch"],
-                         "training minutes": minutes, "command": command_line(load_config(folder), folder)})
-    return pd.DataFrame(rows, columns=["arm", "seed", "task", "test", "dev", "best epoch", "training minutes",
-                                       "command"])
+                         "training minutes": seconds.sum() / 60, "seconds per epoch": seconds.mean(),
+                         "peak MiB": float(peak.read_text()) if peak.exists() else None,
+                         "checkpoint MiB": sum(path.stat().st_size for path in files) / 2**20,
+                         "command": command_line(load_config(folder), folder)})
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def summary_table(rows: pd.DataFrame) -> pd.DataFrame:
@@ -119,7 +146,7 @@ def summary_table(rows: pd.DataFrame) -> pd.DataFrame:
         cells.setdefault(arm, {})[task] = f"{statistics.mean(scores):.1f}{spread} (n={len(scores)})"
     for source, scores in PUBLISHED.items():
         cells[source] = {task: f"{score:.1f}" for task, score in scores.items()}
-    return pd.DataFrame(cells).T.reindex(columns=["emotion", "sentiment"]).fillna("")
+    return pd.DataFrame(cells).T.reindex(columns=list(dict.fromkeys(rows["task"]))).fillna("")
 
 
 def paired_differences(rows: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
@@ -158,8 +185,8 @@ def earlier_runs(report_file: Path) -> pd.DataFrame:
         raise ValueError(f"{report_file}: no '## Every run' table, so nothing to compare with")
     header, body = [cell.strip() for cell in table[0]], table[1:]
     frame = pd.DataFrame([[cell.strip() for cell in row] for row in body], columns=header)
-    numbers = ["seed", "test", "dev", "best epoch", "training minutes"]
-    frame[numbers] = frame[numbers].apply(pd.to_numeric)
+    numbers = [name for name in COLUMNS[1:-1] if name in frame.columns and name != "task"]
+    frame[numbers] = frame[numbers].apply(pd.to_numeric, errors="coerce")
     return frame.assign(command=None)
 
 
@@ -192,11 +219,12 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
 
 
-def report(rows: pd.DataFrame, budget: dict, compared: Path | None = None) -> str:
+def report(rows: pd.DataFrame, budget: dict, compared: Path | None = None,
+           pair_with: str = TEMPERATURE) -> str:
     """The Markdown report: summary beside the published scores, paired differences, every run, commands."""
     differences = paired_differences(rows)
     shown = {key: value for key, value in budget.items() if key != "data_dir"}
-    against_temperature = paired_differences(rows, TEMPERATURE)
+    against_temperature = paired_differences(rows, pair_with)
     text = ["# Quality runs (generated by benchmarks/quality.py)", "",
             f"Common budget: `{json.dumps(shown)}`; official TweetEval test scores x 100 (emotion macro-F1, "
             "sentiment macro-recall), each from the task's own best dev epoch.", "",
@@ -207,7 +235,7 @@ def report(rows: pd.DataFrame, budget: dict, compared: Path | None = None) -> st
             "## Multi-task minus single-task, paired by seed", "",
             markdown_table(differences) if len(differences)
             else "(no multi-task run has a single-task run of the same seed yet)", "",
-            *([f"## Minus {TEMPERATURE}, paired by seed", "", markdown_table(against_temperature), ""]
+            *([f"## Minus {pair_with}, paired by seed", "", markdown_table(against_temperature), ""]
               if len(against_temperature) else []),
             "## Every run", "", markdown_table(rows.drop(columns="command")), "", "## Re-run a row", ""]
     commands = rows["command"].dropna().drop_duplicates()
@@ -227,6 +255,10 @@ def main() -> None:
                         help="rebuild the report from finished runs, train nothing")
     parser.add_argument("--compare-with", type=Path, help="an earlier report of the same budget: its runs "
                         "join the tables (e.g. the single-task and temperature arms for new arms)")
+    parser.add_argument("--pair-with", default=TEMPERATURE, choices=list(ARMS),
+                        help="the arm every multi-task arm is also paired with, seed by seed")
+    parser.add_argument("--scale", choices=list(SCALES), help="one of the lessons' scales as the budget "
+                        "(cpu: the recorded experiments of lessons 7 and 8)")
     smaller = parser.add_argument_group("a different budget for every arm (smoke tests, other encoders)")
     smaller.add_argument("--model")
     smaller.add_argument("--epochs", type=int)
@@ -236,7 +268,7 @@ def main() -> None:
     args = parser.parse_args()
     options = ("model", "epochs", "max_train_examples", "max_eval_examples", "mixed_precision")
     changes = {name: getattr(args, name) for name in options if getattr(args, name) is not None}
-    budget = common_budget(args.data_dir, **changes)
+    budget = common_budget(args.data_dir, args.scale, **changes)
     if not args.only_table:
         run_arms(args.runs, budget, args.arms, args.seeds)
     finished = finished_runs(args.runs, args.arms, args.seeds)
@@ -248,7 +280,7 @@ def main() -> None:
         rows = pd.concat([earlier[~earlier["arm"].isin(rows["arm"])], rows], ignore_index=True)
     args.table.parent.mkdir(parents=True, exist_ok=True)
     draw_plots(rows, finished, args.table.parent)
-    text = report(rows, budget, args.compare_with)
+    text = report(rows, budget, args.compare_with, args.pair_with)
     write_atomically(args.table, lambda temporary: temporary.write_text(text, encoding="utf-8"))
     print(text)
 

@@ -18,7 +18,8 @@
     train       fit(): the training loop (Accelerate), one step, the per-epoch bookkeeping
     tracking    the curves in TensorBoard too, through Accelerate's trackers (report_to="tensorboard")
     lessons     what the notebooks share: the repository, the lessons' scale, runs trained once and reused,
-                lesson 5's comparisons (multi-task against single-task, the best epoch against the last)
+                lesson 5's comparisons (multi-task against single-task, the best epoch against the last),
+                lesson 8's recorded experiment (single-task, hard, LoRA and soft sharing)
     exercises   a package of check functions that run a student's own pieces against the package's, on real
                 tweets: its verdicts, its fixtures, and one module of checks per lesson (lesson1_data, ...)
     course      teaching a class: student copies without solutions, an answer key, grading of submissions
@@ -52,6 +53,7 @@ from .lessons import (capstone_config, describe_scale, lesson_config, lesson_sca
                       paired_test, runs_folder, short_experiment, single_task_configs, single_task_runs,
                       third_task_experiment, train_run, training_plan, with_minus_without, with_vs_without)
 from .lessons import best_vs_last, confusion_of, multitask_vs_single_task, score_of  # lesson 5's comparisons
+from .lessons import seed_spread, sharing_costs, sharing_experiment, sharing_results  # lesson 8's experiment
 from .metrics import official_score, scores
 from .model import (ClassificationHead, MultiTaskModel, build_model, load_encoder, load_model, save_model,
                     similarities)
@@ -85,6 +87,7 @@ __all__ = [
     "describe_scale", "lesson_config", "lesson_scale", "on_colab", "open_or_train", "runs_folder",
     "short_experiment", "single_task_configs", "single_task_runs", "train_run", "training_plan",
     "capstone_config", "third_task_experiment", "with_minus_without", "paired_test", "with_vs_without",
+    "sharing_experiment", "sharing_results", "sharing_costs", "seed_spread",
     *LAZY_MODULES,
 ]
 

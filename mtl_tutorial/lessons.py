@@ -1,4 +1,5 @@
-"""What the lesson notebooks share: the list of lessons, the repository, their scale, runs trained once.
+"""What the lesson notebooks share: the list of lessons, the repository, their scale, runs trained once,
+lesson 5's comparisons and lesson 8's recorded experiment.
 
 A run that one lesson trains is read back by the next (`open_or_train`), so a student who opens lesson 5
 first still gets lesson 4's run, and nobody trains the same thing twice.
@@ -36,6 +37,7 @@ RUNS_VARIABLE = "MTL_TUTORIAL_RUNS"  # where the lessons keep their runs (defaul
 SHORT_EXPERIMENT = Path(__file__).with_name("recorded") / "all_tasks_short.csv"  # lesson 6 (recorded/README)
 THIRD_TASK_EXPERIMENT = Path(__file__).with_name("recorded") / "third_task.csv"  # lesson 7 (recorded/README)
 WITHOUT_IRONY, WITH_IRONY = "multi-task uniform", "multi-task uniform + irony"  # its two paired arms
+SHARING_EXPERIMENT = Path(__file__).with_name("recorded") / "sharing.csv"  # lesson 8 (recorded/README)
 GUESSED_SPEED = {"ci": 40, "cpu": 40, "gpu": 200}  # training tweets/s before a run has measured this machine
 
 
@@ -84,6 +86,8 @@ LESSONS = (
            runs=("capstone/fit", "capstone/with-irony"),
            exercises=("check_collate", "check_head", "check_forward", "check_schedule", "check_train_step",
                       "check_best_epochs")),
+    Lesson("08_sharing", "How much to share", "nothing (it builds the three models to count parameters)",
+           exercises=("check_lora_update", "check_soft_penalty")),
 )
 
 
@@ -407,3 +411,52 @@ def best_vs_last(run: TrainingRun | str | Path) -> pd.DataFrame:
                      "best dev epoch": result["best_epoch"], "test, best epoch": result["test"]["official"],
                      "last epoch": last_epoch, "test, last epoch": last})
     return pd.DataFrame(rows).set_index("task")
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 8's recorded experiment: single-task, hard, LoRA and soft sharing at the CPU lesson scale
+# ---------------------------------------------------------------------------------------------
+
+# the arms of benchmarks/quality.py that lesson 8 reads, and its name for each ("single-task <task>" as one)
+SHARING_ARMS = {"single-task": "single-task", "multi-task uniform": "hard", "multi-task uniform lora": "LoRA",
+                "multi-task uniform soft": "soft", "multi-task uniform lora lr 1e-3": "LoRA at lr 1e-3"}
+COSTS = ["seconds per epoch", "peak MiB", "checkpoint MiB"]
+
+
+def sharing_experiment(path: str | Path = SHARING_EXPERIMENT) -> pd.DataFrame:
+    """Lesson 8's recorded runs (recorded/README): one row per run and task, test and dev scores x 100 and
+    the run's costs; `sharing` names the arm as `SHARING_ARMS` does (other lessons' arms are left out)."""
+    table = pd.read_csv(path)
+    arms = table["arm"].where(~table["arm"].str.startswith("single-task "), "single-task")
+    return table.assign(sharing=arms.map(SHARING_ARMS)).dropna(subset=["sharing"]).reset_index(drop=True)
+
+
+def sharing_results(table: pd.DataFrame, seed: int = 77) -> pd.DataFrame:
+    """One seed's runs of `sharing_experiment`, like against like: per task and way of sharing (in the order
+    of `SHARING_ARMS`), dev and test scores, test minus the single-task run's, and the run's costs."""
+    rows = table[table["seed"] == seed]
+    order = [name for name in SHARING_ARMS.values() if name in set(rows["sharing"])]
+    tasks = list(dict.fromkeys(rows["task"]))
+    frame = rows.set_index(["task", "sharing"]).reindex(
+        [(task, name) for task in tasks for name in order]).dropna(subset=["test"])
+    alone = frame.xs("single-task", level="sharing")["test"] if "single-task" in order else None
+    versus = (frame["test"] - alone.reindex(frame.index.get_level_values("task")).to_numpy()
+              if alone is not None else float("nan"))
+    return frame[["dev", "test"]].assign(**{"test - single-task": versus}).join(frame[COSTS])
+
+
+def sharing_costs(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per run of `sharing_results` (single-task: one run per task, first): its time per epoch, its
+    peak memory, and the mean size of one task's checkpoint."""
+    rows = results.reset_index()
+    alone = rows["sharing"] == "single-task"
+    rows["run"] = rows["sharing"].where(~alone, "single-task " + rows["task"])
+    return pd.concat([rows[alone], rows[~alone]]).groupby("run", sort=False)[COSTS].mean()
+
+
+def seed_spread(table: pd.DataFrame, sharing: str = "hard") -> pd.DataFrame:
+    """Per task, how far the test score of one way of sharing moved with the seed alone: its seeds, the lowest
+    and highest score, and their range (0 with one seed, which cannot show a spread)."""
+    scores = table[table["sharing"] == sharing].groupby("task", sort=False)["test"]
+    spread = pd.DataFrame({"seeds": scores.size(), "lowest": scores.min(), "highest": scores.max()})
+    return spread.assign(range=spread["highest"] - spread["lowest"])

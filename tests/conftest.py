@@ -1,14 +1,16 @@
 """Shared fixtures: the offline TweetEval copy in ../shared, a tiny random BERT for fast tests, and one tiny
-run trained once per session for every test that only reads a run."""
+run trained once per session for every test that only reads a run; a small table of lesson 8's experiment."""
 
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
 from mtl_tutorial.config import TrainConfig
 from mtl_tutorial.exercises.fixtures import tiny_encoder, tokenizer
+from mtl_tutorial.lessons import sharing_experiment
 from mtl_tutorial.runs import TrainingRun
 from mtl_tutorial.train import fit
 
@@ -99,3 +101,21 @@ def small_tweeteval_dir(tmp_path_factory) -> Path:
                 lines = (TWEETEVAL / task / name).read_text(encoding="utf-8").splitlines(True)
                 (folder / task / name).write_text("".join(lines[:size]), encoding="utf-8")
     return folder
+
+
+@pytest.fixture
+def sharing_table(tmp_path):
+    """A table shaped like lesson 8's recorded/sharing.csv, written and read back: single-task per task, hard
+    on two seeds, LoRA on one, and an arm of another lesson."""
+    runs = [("single-task emotion", 77, ["emotion"], 60, 1500, 87.0),
+            ("single-task sentiment", 77, ["sentiment"], 400, 1500, 87.0),
+            ("multi-task uniform", 77, ["emotion", "sentiment"], 500, 1800, 87.2),
+            ("multi-task uniform", 78, ["emotion", "sentiment"], 510, 1790, 87.2),
+            ("multi-task uniform lora", 77, ["emotion", "sentiment"], 350, 1200, 0.85),
+            ("multi-task uniform + irony", 77, ["emotion", "sentiment", "irony"], 700, 1830, 89.0)]
+    rows = [{"arm": arm, "seed": seed, "task": task, "test": 60 + index + seed % 2 / 2, "dev": 50 + index,
+             "best epoch": 2, "training minutes": 3 * seconds / 60, "seconds per epoch": seconds,
+             "peak MiB": peak, "checkpoint MiB": size}
+            for index, (arm, seed, tasks, seconds, peak, size) in enumerate(runs) for task in tasks]
+    pd.DataFrame(rows).to_csv(tmp_path / "sharing.csv", index=False)
+    return sharing_experiment(tmp_path / "sharing.csv")

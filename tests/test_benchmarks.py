@@ -11,7 +11,8 @@ import sys
 import pytest
 
 from conftest import REPO
-from mtl_tutorial.lessons import lesson
+from mtl_tutorial.config import TrainConfig
+from mtl_tutorial.lessons import lesson, lesson_config
 
 
 pytestmark = pytest.mark.slow  # each script in a fresh Python process that imports torch and trains
@@ -73,6 +74,7 @@ def test_quality_pairs_arms_by_seed_and_resumes(tiny_encoder_dir, tweeteval_dir,
     plots = ("quality_scores.png", "quality_dev_curves.png", "quality_gradient_cosine.png")
     assert all((table.parent / name).stat().st_size > 10_000 for name in plots)
     assert "mtl-tutorial train --tasks emotion --model" in text and "--seed 78" in text
+    assert "| seconds per epoch | peak MiB | checkpoint MiB |" in text  # the costs lesson 8 draws
     # a second call finds every run finished: it trains nothing and rebuilds the same report
     again = subprocess.run(command, capture_output=True, text=True)
     assert again.returncode == 0 and "==" not in again.stdout and table.read_text() == text
@@ -85,6 +87,19 @@ def test_quality_pairs_arms_by_seed_and_resumes(tiny_encoder_dir, tweeteval_dir,
     finished = subprocess.run(later, capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert emotion_row in compared.read_text() and f"come from `{table}`" in compared.read_text()
+
+
+def test_quality_at_the_cpu_lesson_scale_trains_the_lessons_own_run():
+    """The recorded experiments of lessons 7 and 8 (`--scale cpu`): their hard-sharing arm's seed 77 is the
+    very run lesson 0 trains, so the lessons' scores and the recorded ones agree."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import quality
+
+    budget = quality.common_budget("data", "cpu")
+    arm = TrainConfig(**{**budget, **quality.ARMS["multi-task uniform"][0], "seed": 77})
+    assert arm == lesson_config(scale="cpu", data_dir="data")
+    with_irony = TrainConfig(**{**budget, **quality.ARMS["multi-task uniform + irony"][0], "seed": 77})
+    assert with_irony == lesson_config(("emotion", "sentiment", "irony"), scale="cpu", data_dir="data")
 
 
 def test_step_cost_measures_each_arm_against_sampling(tiny_encoder_dir, tweeteval_dir, tmp_path):

@@ -318,3 +318,36 @@ def test_the_short_experiment_shipped_with_the_package_is_the_benchmarks_report(
                                                             in_the_report.values() for name in names
                                                             for task in ("emotion", "sentiment")}
     assert set(table["learning_rate"]) == {1e-4, 2e-4} and table["arm"].is_unique
+
+
+def test_the_sharing_experiment_names_each_arms_sharing_and_leaves_other_lessons_arms_out(sharing_table):
+    recorded = mtl.sharing_experiment()  # the package's file, as it is now
+    assert {"arm", "seed", "task", "test", "dev", *mtl.lessons.COSTS} <= set(recorded.columns)
+    assert set(recorded["sharing"]) <= set(mtl.lessons.SHARING_ARMS.values()) and not recorded.empty
+    table = sharing_table
+    assert "multi-task uniform + irony" not in set(table["arm"]) and "irony" not in set(table["task"])
+    assert table.drop_duplicates("arm").set_index("arm")["sharing"].to_dict() == {
+        "single-task emotion": "single-task", "single-task sentiment": "single-task",
+        "multi-task uniform": "hard", "multi-task uniform lora": "LoRA"}
+
+
+def test_sharing_results_compare_one_seed_like_with_like_and_the_seed_spread_shows_the_rest(sharing_table):
+    table = sharing_table
+    results = mtl.sharing_results(table, seed=77)
+    assert list(results.index) == [("emotion", "single-task"), ("emotion", "hard"), ("emotion", "LoRA"),
+                                   ("sentiment", "single-task"), ("sentiment", "hard"), ("sentiment", "LoRA")]
+    row = table.query("seed == 77 and sharing == 'LoRA' and task == 'sentiment'").iloc[0]
+    alone = table.query("arm == 'single-task sentiment'")["test"].item()
+    assert results.loc[("sentiment", "LoRA"), "test - single-task"] == pytest.approx(row["test"] - alone)
+    assert results.loc[("sentiment", "LoRA"), ["dev", *mtl.lessons.COSTS]].tolist() == \
+        row[["dev", *mtl.lessons.COSTS]].tolist()
+    costs = mtl.sharing_costs(results)
+    assert list(costs.index) == ["single-task emotion", "single-task sentiment", "hard", "LoRA"]
+    assert costs.loc["LoRA", "checkpoint MiB"] == 0.85
+    assert costs.loc["single-task sentiment", "peak MiB"] == 1500
+    spread = mtl.seed_spread(table, "hard")
+    hard = table[table["sharing"] == "hard"].groupby("task")["test"]
+    assert spread["seeds"].tolist() == [2, 2]
+    assert spread["range"].tolist() == pytest.approx((hard.max() - hard.min()).tolist())
+    assert mtl.seed_spread(table, "LoRA")["range"].tolist() == [0, 0]  # one seed: no spread to see
+    assert mtl.sharing_results(table, seed=78).index.get_level_values("sharing").unique().tolist() == ["hard"]

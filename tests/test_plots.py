@@ -99,3 +99,57 @@ def test_combined_gradients_marks_a_step_that_lies_on_another():
     labels = [line.get_label() for line in plots.combined_gradients(first, second, steps).axes[0].get_lines()]
     assert "pcgrad step (the same as equal)" in labels and "equal step" in labels
     assert "mgda step" in labels  # a step of its own keeps its plain label
+
+
+def test_sharing_diagram_draws_what_each_task_shares_and_owns_with_the_models_counts(tiny_encoder_dir):
+    from transformers import BertModel
+
+    from mtl_tutorial import BUILDERS, TrainConfig
+    from mtl_tutorial.sharing import parameter_table
+
+    labels = {"emotion": ["anger", "joy"], "sentiment": ["negative", "neutral", "positive"]}
+    models = {name: build(BertModel.from_pretrained(tiny_encoder_dir), labels, TrainConfig(sharing=name))
+              for name, build in BUILDERS.items()}
+    counts = parameter_table(models)
+    figure = plots.sharing_diagram(counts)
+    hard, lora, soft = ([text.get_text() for text in axes.texts] for axes in figure.axes)
+    encoder = counts.loc[("hard", "emotion"), "trained by every task"]
+    assert [text for text in hard if "trained by every task" in text] == [
+        f"encoder, shared: trained by every task\n{encoder:,} parameters"]
+    assert len([text for text in lora if "frozen" in text]) == 1
+    for task in labels:
+        assert f"{task}'s adapter (B A)" in lora and f"{task}'s copy\nof the encoder" in soft
+        for sharing, texts in (("hard", hard), ("lora", lora), ("soft", soft)):
+            assert f"{task} head" in texts
+            row = counts.loc[(sharing, task)]
+            beneath = texts[-1]
+            assert f"{task}: trains {row['trained by this task alone']:,} alone" in beneath
+            assert f"stores {row['stored in its checkpoint']:,}" in beneath
+    assert not [text for text in hard + soft if "adapter" in text]
+    with pytest.raises(ValueError, match="no drawing for sharing"):
+        plots.sharing_diagram(counts.rename(index={"soft": "partial"}))
+
+
+def test_sharing_scores_and_costs_draws_one_seed_from_zero_beside_each_runs_costs(sharing_table):
+    from mtl_tutorial import sharing_costs, sharing_experiment, sharing_results
+
+    made = sharing_table
+    for table in (made, sharing_experiment()):  # hand-made, and the recorded file as it is now
+        results = sharing_results(table, seed=77)
+        figure = plots.sharing_scores_and_costs(table, seed=77)
+        tasks = list(dict.fromkeys(results.index.get_level_values("task")))
+        scores, costs = figure.axes[:len(tasks)], figure.axes[len(tasks):]
+        for axes, task in zip(scores, tasks):
+            rows = results.loc[task]
+            dev, test = ([patch.get_width() for patch in container] for container in axes.containers)
+            assert dev == rows["dev"].tolist()[::-1] and test == rows["test"].tolist()[::-1]  # first on top
+            assert axes.get_xlim()[0] == 0 and task in axes.get_title() and "seed 77" in axes.get_title()
+        expected = sharing_costs(results)
+        for axes, cost in zip(costs, ["seconds per epoch", "peak MiB", "checkpoint MiB"]):
+            assert [patch.get_width() for patch in axes.containers[0]] == expected[cost].tolist()[::-1]
+            assert axes.get_xlim()[0] == 0
+    lines = {line.get_label(): line for line in plots.sharing_scores_and_costs(made).axes[0].get_lines()}
+    emotion = made[made["task"] == "emotion"]
+    assert lines["test, other seeds"].get_xdata().tolist() == emotion.query("seed == 78")["test"].tolist()
+    alone = emotion.query("arm == 'single-task emotion'")["test"].item()
+    assert lines["single-task test"].get_xdata()[0] == alone

@@ -17,6 +17,15 @@ from ..metrics import official_metric_name
 from ..sampling import task_probabilities, task_schedule
 
 
+def labelled_box(axes, centre, text: str, size, colour, fontsize: float = 9, **style) -> None:
+    """A rounded box of `size` (width, height) around `centre`, its `text` in the middle; `style` goes to the
+    patch (a hatch, a dashed edge)."""
+    (x, y), (width, height) = centre, size
+    axes.add_patch(FancyBboxPatch((x - width / 2, y - height / 2), width, height, facecolor=colour,
+                                  edgecolor="black", boxstyle="round,pad=0.05", **style))
+    axes.text(x, y, text, ha="center", va="center", fontsize=fontsize)
+
+
 def architecture(tasks=("emotion", "sentiment"), labels: dict[str, list[str]] | None = None) -> Figure:
     """Hard parameter sharing as a picture: each task's tweets, the sampler that picks one task per step,
     the tokenizer, ONE shared encoder, pooling to one vector per tweet, then one head per task."""
@@ -31,10 +40,7 @@ def architecture(tasks=("emotion", "sentiment"), labels: dict[str, list[str]] | 
     rows = [middle + (len(tasks) - 1) / 2 - index for index in range(len(tasks))]  # first task on top
 
     def box(x, y, text, width, colour, box_height=0.7):
-        corner = (x - width / 2, y - box_height / 2)
-        axes.add_patch(FancyBboxPatch(corner, width, box_height, facecolor=colour, edgecolor="black",
-                                      boxstyle="round,pad=0.05"))
-        axes.text(x, y, text, ha="center", va="center", fontsize=9)
+        labelled_box(axes, (x, y), text, (width, box_height), colour)
 
     def arrow(start, end):
         axes.annotate("", end, start, arrowprops={"arrowstyle": "->", "color": "black"})
