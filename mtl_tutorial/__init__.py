@@ -18,8 +18,8 @@
     train       fit(): the training loop (Accelerate), one step, the per-epoch bookkeeping
     tracking    the curves in TensorBoard too, through Accelerate's trackers (report_to="tensorboard")
     lessons     what the notebooks share: the repository, the lessons' scale, runs trained once and reused,
-                lesson 5's comparisons (multi-task against single-task, the best epoch against the last),
-                lesson 8's recorded experiment (single-task, hard, LoRA and soft sharing)
+                lesson 5's comparisons (multi-task against single-task, the best epoch against the last)
+    experiments the recorded experiments of lessons 6-8 (recorded/), paired by seed, like against like
     exercises   a package of check functions that run a student's own pieces against the package's, on real
                 tweets: its verdicts, its fixtures, and one module of checks per lesson (lesson1_data, ...)
     course      teaching a class: student copies without solutions, an answer key, grading of submissions
@@ -50,10 +50,11 @@ from .data import TWEETEVAL_TASKS, DataError, Task, load_task, load_tasks, write
 from .evaluate import (evaluate_run, evaluate_split, label_tweet, predict, predict_run, predictions_on_test,
                        results_table)
 from .lessons import (capstone_config, describe_scale, lesson_config, lesson_scale, on_colab, open_or_train,
-                      paired_test, runs_folder, short_experiment, single_task_configs, single_task_runs,
-                      third_task_experiment, train_run, training_plan, with_minus_without, with_vs_without)
+                      runs_folder, single_task_configs, single_task_runs, train_run, training_plan,
+                      with_vs_without)
 from .lessons import best_vs_last, confusion_of, multitask_vs_single_task, score_of  # lesson 5's comparisons
-from .lessons import seed_spread, sharing_costs, sharing_experiment, sharing_results  # lesson 8's experiment
+from .experiments import paired_test, short_experiment, third_task_experiment, with_minus_without  # 6 and 7
+from .experiments import seed_spread, sharing_costs, sharing_experiment, sharing_results  # lesson 8
 from .metrics import official_score, scores
 from .model import (ClassificationHead, MultiTaskModel, build_model, load_encoder, load_model, save_model,
                     similarities)

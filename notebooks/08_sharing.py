@@ -189,8 +189,8 @@ for task, rows in results.groupby(level="task", sort=False):
           + (", ".join(f"{name} {value:+.1f}" for name, value in versus.items()) or "(no single-task run)"))
 costs = mtl.sharing_costs(results)
 if "hard" in costs.index:
-    print("each run's costs as a share of the hard run's:")
-    display((costs / costs.loc["hard"]).round(3))
+    print("each run's memory and checkpoint as a share of the hard run's (its time: see below):")
+    display((costs / costs.loc["hard"])[["peak MiB", "checkpoint MiB"]].round(3))
 arms = set(results.index.get_level_values("sharing"))
 if {"LoRA", "LoRA at lr 1e-3"} <= arms:
     faster = (results.xs("LoRA at lr 1e-3", level="sharing")["test"]
@@ -221,15 +221,18 @@ if spread.empty:
 # * **Scores.** The lines above say, per task, which arm scored highest and how far each way of sharing is
 #   from single-task training. Set them beside the hard arm's seed range: only a difference larger than it
 #   says something, and even that is one seed's word, for one task pair, at one small scale.
-# * **Costs.** The table of shares above gives each run's time per epoch, peak memory and checkpoint size as
-#   a share of the hard run's; set those beside the score differences. LoRA's checkpoint per task is a
-#   small fraction of a whole encoder, as the counts promised. Its time per epoch cannot fall as far as its
-#   parameter count: each step still runs the whole frozen encoder forward, and backward through it to reach
+# * **Costs.** The table of shares above gives each run's peak memory and checkpoint size as a share of the
+#   hard run's; set those beside the score differences. LoRA's checkpoint per task is a small fraction of a
+#   whole encoder, as the counts promised. Its time per step cannot fall as far as its parameter count: each step still runs the whole frozen encoder forward, and backward through it to reach
 #   the adapters; what LoRA saves is the frozen weights' gradients and their AdamW update. Soft sharing
 #   holds an encoder, its gradients and its AdamW state per task.
-# * **Time per epoch, like with like.** Every multi-task run takes the same steps (the same sampler on the
-#   same tweets), so their times compare directly; a single-task epoch trains one task's tweets only, so
-#   its time is not comparable with theirs.
+# * **Time per epoch, read with care.** Every multi-task run takes the same steps (the same sampler on the
+#   same tweets), so their times *would* compare directly; but these runs did not share the machine alike
+#   (`mtl_tutorial/recorded/README.md`: the hard run had both cores, LoRA and soft one core each beside
+#   another run), so the recorded times compare LoRA with soft only. The fair comparison of speed is one
+#   that times every sharing side by side in one process per sharing, as `benchmarks/sharing_costs.py`
+#   does (`benchmarks/RESULTS.md`). A single-task epoch trains one task's tweets only, so its time is not
+#   comparable with theirs either.
 # * **LoRA's learning rate.** If the arm at the higher learning rate scored better than LoRA at the lesson's
 #   rate, LoRA's score at the lesson's rate says more about the learning rate than about LoRA; a fair
 #   comparison tunes each way of sharing's learning rate (lesson 6 met the same trap with step counts).

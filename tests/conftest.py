@@ -10,7 +10,7 @@ import torch
 
 from mtl_tutorial.config import TrainConfig
 from mtl_tutorial.exercises.fixtures import tiny_encoder, tokenizer
-from mtl_tutorial.lessons import sharing_experiment
+from mtl_tutorial.experiments import sharing_experiment
 from mtl_tutorial.runs import TrainingRun
 from mtl_tutorial.train import fit
 

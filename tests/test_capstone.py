@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import mtl_tutorial as mtl
-from mtl_tutorial import lessons
+from mtl_tutorial import experiments, lessons
 from mtl_tutorial.course.sources import read_lesson
 from mtl_tutorial.exercises import YourPieces, compare_with_fit, train_with_your_pieces
 from mtl_tutorial.sampling import draw_tasks
@@ -82,7 +82,7 @@ def recorded_shape() -> pd.DataFrame:
     rows = []
     without = {"emotion": [60.0, 62.0, 61.0], "sentiment": [55.0, 54.0, 56.0]}
     with_irony = {"emotion": [61.0, 63.5, None], "sentiment": [54.0, 55.0, None]}
-    for arm, scores in ((lessons.WITHOUT_IRONY, without), (lessons.WITH_IRONY, with_irony)):
+    for arm, scores in ((experiments.WITHOUT_IRONY, without), (experiments.WITH_IRONY, with_irony)):
         for task, values in scores.items():
             for seed, value in zip((77, 78, 79), values):
                 if value is not None:
@@ -92,26 +92,26 @@ def recorded_shape() -> pd.DataFrame:
 
 
 def test_the_pairs_are_one_seed_each_and_the_test_is_scipys_paired_t_test():
-    differences = lessons.with_minus_without(recorded_shape())
+    differences = experiments.with_minus_without(recorded_shape())
     emotion = differences[differences["task"] == "emotion"]
     assert emotion["seed"].tolist() == [77, 78] and emotion["difference"].tolist() == [1.0, 1.5]
-    tests = lessons.paired_test(differences)
+    tests = experiments.paired_test(differences)
     assert tests.loc["emotion", "seeds"] == 2 and tests.loc["emotion", "mean difference"] == 1.25
     spread = emotion["difference"].std()  # t = mean / (sd / sqrt(n))
     assert math.isclose(tests.loc["emotion", "t"], 1.25 / (spread / math.sqrt(2)))
     assert 0 < tests.loc["sentiment", "p"] <= 1 and tests.loc["sentiment", "mean difference"] == 0.0
-    one_pair = lessons.paired_test(differences[differences["seed"] == 77])
+    one_pair = experiments.paired_test(differences[differences["seed"] == 77])
     assert one_pair["seeds"].tolist() == [1, 1] and one_pair["t"].isna().all()
 
 
 def test_the_shipped_file_has_the_recorded_columns_and_reads_into_the_lessons_tables():
-    experiment = lessons.third_task_experiment()
+    experiment = experiments.third_task_experiment()
     assert list(experiment.columns)[:5] == ["arm", "seed", "task", "test", "dev"]
-    lessons.paired_test(lessons.with_minus_without(experiment))  # whatever rows it holds
+    experiments.paired_test(experiments.with_minus_without(experiment))  # whatever rows it holds
 
 
 def test_the_figure_marks_zero_and_draws_every_seed():
-    differences = lessons.with_minus_without(recorded_shape())
+    differences = experiments.with_minus_without(recorded_shape())
     figure = mtl.plots.paired_differences(differences)
     assert [axes.get_title() for axes in figure.axes] == ["emotion", "sentiment"]
     for axes in figure.axes:

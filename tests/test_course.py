@@ -102,7 +102,7 @@ def test_the_archive_holds_every_student_notebook_and_a_wheel_of_the_whole_packa
                     str(installed), str(out / wheel)], check=True, capture_output=True)
     imported = subprocess.run(
         [sys.executable, "-c", "import mtl_tutorial.course.grade, mtl_tutorial.exercises, mtl_tutorial.plots"
-         "\nfrom mtl_tutorial.lessons import SHORT_EXPERIMENT\nprint(mtl_tutorial.__file__, "
+         "\nfrom mtl_tutorial.experiments import SHORT_EXPERIMENT\nprint(mtl_tutorial.__file__, "
          "SHORT_EXPERIMENT.exists())"],
         cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(installed), "HF_HUB_OFFLINE": "1"},
         capture_output=True, text=True, check=True).stdout.split()

@@ -11,7 +11,8 @@ PACKAGE = Path(mtl_tutorial.__file__).parent
 LAYERS = [{"checksums", "files", "dependencies", "hardware"},
           {"data", "tables", "sampling", "metrics", "combine"}, {"config", "batching"},
           {"model", "conflict", "sharing"}, {"runs"}, {"evaluate"}, {"train", "tracking"},
-          {"lessons", "exercises", "course", "export", "optimisation"}, {"plots"}, {"widgets", "cli"}]
+          {"lessons", "experiments", "exercises", "course", "export", "optimisation"}, {"plots"},
+          {"widgets", "cli"}]
 LAYER = {name: index for index, names in enumerate(LAYERS) for name in names}
 RUN_FOLDER_NAMES = ('"config.json"', '"history.json"', '"history.csv"', '"results.json"', '"best"', '"last"',
                     '"training_state.pt"', '"dev_curves.png"', '"logs"')

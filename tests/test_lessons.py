@@ -322,8 +322,8 @@ def test_the_short_experiment_shipped_with_the_package_is_the_benchmarks_report(
 
 def test_the_sharing_experiment_names_each_arms_sharing_and_leaves_other_lessons_arms_out(sharing_table):
     recorded = mtl.sharing_experiment()  # the package's file, as it is now
-    assert {"arm", "seed", "task", "test", "dev", *mtl.lessons.COSTS} <= set(recorded.columns)
-    assert set(recorded["sharing"]) <= set(mtl.lessons.SHARING_ARMS.values()) and not recorded.empty
+    assert {"arm", "seed", "task", "test", "dev", *mtl.experiments.COSTS} <= set(recorded.columns)
+    assert set(recorded["sharing"]) <= set(mtl.experiments.SHARING_ARMS.values()) and not recorded.empty
     table = sharing_table
     assert "multi-task uniform + irony" not in set(table["arm"]) and "irony" not in set(table["task"])
     assert table.drop_duplicates("arm").set_index("arm")["sharing"].to_dict() == {
@@ -339,8 +339,8 @@ def test_sharing_results_compare_one_seed_like_with_like_and_the_seed_spread_sho
     row = table.query("seed == 77 and sharing == 'LoRA' and task == 'sentiment'").iloc[0]
     alone = table.query("arm == 'single-task sentiment'")["test"].item()
     assert results.loc[("sentiment", "LoRA"), "test - single-task"] == pytest.approx(row["test"] - alone)
-    assert results.loc[("sentiment", "LoRA"), ["dev", *mtl.lessons.COSTS]].tolist() == \
-        row[["dev", *mtl.lessons.COSTS]].tolist()
+    assert results.loc[("sentiment", "LoRA"), ["dev", *mtl.experiments.COSTS]].tolist() == \
+        row[["dev", *mtl.experiments.COSTS]].tolist()
     costs = mtl.sharing_costs(results)
     assert list(costs.index) == ["single-task emotion", "single-task sentiment", "hard", "LoRA"]
     assert costs.loc["LoRA", "checkpoint MiB"] == 0.85

@@ -97,8 +97,8 @@ def strategy_scores(table: pd.DataFrame, tasks=("emotion", "sentiment"), title: 
 
 
 def paired_differences(differences: pd.DataFrame, title: str = "") -> Figure:
-    """One panel per task of `lessons.with_minus_without`: each seed's test score with the third task minus
-    without it (a dot), their mean (dashed), and 0 (solid): no difference. Both panels share one scale."""
+    """One panel per task of `experiments.with_minus_without`: each seed's test score with the third task
+    minus without it (a dot), their mean (dashed), and 0 (solid): no difference; one scale for all."""
     tasks = list(dict.fromkeys(differences["task"])) or ["no seed in both arms"]
     figure, axes_list = plt.subplots(1, len(tasks), figsize=(4 * len(tasks) + 1, 3.5), sharey=True,
                                      squeeze=False, constrained_layout=True)

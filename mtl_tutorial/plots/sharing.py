@@ -9,12 +9,12 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from ..lessons import COSTS, sharing_costs, sharing_results
+from ..experiments import COSTS, sharing_costs, sharing_results
 from ..metrics import official_metric_name
 from .pipeline import labelled_box
 
 SHARED_TRAINED, FROZEN = "#9ecae1", "#e5e5e5"
-COST_TITLES = ["time per epoch (s)", "peak memory (MiB)", "one task's checkpoint (MiB)"]  # lessons.COSTS
+COST_TITLES = ["time per epoch (s)", "peak memory (MiB)", "one task's checkpoint (MiB)"]  # experiments.COSTS
 PANEL_TITLES = {"hard": "hard sharing: one encoder", "lora": "LoRA: a frozen encoder, an adapter per task",
                 "soft": "soft sharing: an encoder copy per task"}
 
