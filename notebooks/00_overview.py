@@ -36,7 +36,7 @@
 # | `05_evaluation` | best checkpoints on test, mistakes, multi- against single-task, the original's defects |
 # | `06_conflict` | when tasks pull apart: gradient cosines, PCGrad, MGDA, UPGrad, and a recorded experiment |
 # | `07_capstone` | your pieces of lessons 1-4 in one run beside `fit`'s; does a third task (irony) help? |
-# | `08_sharing` | how much to share: hard sharing, one LoRA adapter per task, soft sharing; scores and costs |
+# | `08_sharing` | how much to share: hard sharing, a LoRA adapter per task, soft sharing; scores and costs |
 #
 # **You will learn**
 #

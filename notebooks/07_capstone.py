@@ -27,9 +27,9 @@
 # * to read a paired test: per-seed differences, their mean, and the t-test's p-value.
 #
 # **Assumes** lessons 1-4 (you paste your answers to their exercises here) and lesson 5's reading of
-# multi-task against single-task scores. **Takes** about 9 minutes on a 2-core CPU (an estimate, to be
-# measured at the CPU lesson scale): three small runs train, yours and `fit`'s (about 5 minutes together),
-# then `fit`'s with irony.
+# multi-task against single-task scores. **Takes** about 6 minutes on a 2-core CPU (358 s measured at the
+# CPU lesson scale, benchmarks/LESSONS.md): three small runs train, yours and `fit`'s (about 2 minutes
+# each), then `fit`'s with irony.
 
 # %%
 # Colab only: install the package (a wheel beside this notebook, else its repository) and switch on widgets.

@@ -26,9 +26,9 @@
 #   one seed can and cannot show.
 #
 # **Assumes** lesson 2 (the shared encoder and one head per task), lesson 4 (the training loop, AdamW) and,
-# for the experiment, lesson 5 (multi-task against single-task). **Takes** under a minute on a 2-core CPU;
-# nothing trains: the lesson builds the three models to count their parameters and reads a recorded
-# experiment.
+# for the experiment, lesson 5 (multi-task against single-task). **Takes** about 15 seconds on a 2-core CPU
+# (14 s measured at the CPU lesson scale, benchmarks/LESSONS.md); nothing trains: the lesson builds the
+# three models to count their parameters and reads a recorded experiment.
 
 # %%
 # Colab only: install the package (a wheel beside this notebook, else its repository) and switch on widgets.
@@ -158,9 +158,9 @@ print(f"the first two of the {len(names)} tensors of {first}'s LoRA checkpoint: 
 # task's training tweets, uniform sampling, 3 epochs, 500 dev and 500 test tweets per task), each run in its
 # own process so that its peak memory is its own, and recorded each task's dev and test score (x 100, from
 # the task's best dev epoch) beside the run's costs (`mtl.sharing_experiment()`, described in
-# `mtl_tutorial/recorded/README.md`). Besides single-task training and the three ways of sharing, one more
-# arm trains LoRA at a higher learning rate: an adapter starts at zero and trains few parameters, and LoRA is
-# often run at a higher learning rate than full fine-tuning.
+# `mtl_tutorial/recorded/README.md`). Every arm trained at the lesson's learning rate; `benchmarks/quality.py`
+# also has an arm "multi-task uniform lora lr 1e-3" (LoRA at 5 times that rate), which the cells below show
+# when the recorded file holds it.
 
 # %%
 experiment = mtl.sharing_experiment()
@@ -220,12 +220,17 @@ if spread.empty:
 #
 # * **Scores.** The lines above say, per task, which arm scored highest and how far each way of sharing is
 #   from single-task training. Set them beside the hard arm's seed range: only a difference larger than it
-#   says something, and even that is one seed's word, for one task pair, at one small scale.
+#   says something, and even that is one seed's word, for one task pair, at one small scale. Against
+#   single-task *emotion* every multi-task arm gains far more than the seed range, but that run made only a
+#   few dozen steps (lesson 5: it trains 407 tweets an epoch, while uniform sampling gives emotion half of
+#   a multi-task run's steps), so that gain is partly steps, not sharing; compare the ways of sharing with
+#   each other first.
 # * **Costs.** The table of shares above gives each run's peak memory and checkpoint size as a share of the
 #   hard run's; set those beside the score differences. LoRA's checkpoint per task is a small fraction of a
-#   whole encoder, as the counts promised. Its time per step cannot fall as far as its parameter count: each step still runs the whole frozen encoder forward, and backward through it to reach
-#   the adapters; what LoRA saves is the frozen weights' gradients and their AdamW update. Soft sharing
-#   holds an encoder, its gradients and its AdamW state per task.
+#   whole encoder, as the counts promised. Its time per step cannot fall as far as its parameter count:
+#   each step still runs the whole frozen encoder forward, and backward through it to reach the adapters;
+#   what LoRA saves is the frozen weights' gradients and their AdamW update. Soft sharing holds an encoder,
+#   its gradients and its AdamW state per task.
 # * **Time per epoch, read with care.** Every multi-task run takes the same steps (the same sampler on the
 #   same tweets), so their times *would* compare directly; but these runs did not share the machine alike
 #   (`mtl_tutorial/recorded/README.md`: the hard run had both cores, LoRA and soft one core each beside
@@ -233,9 +238,10 @@ if spread.empty:
 #   that times every sharing side by side in one process per sharing, as `benchmarks/sharing_costs.py`
 #   does (`benchmarks/RESULTS.md`). A single-task epoch trains one task's tweets only, so its time is not
 #   comparable with theirs either.
-# * **LoRA's learning rate.** If the arm at the higher learning rate scored better than LoRA at the lesson's
-#   rate, LoRA's score at the lesson's rate says more about the learning rate than about LoRA; a fair
-#   comparison tunes each way of sharing's learning rate (lesson 6 met the same trap with step counts).
+# * **LoRA's learning rate.** The lesson's learning rate was chosen for full fine-tuning (lesson 4). An
+#   adapter starts at zero and trains few parameters, and LoRA is often run at a higher rate; so LoRA's
+#   score here may say as much about the learning rate as about LoRA. A fair comparison tunes each way of
+#   sharing's learning rate (lesson 6 met the same trap with step counts).
 #
 # Ruder (2017) surveys when sharing helps: tasks that are related, a small task beside a large one. Here,
 # the question is as much about costs as scores: many tasks on one server favour LoRA's small checkpoints
