@@ -18,10 +18,11 @@ from accelerate.utils import set_seed
 from torch import nn
 from transformers import get_linear_schedule_with_warmup
 
-from ..batching import BatchStream, EncodedSplit, batches_per_pass, encode_task
+from ..batching import BatchStream, EncodedSplit, encode_task
 from ..config import TrainConfig
 from ..evaluate import evaluate_split
 from ..model import with_loss
+from ..optimisation import steps_of_run
 from ..runs import TrainingRun, load_run_tasks
 from ..sampling import task_probabilities
 from ..sharing import build_shared_model
@@ -79,12 +80,10 @@ def train_with_your_pieces(config: TrainConfig, pieces: YourPieces, progress=pri
     probabilities = task_probabilities(sizes, config.sampler, config.temperature)
 
     # The optimiser and its schedule, as fit makes them
-    steps_per_epoch = sum(batches_per_pass(size, config.batch_size) for size in sizes.values())
-    total_steps = steps_per_epoch * config.epochs
+    steps_per_epoch, warmup_steps = steps_of_run(config, sizes)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
                                   weight_decay=config.weight_decay, fused=True)
-    warmup_steps = int(config.warmup_ratio * total_steps)
-    scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
+    scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, steps_per_epoch * config.epochs)
 
     history, best_weights = [], {}
     for epoch in range(1, config.epochs + 1):
