@@ -1,7 +1,10 @@
 """Shared fixtures: the offline TweetEval copy in ../shared, a tiny random BERT for fast tests, and one tiny
-run trained once per session for every test that only reads a run; a small table of lesson 8's experiment."""
+run trained once per session for every test that only reads a run; a small table of lesson 8's experiment;
+one runs folder for the session's lessons, so that each lesson's runs are trained once."""
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -11,11 +14,41 @@ import torch
 from mtl_tutorial.config import TrainConfig
 from mtl_tutorial.exercises.fixtures import tiny_encoder, tokenizer
 from mtl_tutorial.experiments import sharing_experiment
+from mtl_tutorial.lessons import RUNS_VARIABLE
 from mtl_tutorial.runs import TrainingRun
 from mtl_tutorial.train import fit
 
 REPO = Path(__file__).resolve().parents[1]
 TWEETEVAL = Path(os.environ.get("MTL_TUTORIAL_TEST_DATA", REPO.parent / "shared" / "data" / "tweeteval"))
+
+
+def pytest_configure(config):
+    """The lessons' runs folder for this session: tests/test_course.py's student copies train each lesson's
+    runs there at the CI scale, and nbval's lessons (the same lessons, run after the tests) read them back
+    instead of training them again. A folder of its own: a user's $MTL_TUTORIAL_RUNS is never touched."""
+    config.lesson_runs = Path(tempfile.mkdtemp(prefix="mtl-tutorial-lesson-runs-"))
+    config.pluginmanager.register(NbvalLessonsShareTheRuns(config.lesson_runs), "lesson-runs")
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(config.lesson_runs, ignore_errors=True)
+
+
+class NbvalLessonsShareTheRuns:
+    """Before nbval starts a lesson's kernel (in the setup of its first cell), point it at the runs folder."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item):
+        if item.path.suffix == ".ipynb":
+            os.environ[RUNS_VARIABLE] = str(self.folder)
+
+
+@pytest.fixture(scope="session")
+def lesson_runs(request) -> Path:
+    return request.config.lesson_runs
 
 
 @pytest.fixture(scope="session")
@@ -59,6 +92,7 @@ def write_lines(path: Path, lines: list[str]) -> None:
 def no_data_dir_from_the_environment(monkeypatch):
     """CI sets MTL_TUTORIAL_DATA_DIR for the notebooks; tests name their data explicitly instead."""
     monkeypatch.delenv("MTL_TUTORIAL_DATA_DIR", raising=False)
+    monkeypatch.delenv(RUNS_VARIABLE, raising=False)
 
 
 @pytest.fixture(scope="session")

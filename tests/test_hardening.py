@@ -44,23 +44,20 @@ def wait_for_lock(folder, process, seconds=120):
     raise AssertionError(f"the first training never held {folder}: {process.communicate()[1][-2000:]}")
 
 
-@pytest.mark.slow  # two training processes, one killed
+@pytest.mark.slow  # a training process, killed; the second training and the resume run in this process
 def test_a_second_training_on_the_same_folder_is_refused_and_a_killed_ones_lock_does_not_block(
-        tmp_path, tiny_encoder_dir, tweeteval_dir):
+        tmp_path, tiny_encoder_dir, tweeteval_dir, capsys):
     folder = tmp_path / "run"
-    words = train_words(tiny_encoder_dir, tweeteval_dir, folder, epochs=30, examples=256)
+    words = train_words(tiny_encoder_dir, tweeteval_dir, folder, epochs=8, examples=256)
     first = start(words)
     wait_for_lock(folder, first)
-    second = start(words)
-    _, error = second.communicate(timeout=300)
+    assert main(words) == 2
+    error = capsys.readouterr().err
     assert first.poll() is None, "the first training ended before the second one tried: make it longer"
-    assert second.returncode == 2
     assert f"{folder} is being trained by pid {first.pid} on" in error and "one run per folder" in error
     first.send_signal(signal.SIGKILL)  # the first dies holding the lock: the operating system releases it
     first.wait()
-    resumed = start([*words, "--resume"])
-    _, error = resumed.communicate(timeout=600)
-    assert resumed.returncode == 0, error[-3000:]
+    assert main([*words, "--resume"]) == 0, capsys.readouterr().err[-3000:]
     assert json.loads((folder / "results.json").read_text())["irony"]["official_metric"] == "F1 of irony"
 
 
@@ -129,7 +126,7 @@ def uninterrupted(tmp_path_factory, tiny_encoder_dir, tweeteval_dir):
     return folder
 
 
-@pytest.mark.slow  # kill points: a training process per moment, then its resume
+@pytest.mark.slow  # kill points: a training process per moment, killed
 @pytest.mark.parametrize("moment", MOMENTS)
 def test_a_kill_at_any_moment_then_resume_ends_with_the_same_results(uninterrupted, tmp_path,
                                                                      tiny_encoder_dir, tweeteval_dir, moment):
@@ -139,9 +136,7 @@ def test_a_kill_at_any_moment_then_resume_ends_with_the_same_results(uninterrupt
     _, error = crashed.communicate(timeout=600)
     assert crashed.returncode == -signal.SIGKILL, f"{moment}: the run was not killed\n{error[-2000:]}"
     assert not (folder / "results.json").exists()
-    resumed = start([*words, "--resume"])
-    _, error = resumed.communicate(timeout=600)
-    assert resumed.returncode == 0, error[-3000:]
+    assert main([*words, "--resume"]) == 0  # in this process, as `uninterrupted` ran
     results = json.loads((folder / "results.json").read_text())
     assert results == json.loads((uninterrupted / "results.json").read_text())
     timing = ("seconds", "examples_per_second", "tokens_per_second")
