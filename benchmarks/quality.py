@@ -33,6 +33,9 @@ import quality_plots
 
 # name -> (what differs from the common budget, seeds); the key comparison gets four seeds.
 KEY_SEEDS = (77, 78, 79, 80)
+# the samplers the sharings run with: temperature at the common budget, uniform at the CPU lesson scale
+SHARING_SAMPLERS = {"temperature T=2": {"sampler": "temperature", "temperature": 2.0},
+                    "uniform": {"sampler": "uniform"}}
 ARMS = {
     "single-task emotion": ({"tasks": ["emotion"]}, KEY_SEEDS),
     "multi-task proportional": ({"sampler": "proportional"}, KEY_SEEDS),
@@ -51,12 +54,11 @@ ARMS = {
        for combine in COMBINERS},
     # how much to share (lesson 8), paired with hard sharing on the same sampler
     **{f"multi-task {sampler} {sharing}": ({**changes, "sharing": sharing}, KEY_SEEDS[:3])
-       for sampler, changes in (("temperature T=2", {"sampler": "temperature", "temperature": 2.0}),
-                                ("uniform", {"sampler": "uniform"}))
-       for sharing in ("lora", "soft")},
+       for sampler, changes in SHARING_SAMPLERS.items() for sharing in ("lora", "soft")},
     # LoRA trains few parameters from zero: it is usually given a larger learning rate than full fine-tuning
-    "multi-task uniform lora lr 1e-3": ({"sampler": "uniform", "sharing": "lora", "learning_rate": 1e-3},
-                                        (77,)),
+    **{f"multi-task {sampler} lora lr 1e-3": ({**changes, "sharing": "lora", "learning_rate": 1e-3},
+                                              KEY_SEEDS[:3] if sampler == "temperature T=2" else (77,))
+       for sampler, changes in SHARING_SAMPLERS.items()},
     # does a third task help (lesson 7)? irony beside emotion and sentiment, at the CPU lesson scale
     "multi-task uniform + irony": ({"sampler": "uniform", "tasks": ["emotion", "sentiment", "irony"]},
                                    KEY_SEEDS[:3]),

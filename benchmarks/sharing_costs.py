@@ -11,14 +11,10 @@ Run by hand; results go to benchmarks/RESULTS.md.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
-import os
 import resource
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,7 +25,7 @@ from mtl_tutorial.batching import BatchStream, encode_task
 from mtl_tutorial.config import SHARINGS, TrainConfig
 from mtl_tutorial.runs import load_run_tasks
 from mtl_tutorial.sharing import build_shared_model, save_task_checkpoint
-from step_cost import machine, resident_mib
+from step_cost import compare_in_children, resident_mib, step_options
 
 
 def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
@@ -110,43 +106,11 @@ def table(summary: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir")
-    parser.add_argument("--model", help="encoder (default: the packaged MiniLM)")
-    parser.add_argument("--tasks", nargs="+", default=["emotion", "sentiment"])
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--max-train-examples", type=int, default=512, help="per task")
-    parser.add_argument("--steps", type=int, default=8, help="measured steps per sharing and round")
-    parser.add_argument("--warmup", type=int, default=2, help="unmeasured steps first")
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--sharings", nargs="+", choices=SHARINGS, default=list(SHARINGS))
-    parser.add_argument("--output", type=Path, help="write the results as JSON here")
-    parser.add_argument("--sharing", choices=SHARINGS, help=argparse.SUPPRESS)  # one measurement, in a child
-    args = parser.parse_args()
+    args = step_options(__doc__, "sharing", SHARINGS).parse_args()
     if args.sharing:
         print(json.dumps(measure(args.sharing, args)))
         return
-    child = [sys.executable, __file__, "--tasks", *args.tasks, "--batch-size", str(args.batch_size),
-             "--max-train-examples", str(args.max_train_examples), "--steps", str(args.steps),
-             "--warmup", str(args.warmup)]
-    child += [word for name, flag in (("data_dir", "--data-dir"), ("model", "--model")) if getattr(args, name)
-              for word in (flag, getattr(args, name))]
-    started, runs = machine(), []
-    for _ in range(args.rounds):
-        for sharing in args.sharings:
-            finished = subprocess.run(child + ["--sharing", sharing], capture_output=True, text=True)
-            if finished.returncode:
-                sys.exit(f"{sharing} failed:\n{finished.stderr[-3000:]}")
-            runs.append(json.loads(finished.stdout.strip().splitlines()[-1]))
-            print(f"{sharing}: {runs[-1]['seconds_per_step']:.3f} s per step", file=sys.stderr)
-    settings = {key: value for key, value in vars(args).items() if key not in ("sharing", "output")}
-    result = {"machine": started, "load_average_at_end": os.getloadavg(), "settings": settings,
-              "sharings": summarise(runs)}
-    text = json.dumps(result, indent=1, default=str)
-    if args.output:
-        args.output.write_text(text + "\n")
-    print(text)
-    print(table(result["sharings"]), file=sys.stderr)
+    compare_in_children(__file__, args, "sharing", args.sharings, summarise, table)
 
 
 if __name__ == "__main__":

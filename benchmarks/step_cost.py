@@ -149,46 +149,61 @@ def table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def step_options(description: str, kind: str, choices: list[str]) -> argparse.ArgumentParser:
+    """The options of both step benchmarks (this one and sharing_costs.py): data, encoder, batches, steps,
+    rounds, where to write; `--{kind}s` chooses what to compare, `--{kind}` is one child's measurement."""
+    parser = argparse.ArgumentParser(description=description.splitlines()[0])
     parser.add_argument("--data-dir")
     parser.add_argument("--model", help="encoder (default: the packaged MiniLM)")
     parser.add_argument("--tasks", nargs="+", default=["emotion", "sentiment"])
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-train-examples", type=int, default=512, help="per task")
-    parser.add_argument("--steps", type=int, default=8, help="measured steps per arm and round")
+    parser.add_argument("--steps", type=int, default=8, help=f"measured steps per {kind} and round")
     parser.add_argument("--warmup", type=int, default=2, help="unmeasured steps first")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
-    parser.add_argument("--profile", action="store_true",
-                        help="also report the share of the steps' time by kind of operator")
+    parser.add_argument(f"--{kind}s", nargs="+", choices=choices, default=list(choices))
     parser.add_argument("--output", type=Path, help="write the results as JSON here")
-    parser.add_argument("--arm", choices=ARMS, help=argparse.SUPPRESS)  # one measurement, in a child
-    args = parser.parse_args()
-    if args.arm:
-        print(json.dumps(measure(args.arm, args)))
-        return
-    child = [sys.executable, __file__, "--tasks", *args.tasks, "--batch-size", str(args.batch_size),
+    parser.add_argument(f"--{kind}", choices=choices, help=argparse.SUPPRESS)  # one measurement, in a child
+    return parser
+
+
+def compare_in_children(script: str, args, kind: str, names: list[str], summarise, table,
+                        extra: tuple[str, ...] = ()) -> None:
+    """Measure each of `names` in a fresh process of `script` (its own peak memory), alternating,
+    `args.rounds` times; print the summary as JSON and as a table, and write the JSON to `args.output`."""
+    child = [sys.executable, script, "--tasks", *args.tasks, "--batch-size", str(args.batch_size),
              "--max-train-examples", str(args.max_train_examples), "--steps", str(args.steps),
-             "--warmup", str(args.warmup), *(["--profile"] if args.profile else [])]
+             "--warmup", str(args.warmup), *extra]
     child += [word for name, flag in (("data_dir", "--data-dir"), ("model", "--model")) if getattr(args, name)
               for word in (flag, getattr(args, name))]
     started, runs = machine(), []
     for _ in range(args.rounds):
-        for arm in ["sample", *(arm for arm in args.arms if arm != "sample")]:
-            finished = subprocess.run(child + ["--arm", arm], capture_output=True, text=True)
+        for name in names:
+            finished = subprocess.run(child + [f"--{kind}", name], capture_output=True, text=True)
             if finished.returncode:
-                sys.exit(f"{arm} failed:\n{finished.stderr[-3000:]}")
+                sys.exit(f"{name} failed:\n{finished.stderr[-3000:]}")
             runs.append(json.loads(finished.stdout.strip().splitlines()[-1]))
-            print(f"{arm}: {runs[-1]['seconds_per_step']:.3f} s per step", file=sys.stderr)
-    settings = {key: value for key, value in vars(args).items() if key not in ("arm", "output")}
+            print(f"{name}: {runs[-1]['seconds_per_step']:.3f} s per step", file=sys.stderr)
+    settings = {key: value for key, value in vars(args).items() if key not in (kind, "output")}
     result = {"machine": started, "load_average_at_end": os.getloadavg(), "settings": settings,
-              "arms": summarise(runs)}
+              f"{kind}s": summarise(runs)}
     text = json.dumps(result, indent=1, default=str)
     if args.output:
         args.output.write_text(text + "\n")
     print(text)
-    print(table(result["arms"]), file=sys.stderr)
+    print(table(result[f"{kind}s"]), file=sys.stderr)
+
+
+def main() -> None:
+    parser = step_options(__doc__, "arm", ARMS)
+    parser.add_argument("--profile", action="store_true",
+                        help="also report the share of the steps' time by kind of operator")
+    args = parser.parse_args()
+    if args.arm:
+        print(json.dumps(measure(args.arm, args)))
+        return
+    arms = ["sample", *(arm for arm in args.arms if arm != "sample")]
+    compare_in_children(__file__, args, "arm", arms, summarise, table, ("--profile",) if args.profile else ())
 
 
 if __name__ == "__main__":

@@ -121,6 +121,23 @@ def test_step_cost_measures_each_arm_against_sampling(tiny_encoder_dir, tweeteva
         assert all(0 < share < 1 for share in shares.values()) and sum(shares.values()) == pytest.approx(1)
 
 
+def test_sharing_costs_counts_what_each_sharing_trains_and_stores(tiny_encoder_dir, tweeteval_dir,
+                                                                  tmp_path):
+    output = tmp_path / "sharing_costs.json"
+    result = run_script("sharing_costs.py", "--model", tiny_encoder_dir, "--data-dir", tweeteval_dir,
+                        "--max-train-examples", "64", "--steps", "2", "--warmup", "1", "--rounds", "1",
+                        "--output", str(output))
+    assert json.loads(output.read_text()) == result and result["machine"]["cores"] >= 1
+    hard, lora, soft = (result["sharings"][name] for name in ("hard", "lora", "soft"))
+    assert lora["trainable_parameters"] < hard["trainable_parameters"] < soft["trainable_parameters"]
+    assert hard["shared_trained_parameters"] > 0 == lora["shared_trained_parameters"]  # adapters: per task
+    assert soft["penalty_seconds"] > 0 and hard["step_time_vs_hard"] == 1
+    for row in (hard, lora, soft):  # AdamW's two fp32 moments of each parameter it updated (not the pooler)
+        assert 0.9 < row["optimizer_state_mib"] * 2**20 / (8 * row["trainable_parameters"]) < 1.01
+        assert set(row["checkpoint_mib_per_task"]) == {"emotion", "sentiment"} and row["peak_rss_mib"] > 0
+    assert max(lora["checkpoint_mib_per_task"].values()) < min(hard["checkpoint_mib_per_task"].values())
+
+
 def test_lesson_times_runs_lessons_in_a_kernel_and_a_later_call_goes_on(tweeteval_dir, tmp_path):
     """Whole lessons, because timing whole lessons is what the script does; only a whole lesson 4 shows
     that it reads lesson 0's run back from the work folder of an earlier call instead of training it."""
