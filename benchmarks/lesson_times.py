@@ -106,13 +106,14 @@ def main() -> None:
                       HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     with tempfile.TemporaryDirectory() as temporary:
         work = (args.work or Path(temporary)).resolve()
+        work.mkdir(parents=True, exist_ok=True)  # the lessons' working folder: their runs/ go in it
         report = {"scale": args.scale, "machine": machine(),
                   "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
         if args.random_encoder:
             encoder = work / "encoder"
             report["random_encoder"] = random_encoder(encoder, data_dir, args.hidden_size, args.layers)
             os.environ["MTL_TUTORIAL_ENCODER"] = str(encoder)
-        os.environ["MTL_TUTORIAL_RUNS"] = str(work / "runs")
+        os.environ.pop("MTL_TUTORIAL_RUNS", None)  # runs/ beside the lesson (in `work`), as a student's
         report["seconds"] = {}
         for name in args.lessons:
             report["seconds"][name] = time_lesson(name, work, args.cell_timeout)

@@ -108,10 +108,26 @@ def run_arms(runs: Path, budget: dict, arms: list[str], seeds: list[int] | None 
             continue
         config = TrainConfig(**{**budget, **ARMS[arm][0], "seed": seed})
         print(f"== {arm}, seed {seed} -> {folder}", flush=True)
+        forget_peak_memory()
         fit(config, folder, resume=saved_config(folder) is not None, progress=False)
-        # the process's peak memory so far: the run's own when each (arm, seed) runs in its own process
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        (folder / PEAK_MEMORY_FILE).write_text(f"{peak:.0f}\n", encoding="utf-8")
+        (folder / PEAK_MEMORY_FILE).write_text(f"{peak_memory_mib():.0f}\n", encoding="utf-8")
+
+
+def forget_peak_memory() -> None:
+    """Start this process's peak resident memory again from what it holds now (Linux: /proc/self/clear_refs),
+    so that the next reading is one run's peak, not an earlier run's in the same process."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass  # not Linux: the peak is the process's; run one (arm, seed) per process (--arms A --seeds S)
+
+
+def peak_memory_mib() -> float:
+    """This process's peak resident memory since `forget_peak_memory` (Linux's VmHWM), else since it began."""
+    status = Path("/proc/self/status")
+    lines = status.read_text().splitlines() if status.exists() else []
+    high_water = [int(line.split()[1]) for line in lines if line.startswith("VmHWM:")]
+    return high_water[0] / 1024 if high_water else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def finished_runs(runs: Path, arms: list[str], seeds: list[int] | None = None) -> dict[tuple[str, int], Path]:
