@@ -5,18 +5,21 @@ import pytest
 
 from mtl_tutorial.sampling import adaptive_probabilities, draw_tasks, task_probabilities, task_schedule
 from mtl_tutorial.config import TrainConfig
+from mtl_tutorial.data import DATA_DIR_VARIABLE
 from mtl_tutorial.evaluate import evaluate_run
+from mtl_tutorial.lessons import lesson_config, open_or_train, runs_folder
 from mtl_tutorial.runs import load_history
 from mtl_tutorial.train import fit
 
 
 @pytest.fixture(scope="module")
-def real_run(tmp_path_factory, tweeteval_dir):
-    """The packaged pre-trained MiniLM on emotion + sentiment, 400 training tweets each, two epochs of
-    batches of 16 (~2 min)."""
-    config = TrainConfig(tasks=["emotion", "sentiment"], epochs=2, batch_size=16, learning_rate=1e-4,
-                         max_train_examples=400, max_eval_examples=300, data_dir=str(tweeteval_dir))
-    return fit(config, tmp_path_factory.mktemp("runs") / "real", progress=False)
+def real_run(lesson_runs, tweeteval_dir):
+    """The packaged pre-trained MiniLM on emotion + sentiment at the CI scale (400 training and 300 dev/test
+    tweets each, two epochs): lesson 0's run. Read back from the session's lessons folder when the student
+    copies (tests/test_course.py) trained it already, else trained here (~1 min) and read back by nbval."""
+    with pytest.MonkeyPatch.context() as environment:
+        environment.setenv(DATA_DIR_VARIABLE, str(tweeteval_dir))  # as the lessons find the data
+        return open_or_train(lesson_config(scale="ci"), runs_folder(lesson_runs) / "multitask")
 
 
 @pytest.mark.slow  # the real MiniLM run
@@ -47,7 +50,8 @@ def test_history_records_each_epochs_task_mix(real_run):
 
 
 @pytest.mark.slow  # the real MiniLM run
-def test_test_scores_come_from_each_tasks_best_checkpoint(real_run):
+def test_test_scores_come_from_each_tasks_best_checkpoint(real_run, tweeteval_dir, monkeypatch):
+    monkeypatch.setenv(DATA_DIR_VARIABLE, str(tweeteval_dir))
     again = evaluate_run(real_run.folder, "test").set_index("task")
     for task, result in real_run.results.items():
         assert again.loc[task, "official"] == pytest.approx(result["test"]["official"])
