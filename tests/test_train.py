@@ -7,7 +7,7 @@ from mtl_tutorial.sampling import adaptive_probabilities, draw_tasks, task_proba
 from mtl_tutorial.config import TrainConfig
 from mtl_tutorial.data import DATA_DIR_VARIABLE
 from mtl_tutorial.evaluate import evaluate_run
-from mtl_tutorial.lessons import lesson_config, open_or_train, runs_folder
+from mtl_tutorial.lessons import lesson_config, open_or_train
 from mtl_tutorial.runs import load_history
 from mtl_tutorial.train import fit
 
@@ -19,7 +19,7 @@ def real_run(lesson_runs, tweeteval_dir):
     copies (tests/test_course.py) trained it already, else trained here (~1 min) and read back by nbval."""
     with pytest.MonkeyPatch.context() as environment:
         environment.setenv(DATA_DIR_VARIABLE, str(tweeteval_dir))  # as the lessons find the data
-        return open_or_train(lesson_config(scale="ci"), runs_folder(lesson_runs) / "multitask")
+        return open_or_train(lesson_config(scale="ci"), lesson_runs / "multitask")
 
 
 @pytest.mark.slow  # the real MiniLM run
