@@ -1,6 +1,7 @@
 """Shared fixtures: the offline TweetEval copy in ../shared, a tiny random BERT for fast tests, and one tiny
 run trained once per session for every test that only reads a run; a small table of lesson 8's experiment;
-one runs folder for the session's lessons, so that each lesson's runs are trained once."""
+one runs folder for the session's lessons, so that each lesson's runs are trained once; and, under
+pytest-xdist (`-n 2 --dist loadgroup`, the README's test command), which tests must share a worker."""
 
 import os
 import shutil
@@ -14,7 +15,7 @@ import torch
 from mtl_tutorial.config import TrainConfig
 from mtl_tutorial.exercises.fixtures import tiny_encoder, tokenizer
 from mtl_tutorial.experiments import sharing_experiment
-from mtl_tutorial.lessons import RUNS_VARIABLE
+from mtl_tutorial.lessons import RUNS_VARIABLE, lesson
 from mtl_tutorial.runs import TrainingRun
 from mtl_tutorial.train import fit
 
@@ -28,6 +29,45 @@ def pytest_configure(config):
     instead of training them again. A folder of its own: a user's $MTL_TUTORIAL_RUNS is never touched."""
     config.lesson_runs = Path(tempfile.mkdtemp(prefix="mtl-tutorial-lesson-runs-"))
     config.pluginmanager.register(NbvalLessonsShareTheRuns(config.lesson_runs), "lesson-runs")
+    if "PYTEST_XDIST_WORKER_COUNT" in os.environ:  # a worker of `-n N`: the cores shared out
+        threads = max(1, os.cpu_count() // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+        os.environ["OMP_NUM_THREADS"] = str(threads)  # and in the kernels and the scripts the tests start
+        torch.set_num_threads(threads)
+
+
+def chain_of(stem: str) -> str:
+    """The first lesson of the chain that lesson `stem` belongs to: lessons 4 and 5 read lesson 0's run
+    (through `reads_run_of`), so 00_overview for all three; every other lesson is a chain of its own."""
+    while (earlier := lesson(stem).reads_run_of) is not None:
+        stem = earlier
+    return stem
+
+
+@pytest.hookimpl(wrapper=True)  # around the other hooks: xdist reads the groups into the ids it sends out
+def pytest_collection_modifyitems(config, items):
+    """Which tests must share a pytest-xdist worker (`--dist loadgroup`): a lesson's chain (the student copies
+    that train its runs, the tests that read them, nbval's cells of its lessons: in that order, the order of
+    collection); each module whose tests share a module fixture; every other test is free."""
+    for item in items:
+        marker = item.get_closest_marker("lesson")
+        stem = item.path.stem if item.path.suffix == ".ipynb" else marker and marker.args[0]
+        if "lesson_runs" in getattr(item, "fixturenames", ()) and not stem:
+            raise pytest.UsageError(f"{item.nodeid} uses the lessons' runs: mark it pytest.mark.lesson(STEM)")
+        if not config.pluginmanager.hasplugin("xdist"):
+            continue
+        if stem:
+            item.add_marker(pytest.mark.xdist_group(f"lesson-{chain_of(stem)}"))
+        elif hasattr(item, "_fixtureinfo") and any(definition.scope in ("module", "class") for definitions in
+                 item._fixtureinfo.name2fixturedefs.values() for definition in definitions):
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+    yield
+    # Stop at once if xdist lost the groups (pytest 9.2 keeps the ids where xdist 3.8 does not write them):
+    # a lesson's cells spread over both workers would fail one by one, each in a fresh kernel
+    lost = [item.nodeid for item in items
+            if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
+    if config.getvalue("loadgroup") and lost:
+        raise pytest.UsageError(f"pytest-xdist did not group {lost[0]} (and {len(lost) - 1} more): "
+                                "pyproject.toml's dev extra pins the pytest that it works with")
 
 
 def pytest_unconfigure(config):
@@ -35,15 +75,19 @@ def pytest_unconfigure(config):
 
 
 class NbvalLessonsShareTheRuns:
-    """Before nbval starts a lesson's kernel (in the setup of its first cell), point it at the runs folder."""
+    """While nbval starts a lesson's kernel (in the setup of its first cell), point it at the runs folder; the
+    tests that a worker runs after a lesson see the environment as it was (the browser's lessons, say)."""
 
     def __init__(self, folder: Path):
         self.folder = folder
 
-    @pytest.hookimpl(tryfirst=True)
+    @pytest.hookimpl(wrapper=True)
     def pytest_runtest_setup(self, item):
-        if item.path.suffix == ".ipynb":
-            os.environ[RUNS_VARIABLE] = str(self.folder)
+        if item.path.suffix != ".ipynb":
+            return (yield)
+        with pytest.MonkeyPatch.context() as environment:
+            environment.setenv(RUNS_VARIABLE, str(self.folder))
+            return (yield)
 
 
 @pytest.fixture(scope="session")

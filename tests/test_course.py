@@ -263,30 +263,30 @@ def test_a_loop_a_dead_kernel_and_a_forgery_each_score_zero_with_the_reason_and_
     assert "kernel died" in page
 
 
-@pytest.mark.slow  # every lesson at the CI scale, one after another in one kernel each
+@pytest.mark.slow  # a whole lesson at the CI scale: only a whole run shows that no later cell fails
+@pytest.mark.parametrize("name", [pytest.param(each.stem, marks=pytest.mark.lesson(each.stem))
+                                  for each in LESSONS])
 def test_every_student_copy_runs_top_to_bottom_its_checks_saying_not_done_yet(
-    built, tweeteval_dir, lesson_runs, tmp_path, monkeypatch
+    name, built, tweeteval_dir, lesson_runs, tmp_path, monkeypatch
 ):
-    """Run all of each student copy with its exercises left undone, in lesson order in one folder (lessons 4
-    and 5 read lesson 0's and 4's runs), as a student who only reads would: no cell fails, and each
-    exercise's check says "not done yet". The runs folder is the session's (conftest.py): nbval's lessons
-    read these runs back."""
-    for name, value in {"MTL_TUTORIAL_SCALE": "ci", "MTL_TUTORIAL_DATA_DIR": str(tweeteval_dir),
-                        "MTL_TUTORIAL_RUNS": str(lesson_runs)}.items():
-        monkeypatch.setenv(name, value)
-    lessons = {lesson.name: lesson for lesson in build.lessons_in()}
-    assert list(lessons) == [each.stem for each in LESSONS]
-    for name, lesson in lessons.items():
-        student = nbformat.read(built / "student" / f"{name}.ipynb", as_version=4)
-        client = NotebookClient(student, timeout=600, kernel_name="python3", allow_errors=True,
-                                resources={"metadata": {"path": str(tmp_path)}})
-        client.comm_open_handlers = {}  # no front end for Output widgets: see benchmarks/lesson_times.py
-        client.execute()
-        failed = [(index, output.ename, output.evalue) for index, cell in enumerate(student.cells, 1)
-                  if cell.cell_type == "code" for output in cell.outputs if output.output_type == "error"]
-        assert failed == [], name
-        stubs = {exercise.stub.strip() for exercise in lesson.exercises}
-        said = [json.dumps(cell.outputs) for cell in student.cells if cell.source.strip() in stubs]
-        assert len(said) == len(lesson.exercises), name
-        for outputs in said:
-            assert f"{NOT_DONE}: " in outputs and "NotImplementedError" in outputs, (name, outputs[:300])
+    """Run all of a student copy with its exercises left undone, as a student who only reads would: no cell
+    fails, and each exercise's check says "not done yet". Its runs are trained in the session's runs folder
+    (conftest.py), in lesson order (lessons 4 and 5 read lesson 0's and 4's runs); nbval's lessons read them
+    back."""
+    for variable, value in {"MTL_TUTORIAL_SCALE": "ci", "MTL_TUTORIAL_DATA_DIR": str(tweeteval_dir),
+                            "MTL_TUTORIAL_RUNS": str(lesson_runs)}.items():
+        monkeypatch.setenv(variable, value)
+    lesson = sources.read_lesson(REPO / "notebooks" / f"{name}.py")
+    student = nbformat.read(built / "student" / f"{name}.ipynb", as_version=4)
+    client = NotebookClient(student, timeout=600, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": str(tmp_path)}})
+    client.comm_open_handlers = {}  # no front end for Output widgets: see benchmarks/lesson_times.py
+    client.execute()
+    failed = [(index, output.ename, output.evalue) for index, cell in enumerate(student.cells, 1)
+              if cell.cell_type == "code" for output in cell.outputs if output.output_type == "error"]
+    assert failed == []
+    stubs = {exercise.stub.strip() for exercise in lesson.exercises}
+    said = [json.dumps(cell.outputs) for cell in student.cells if cell.source.strip() in stubs]
+    assert len(said) == len(lesson.exercises)
+    for outputs in said:
+        assert f"{NOT_DONE}: " in outputs and "NotImplementedError" in outputs, outputs[:300]

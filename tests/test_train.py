@@ -23,6 +23,7 @@ def real_run(lesson_runs, tweeteval_dir):
 
 
 @pytest.mark.slow  # the real MiniLM run
+@pytest.mark.lesson("00_overview")
 def test_a_short_real_run_beats_the_majority_baseline(real_run):
     for task, result in real_run.results.items():
         majority = result["test_majority_baseline"]["official"]
@@ -32,6 +33,7 @@ def test_a_short_real_run_beats_the_majority_baseline(real_run):
 
 
 @pytest.mark.slow  # the real MiniLM run
+@pytest.mark.lesson("00_overview")
 def test_history_records_real_losses_and_speed(real_run):
     history = real_run.history
     assert list(history["task"]) == ["emotion", "sentiment"] * 2
@@ -45,11 +47,13 @@ def test_history_records_real_losses_and_speed(real_run):
 
 
 @pytest.mark.slow  # the real MiniLM run
+@pytest.mark.lesson("00_overview")
 def test_history_records_each_epochs_task_mix(real_run):
     assert real_run.history["sampling_probability"].tolist() == [0.5] * 4  # proportional, 400 + 400 tweets
 
 
 @pytest.mark.slow  # the real MiniLM run
+@pytest.mark.lesson("00_overview")
 def test_test_scores_come_from_each_tasks_best_checkpoint(real_run, tweeteval_dir, monkeypatch):
     monkeypatch.setenv(DATA_DIR_VARIABLE, str(tweeteval_dir))
     again = evaluate_run(real_run.folder, "test").set_index("task")
