@@ -65,7 +65,7 @@ def pytest_collection_modifyitems(config, items):
     # a lesson's cells spread over both workers would fail one by one, each in a fresh kernel
     lost = [item.nodeid for item in items
             if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
-    if config.getvalue("loadgroup") and lost:
+    if getattr(config.option, "loadgroup", False) and lost:  # set in the workers of `--dist loadgroup`
         raise pytest.UsageError(f"pytest-xdist did not group {lost[0]} (and {len(lost) - 1} more): "
                                 "pyproject.toml's dev extra pins the pytest that it works with")
 
