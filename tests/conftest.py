@@ -36,8 +36,8 @@ def pytest_configure(config):
 
 
 def chain_of(stem: str) -> str:
-    """The first lesson of the chain that lesson `stem` belongs to: lessons 4 and 5 read lesson 0's run
-    (through `reads_run_of`), so 00_overview for all three; every other lesson is a chain of its own."""
+    """The first lesson of the chain that lesson `stem` belongs to (through `reads_run_of`): lesson 5 reads
+    lesson 4's run and 4 reads 0's, so 00_overview for all three; every other lesson is a chain of its own."""
     while (earlier := lesson(stem).reads_run_of) is not None:
         stem = earlier
     return stem
