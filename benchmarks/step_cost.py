@@ -29,11 +29,11 @@ import time
 from pathlib import Path
 
 import torch
-from transformers import get_linear_schedule_with_warmup
 
 from mtl_tutorial.combine import COMBINERS
 from mtl_tutorial.config import TrainConfig
-from mtl_tutorial.train import all_tasks_step, epoch_plan, make_accelerator, prepare_run, train_step
+from mtl_tutorial.train import (all_tasks_step, epoch_plan, linear_warmup_schedule, make_accelerator,
+                                prepare_run, train_step)
 
 ARMS = ("sample", *(f"all-tasks {combine}" for combine in COMBINERS))
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
@@ -72,7 +72,7 @@ def measure(arm: str, args) -> dict:
     config = arm_config(arm, args)
     accelerator = make_accelerator(config.mixed_precision)
     run = prepare_run(Path(tempfile.mkdtemp(prefix="step-cost-")), config, False, accelerator, False)
-    run.state.scheduler = get_linear_schedule_with_warmup(run.state.optimizer, 0, 10**6)
+    run.state.scheduler = linear_warmup_schedule(run.state.optimizer, 0, 10**6)
     run.steps_per_epoch = args.warmup + args.steps
     run.model.train()
     _, schedule = epoch_plan(run, 1)

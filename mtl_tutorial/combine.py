@@ -13,7 +13,6 @@ import functools
 
 import torch
 from torch import nn
-from torchjd.aggregation import MGDA, PCGrad, UPGrad
 
 # The log-variances learn at their own rate: at a fine-tuning rate (2e-5) Adam would move them by
 # about 0.02 in 1,000 steps, and the weights would stay equal.
@@ -95,12 +94,14 @@ class UncertaintyWeights(LossWeighting):
 
 
 class TorchjdAggregation(GradientAggregation):
-    """A torchjd aggregator (PCGrad, MGDA, UPGrad), which needs only the rows' dot products, the Gramian
-    J J^T (tasks x tasks)."""
+    """A torchjd aggregator (PCGrad, MGDA, UPGrad, by its class name), which needs only the rows' dot
+    products, the Gramian J J^T (tasks x tasks)."""
 
-    def __init__(self, aggregator_class, num_tasks: int):
+    def __init__(self, name: str, num_tasks: int):
         super().__init__()
-        self.aggregator = aggregator_class()
+        import torchjd.aggregation  # loaded by the runs that aggregate gradients only, not by every import
+
+        self.aggregator = getattr(torchjd.aggregation, name)()
 
     def weights(self, jacobian: torch.Tensor) -> torch.Tensor:
         gramian = jacobian @ jacobian.T
@@ -113,9 +114,9 @@ class TorchjdAggregation(GradientAggregation):
 # of tasks. TrainConfig, the command line and the training panel offer these. A new way is a small
 # LossWeighting or GradientAggregation class, and one line here.
 COMBINERS = {"equal": EqualWeights, "uncertainty": UncertaintyWeights,
-             "pcgrad": functools.partial(TorchjdAggregation, PCGrad),
-             "mgda": functools.partial(TorchjdAggregation, MGDA),
-             "upgrad": functools.partial(TorchjdAggregation, UPGrad)}
+             "pcgrad": functools.partial(TorchjdAggregation, "PCGrad"),
+             "mgda": functools.partial(TorchjdAggregation, "MGDA"),
+             "upgrad": functools.partial(TorchjdAggregation, "UPGrad")}
 
 
 def make_combiner(method: str, num_tasks: int) -> LossWeighting | GradientAggregation:

@@ -13,13 +13,13 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from accelerate.utils import set_seed
-from transformers import get_linear_schedule_with_warmup
 
 from .batching import BatchStream, batches_per_pass, encode_task, to_device
 from .config import TrainConfig
 from .model import build_model
 from .runs import load_run_tasks
 from .sampling import task_schedule
+from .train import linear_warmup_schedule
 
 
 @dataclass
@@ -44,7 +44,7 @@ def learning_rates(optimizer, warmup_steps: int, total_steps: int) -> pd.Series:
     """Every step's learning rate, read from a scheduler made as `fit` makes it (the optimizer is left as it
     was: the scheduler is stepped on a copy of its settings)."""
     copy = torch.optim.AdamW([torch.zeros(1, requires_grad=True)], lr=optimizer.defaults["lr"])
-    scheduler = get_linear_schedule_with_warmup(copy, warmup_steps, total_steps)
+    scheduler = linear_warmup_schedule(copy, warmup_steps, total_steps)
     rates = []
     for _ in range(total_steps):
         rates.append(scheduler.get_last_lr()[0])
@@ -86,7 +86,7 @@ def record_steps(config: TrainConfig, steps: int = 30, device: str | None = None
     total = per_epoch * config.epochs
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,  # as fit makes it
                                   weight_decay=config.weight_decay, fused=True)
-    scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total)
+    scheduler = linear_warmup_schedule(optimizer, warmup, total)
     schedule = learning_rates(optimizer, warmup, total)
     torch.manual_seed(config.seed + 1)  # fit seeds epoch 1's dropout so
     model.train()

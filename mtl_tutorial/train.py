@@ -21,7 +21,6 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, broadcast, set_seed
 from torch import nn
 from tqdm.auto import tqdm
-from transformers import get_linear_schedule_with_warmup
 
 from .batching import BatchStream, EncodedSplit, batches_per_pass, encode_task, to_device
 from .combine import LOG_VARIANCE_LEARNING_RATE, GradientAggregation, make_combiner
@@ -63,6 +62,14 @@ def make_optimizer(model, config: TrainConfig, combiner: nn.Module | None = None
         groups.append({"params": list(combiner.parameters()), "lr": LOG_VARIANCE_LEARNING_RATE,
                        "weight_decay": 0.0})
     return torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=config.weight_decay, fused=True)
+
+
+def linear_warmup_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int):
+    """transformers' `get_linear_schedule_with_warmup`: the rate rises from 0 over `warmup_steps`, then falls
+    to 0 at `total_steps`. Imported when a run starts, not with the package: it loads PEFT (seconds)."""
+    from transformers import get_linear_schedule_with_warmup  # transformers.trainer_utils imports peft
+
+    return get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
 
 
 @dataclass
@@ -183,7 +190,7 @@ def prepare_run(folder: Path, config: TrainConfig, resume: bool, accelerator: Ac
     optimizer = make_optimizer(model, config, combiner)
     total_steps = steps_per_epoch * config.epochs
     warmup_steps = int(config.warmup_ratio * total_steps)
-    scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
+    scheduler = linear_warmup_schedule(optimizer, warmup_steps, total_steps)
     state = TrainingState(model, tokenizer, optimizer, scheduler, streams, combiner)
     if resuming and has_checkpoint(folder):
         restore_checkpoint(folder, state)

@@ -2,6 +2,8 @@
 
 import ast
 import importlib
+import subprocess
+import sys
 from pathlib import Path
 
 import mtl_tutorial
@@ -92,3 +94,13 @@ def test_notebooks_use_one_import_style():
         lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
         imports = [line for line in lines if "mtl_tutorial" in line and line.startswith(("import", "from"))]
         assert imports == ["import mtl_tutorial as mtl"], f"{path.name}: {imports}"
+
+
+def test_importing_the_package_leaves_the_slow_optional_imports_for_the_runs_that_need_them():
+    """PEFT (LoRA runs; transformers' schedule module loads it too), torchjd (gradient aggregation) and the
+    plots cost seconds in every kernel and script that imports the package; each loads where it is used."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, mtl_tutorial\nprint(*sorted(name for name in sys.modules if "
+         "name.split('.')[0] in ('peft', 'torchjd', 'matplotlib') or name == 'transformers.trainer_utils'))"],
+        capture_output=True, text=True, check=True).stdout.split()
+    assert loaded == []

@@ -16,10 +16,9 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from transformers import get_linear_schedule_with_warmup
 
 from ..config import TrainConfig
-from ..train import make_optimizer, train_step
+from ..train import linear_warmup_schedule, make_optimizer, train_step
 from .fixtures import real_batch, task, tiny_model
 from .verdicts import Wrong, as_number, call, exercise, name_the_mistake
 
@@ -80,7 +79,7 @@ def watched_training(model: nn.Module, steps: int):
 
     # a method of the optimiser, set before the schedule is made: the schedule wraps optimizer.step in turn
     optimizer.step = types.MethodType(watched_update, optimizer)
-    scheduler = get_linear_schedule_with_warmup(optimizer, 0, steps)
+    scheduler = linear_warmup_schedule(optimizer, 0, steps)
     schedule = scheduler.step
 
     def watched_schedule(*args, **kwargs):

@@ -16,7 +16,6 @@ import pandas as pd
 import torch
 from accelerate.utils import set_seed
 from torch import nn
-from transformers import get_linear_schedule_with_warmup
 
 from ..batching import BatchStream, EncodedSplit, encode_task
 from ..config import TrainConfig
@@ -26,6 +25,7 @@ from ..optimisation import steps_of_run
 from ..runs import TrainingRun, load_run_tasks
 from ..sampling import task_probabilities
 from ..sharing import build_shared_model
+from ..train import linear_warmup_schedule
 
 DRAWN_SAMPLERS = ("proportional", "uniform", "temperature")  # a fixed mix of tasks, drawn at every step
 SAME_SCORE = 1e-9  # scores (0-1) this close are the same: on one device the two runs compute the same sums
@@ -83,7 +83,7 @@ def train_with_your_pieces(config: TrainConfig, pieces: YourPieces, progress=pri
     steps_per_epoch, warmup_steps = steps_of_run(config, sizes)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
                                   weight_decay=config.weight_decay, fused=True)
-    scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, steps_per_epoch * config.epochs)
+    scheduler = linear_warmup_schedule(optimizer, warmup_steps, steps_per_epoch * config.epochs)
 
     history, best_weights = [], {}
     for epoch in range(1, config.epochs + 1):
