@@ -255,6 +255,7 @@ FIGURE_CHANGED = """([node, before]) => {
     const images = node.querySelectorAll('.widget-output img');
     return images.length > 0 && images[images.length - 1].src !== before;
 }"""
+TABLE_SHOWN = """node => node.querySelectorAll('.widget-output table tbody tr').length > 0"""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -375,6 +376,7 @@ def test_lesson_5_the_labeller_shows_every_heads_probabilities(page):
     panel.locator("textarea").fill(tweet)
     panel.get_by_role("button", name="Label it").click()
     page.wait_for_function(FIGURE_CHANGED, arg=[panel.element_handle(), before])
+    page.wait_for_function(TABLE_SHOWN, arg=panel.element_handle())  # it arrives in a message after the figure
     heads = {}
     for task, label, probability in panel.evaluate(PROBABILITIES):
         heads.setdefault(task, []).append((label, float(probability)))
