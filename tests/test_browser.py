@@ -376,7 +376,7 @@ def test_lesson_5_the_labeller_shows_every_heads_probabilities(page):
     panel.locator("textarea").fill(tweet)
     panel.get_by_role("button", name="Label it").click()
     page.wait_for_function(FIGURE_CHANGED, arg=[panel.element_handle(), before])
-    page.wait_for_function(TABLE_SHOWN, arg=panel.element_handle())  # it arrives in a message after the figure
+    page.wait_for_function(TABLE_SHOWN, arg=panel.element_handle())  # a message after the figure's
     heads = {}
     for task, label, probability in panel.evaluate(PROBABILITIES):
         heads.setdefault(task, []).append((label, float(probability)))

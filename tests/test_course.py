@@ -4,6 +4,7 @@ submission) and the skipping of cells whose answers are missing. The slow cases 
 
 import csv
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -15,7 +16,8 @@ from nbclient import NotebookClient
 
 from mtl_tutorial.course import build, grade, notebook, sources
 from mtl_tutorial.exercises.verdicts import NOT_DONE
-from mtl_tutorial.lessons import LESSONS
+from mtl_tutorial.data import DATA_DIR_VARIABLE
+from mtl_tutorial.lessons import LESSONS, RUNS_VARIABLE, SCALE_VARIABLE
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLING = "03_sampling"
@@ -204,25 +206,27 @@ def answered(
 
 
 @pytest.fixture(scope="module")
-def graded(built, tmp_path_factory):
-    """Four students hand in lesson 3: the solutions; nothing; a mistake, then an endless loop; a forgery,
-    then a dead kernel. One grading run, at the CI scale, with a 20 s limit per cell (lesson 3's take 5)."""
+def graded(built, tmp_path_factory, tweeteval_dir):
+    """Four students hand in lesson 3: the solutions; nothing; a typical mistake; a forgery, then a dead
+    kernel. One grading run, at the CI scale, with a 20 s limit per cell (lesson 3's take 5). An answer
+    that never returns has a test of its own, with a shorter limit."""
     folder = tmp_path_factory.mktemp("submissions")
     student = nbformat.read(built / "student" / f"{SAMPLING}.ipynb", as_version=4)
     forged = answered(student, {"temperature_probabilities": "    return {}\n"}, after=FORGERY)
     handed_in = {
         "teacher": nbformat.read(built / "instructor" / f"{SAMPLING}.ipynb", as_version=4),
         "untouched": student,
-        "mistaken": answered(student, {"temperature_probabilities": TEMPERATURE_TIMES_T,
-                                       "draws_per_epoch": "    while True:\n        pass\n"}),
+        "mistaken": answered(student, {"temperature_probabilities": TEMPERATURE_TIMES_T}),
         "forging": answered(forged, {"draw_schedule": "    import os\n    os._exit(3)\n"}),
     }
     for name, submitted in handed_in.items():
         (folder / name).mkdir()
         nbformat.write(submitted, folder / name / f"{SAMPLING}.ipynb")
     out = tmp_path_factory.mktemp("graded")
-    pytest.MonkeyPatch().setenv("MTL_TUTORIAL_SCALE", "ci")
-    grades = grade.grade([folder], out, built / "answer_key.json", grade.Limits(cell_seconds=20))
+    with pytest.MonkeyPatch.context() as environment:
+        environment.setenv(SCALE_VARIABLE, "ci")
+        environment.setenv(DATA_DIR_VARIABLE, str(tweeteval_dir))
+        grades = grade.grade([folder], out, built / "answer_key.json", grade.Limits(cell_seconds=20))
     by_student = {}
     for row in grades:
         by_student.setdefault(row.student, []).append(row)
@@ -251,16 +255,36 @@ def test_a_typical_mistake_scores_zero_with_the_checks_own_words(graded):
 
 
 @pytest.mark.slow
-def test_a_loop_a_dead_kernel_and_a_forgery_each_score_zero_with_the_reason_and_grading_goes_on(graded):
-    _, grades = graded
-    looping, forging = grades["mistaken"], grades["forging"]
-    assert looping[1].points == 0 and "still running after 20 s" in looping[1].feedback
-    assert looping[2].points == 0 and "NotImplementedError" in looping[2].feedback  # graded after the loop
+def test_a_dead_kernel_and_a_forgery_each_score_zero_with_the_reason_and_grading_goes_on(graded):
+    forging = graded[1]["forging"]
     assert forging[0].points == 0 and "✅" not in forging[0].feedback
     assert forging[1].points == 0 and "NotImplementedError" in forging[1].feedback
     assert forging[2].points == 0 and "stopped the checking process (exit status 3)" in forging[2].feedback
     page = (graded[0] / "feedback" / "forging.html").read_text()
     assert "kernel died" in page
+
+
+@pytest.mark.slow  # a checking process stopped at the limit, and a second one for the answers after it
+def test_an_answer_still_running_at_the_limit_scores_zero_and_the_answers_after_it_are_checked(
+    built, tweeteval_dir, monkeypatch
+):
+    student = nbformat.read(built / "student" / f"{SAMPLING}.ipynb", as_version=4)
+    looping = answered(student, {"temperature_probabilities": TEMPERATURE_TIMES_T,
+                                 "draws_per_epoch": "    while True:\n        pass\n"})
+    monkeypatch.setattr(grade, "run_notebook", lambda notebook, limits: "not run: the checks alone")
+    monkeypatch.setenv(DATA_DIR_VARIABLE, str(tweeteval_dir))
+    exercises = [each for each in grade.exercises_of(built / "answer_key.json") if each["lesson"] == SAMPLING]
+    submission = grade.Submission(Path("looping") / f"{SAMPLING}.ipynb", "looping", SAMPLING, looping)
+    mistaken, stuck, after = grade.grade_submission(submission, exercises, grade.Limits(cell_seconds=3))
+    assert mistaken.points == 0 and "you raised the sizes to the power T" in mistaken.feedback
+    assert stuck.points == 0 and "your answer was still running after 3 s" in stuck.feedback
+    assert after.points == 0 and "NotImplementedError" in after.feedback  # checked by a fresh process
+
+
+def test_a_cell_still_running_at_the_limit_is_interrupted_and_named_and_the_notebook_goes_on():
+    endless = cells("x = 1", "while True:\n    pass", "assert x == 1", "raise RuntimeError('the last cell')")
+    ran = grade.run_notebook(endless, grade.Limits(cell_seconds=2))
+    assert re.fullmatch(r"the notebook ran in \d+ s, with an error in cell 2, 4", ran), ran
 
 
 @pytest.mark.slow  # a whole lesson at the CI scale: only a whole run shows that no later cell fails
@@ -273,8 +297,8 @@ def test_every_student_copy_runs_top_to_bottom_its_checks_saying_not_done_yet(
     fails, and each exercise's check says "not done yet". Its runs are trained in the session's runs folder
     (conftest.py), in lesson order (lessons 4 and 5 read lesson 0's and 4's runs); nbval's lessons read them
     back."""
-    for variable, value in {"MTL_TUTORIAL_SCALE": "ci", "MTL_TUTORIAL_DATA_DIR": str(tweeteval_dir),
-                            "MTL_TUTORIAL_RUNS": str(lesson_runs)}.items():
+    for variable, value in {SCALE_VARIABLE: "ci", DATA_DIR_VARIABLE: str(tweeteval_dir),
+                            RUNS_VARIABLE: str(lesson_runs)}.items():
         monkeypatch.setenv(variable, value)
     lesson = sources.read_lesson(REPO / "notebooks" / f"{name}.py")
     student = nbformat.read(built / "student" / f"{name}.ipynb", as_version=4)

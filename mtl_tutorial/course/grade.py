@@ -213,18 +213,19 @@ def check_answers(jobs: list[dict], limits: Limits) -> dict[str, dict]:
         os.close(write)
         process.stdin.write(json.dumps({"token": token, "exercises": waiting}))
         process.stdin.close()
-        lines = read_verdicts(read, process, token, waiting, limits.cell_seconds + startup_seconds())
+        lines, closed = read_verdicts(read, process, token, waiting, limits.cell_seconds + startup_seconds())
         os.close(read)
         for verdict in lines:
             verdicts[verdict["id"]] = verdict
         waiting = waiting[len(lines) :]
         if waiting:
             stuck = waiting.pop(0)
-            try:  # the pipe closed: the process is ending (it died), or it is stuck past the limit
-                process.wait(timeout=5)
-                alive = False
-            except subprocess.TimeoutExpired:
-                alive = True
+            alive = not closed  # past the limit; else the pipe closed: the process is ending (it died)
+            if closed:
+                try:
+                    process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    alive = True
             process.kill()
             process.wait()
             verdicts[stuck["id"]] = {
@@ -244,16 +245,17 @@ def startup_seconds() -> float:
     return 120.0  # importing torch and the checks, and loading the data, before the first verdict
 
 
-def read_verdicts(pipe: int, process, token: str, jobs: list[dict], limit: float) -> list[dict]:
-    """The verdict lines carrying `token`, in order, until the process ends or one takes over `limit` s."""
+def read_verdicts(pipe: int, process, token: str, jobs: list[dict], limit: float) -> tuple[list[dict], bool]:
+    """The verdict lines carrying `token`, in order, until the process ends or one takes over `limit` s;
+    and whether the pipe closed (the process ended) rather than the time ran out."""
     verdicts, buffer, deadline = [], b"", time.monotonic() + limit
     while len(verdicts) < len(jobs):
         ready, _, _ = select.select([pipe], [], [], max(0.0, deadline - time.monotonic()))
         if not ready:
-            break
+            return verdicts, False
         chunk = os.read(pipe, 65536)
         if not chunk:
-            break
+            return verdicts, True
         buffer += chunk
         while b"\n" in buffer:
             line, buffer = buffer.split(b"\n", 1)
@@ -265,7 +267,7 @@ def read_verdicts(pipe: int, process, token: str, jobs: list[dict], limit: float
             if isinstance(verdict, dict) and verdict.get("token") == token and verdict.get("id") == expected:
                 verdicts.append(verdict)
                 deadline = time.monotonic() + limit - startup_seconds()
-    return verdicts
+    return verdicts, False
 
 
 def grade_submission(submission: Submission, exercises: list[dict], limits: Limits) -> list[Grade]:
