@@ -121,7 +121,7 @@ class Scale:
 SCALES = {
     "ci": Scale("CI scale: a smoke test of every cell (MTL_TUTORIAL_SCALE=ci)",
                 dict(model=None, pooling="mean", epochs=2, learning_rate=1e-4, max_train_examples=400,
-                     max_eval_examples=300)),
+                     max_eval_examples=300, gradient_probe_batches=1)),  # the default 4: 1/6 of a run
     # benchmarks/LESSONS.md: the settings tried, their scores and times on a 2-core CPU
     "cpu": Scale("CPU lesson scale: a laptop without a GPU, minutes per training lesson",
                  dict(model=None, pooling="mean", epochs=3, learning_rate=2e-4, sampler="uniform",
@@ -155,7 +155,8 @@ def lesson_config(tasks=("emotion", "sentiment"), scale: str | None = None, **ch
 
     gpu: the original tutorial's recipe: roberta-base, pooler output, all data, 5 epochs at lr 2e-5.
     cpu: the packaged MiniLM on an eighth of every task (sizes keep their ratio), uniform sampling, 3 epochs.
-    ci:  MiniLM on 400 training and 300 dev/test tweets per task, 2 epochs: only proves the cells run.
+    ci:  MiniLM on 400 training and 300 dev/test tweets per task, 2 epochs, a one-batch gradient probe: only
+         proves the cells run.
     MTL_TUTORIAL_ENCODER replaces the encoder of any scale; `changes` override any setting.
     """
     scale = scale or lesson_scale()

@@ -99,11 +99,13 @@ def record_steps(config: TrainConfig, steps: int = 30, device: str | None = None
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm).item()
         rate = scheduler.get_last_lr()[0]
-        touched = [(p, p.grad != 0, p.detach().clone()) for p in model.parameters() if p.grad is not None]
+        touched = [p for p in model.parameters() if p.grad is not None]
+        has_gradient = torch.cat([(p.grad != 0).flatten() for p in touched])
+        before = torch.cat([p.detach().flatten() for p in touched])  # one copy of all weights, not one each
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        change = torch.cat([(p.detach() - old)[mask].abs() for p, mask, old in touched])
+        change = (torch.cat([p.detach().flatten() for p in touched]) - before)[has_gradient].abs()
         rows.append({"step": step, "task": task, "loss": loss.item(), "learning_rate": rate,
                      "gradient_norm": norm, "clipped": norm > config.max_grad_norm,
                      "update_size": change.median().item() if len(change) else 0.0})

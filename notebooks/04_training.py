@@ -158,12 +158,12 @@ for task in schedule:
     print(f"{task:>9}: loss {loss.item():.4f}")
 
 # %% [markdown]
-# Now `fit` with the same settings. Its history records each task's mean training loss over the epoch; our
-# loop's losses, averaged the same way, should be the same numbers: the same batches went through the same
-# model in the same order.
+# Now `fit` with the same settings (read back from `runs` if this lesson trained it before). Its history
+# records each task's mean training loss over the epoch; our loop's losses, averaged the same way, should be
+# the same numbers: the same batches went through the same model in the same order.
 
 # %%
-by_fit = mtl.train_run(few, runs / "by-hand-vs-fit")
+by_fit = mtl.open_or_train(few, runs / "by-hand-vs-fit")
 mtl.exercises.hand_loop_vs_fit(log, by_fit.history).round(6)
 
 # %% [markdown]

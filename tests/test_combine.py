@@ -332,7 +332,9 @@ def torchrun_train(work, processes: int, batch_size: int, combine: str, encoder,
     script = work / "train_without_dropout.py"
     script.write_text(TRAIN_WITHOUT_DROPOUT)
     folder = work / f"{combine}-{processes}"
-    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
+    launch = [sys.executable]  # one process as a user starts it; several through torchrun
+    if processes > 1:
+        launch += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
     train = ["train", "--tasks", "emotion", "irony", "--model", str(encoder), "--strategy", "all-tasks",
              "--combine", combine, "--epochs", "1", "--batch-size", str(batch_size),
              "--max-train-examples", "64", "--max-eval-examples", "40", "--max-length", "32",
