@@ -170,10 +170,10 @@ class TrainingPanel(Shown):
             kept = f"{self.folder} still holds the previous run"
         why = "." if isinstance(error, KeyboardInterrupt) else f": {first_line(error)}"
         what = "interrupted" if isinstance(error, KeyboardInterrupt) else "stopped"
-        self.status.value = self.status.tooltip = f"Training {what} ({kept}){why}"  # the tooltip: all of it
         self.log.outputs = ()
         self.log.append_stdout("".join(traceback.format_exception(error)))
         self.details.layout.display = None
+        self.status.value = self.status.tooltip = f"Training {what} ({kept}){why}"  # the tooltip: all of it
 
     def show_epoch(self, history: pd.DataFrame) -> None:
         """Called by `fit` after every epoch: draw the dev curves so far and the history table."""

@@ -355,7 +355,8 @@ def test_lesson_4_train_draws_the_dev_curves_and_a_bad_encoder_is_one_readable_l
     assert line.startswith(f"Training stopped {kept}: cannot load encoder 'no-such-encoder'"), line
     assert "Traceback" not in visible_text(page, ".jp-Notebook")
     details = panel.locator(".widget-accordion")
-    assert details.is_visible() and details.inner_text().strip() == "details"  # folded
+    details.wait_for(state="visible")  # its own message, which the page may draw after the status line's
+    assert details.inner_text().strip() == "details"  # folded
     screenshot(panel, "04_training-panel")
     assert (run / "results.json").read_bytes() == results
     assert json.loads((run / "config.json").read_text()) == config
