@@ -30,9 +30,14 @@ def pytest_configure(config):
     config.lesson_runs = Path(tempfile.mkdtemp(prefix="mtl-tutorial-lesson-runs-"))
     config.pluginmanager.register(NbvalLessonsShareTheRuns(config.lesson_runs), "lesson-runs")
     if "PYTEST_XDIST_WORKER_COUNT" in os.environ:  # a worker of `-n N`: the cores shared out
+        from threadpoolctl import threadpool_limits  # scikit-learn's
+
         threads = max(1, os.cpu_count() // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
         os.environ["OMP_NUM_THREADS"] = str(threads)  # and in the kernels and the scripts the tests start
         torch.set_num_threads(threads)
+        # numpy's OpenBLAS, loaded already with a thread per core: two workers' threads spinning on two cores
+        # made the exercise checks' word model (scikit-learn) take 10 s instead of half a second
+        threadpool_limits(threads)
 
 
 def chain_of(stem: str) -> str:
