@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from transformers import get_linear_schedule_with_warmup
 
 from mtl_tutorial import train
 from mtl_tutorial.batching import batches_per_pass
@@ -37,7 +38,7 @@ from mtl_tutorial.config import TrainConfig
 from mtl_tutorial.model import build_model
 from mtl_tutorial.runs import load_run_tasks
 from mtl_tutorial.sharing import build_shared_model
-from mtl_tutorial.train import fit, linear_warmup_schedule
+from mtl_tutorial.train import fit
 
 
 def matmul_peak_gflops(dtype=torch.float32, size: int = 1024, seconds: float = 1.0,
@@ -95,7 +96,7 @@ def original_loop(config: TrainConfig, steps: int) -> dict:
     cycles = {name: itertools.cycle(iter(loader)) for name, loader in loaders.items()}
     sizes = np.array([len(task.splits["train"]) for task in tasks.values()], dtype=float)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
-    scheduler = linear_warmup_schedule(optimizer, int(0.1 * steps), steps)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(0.1 * steps), steps)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device).train()
     examples = tokens = real_tokens = 0
