@@ -85,7 +85,7 @@ if mtl.on_colab():
 
     drive.mount("/content/drive")
     runs = mtl.runs_folder("/content/drive/MyDrive/mtl-tutorial/runs")
-print("runs are kept in", runs)
+print("runs are kept in the folder", runs)
 
 # %% [markdown]
 # ## The run from lesson 4

@@ -93,7 +93,7 @@ if mtl.on_colab():
 
     drive.mount("/content/drive")
     runs = mtl.runs_folder("/content/drive/MyDrive/mtl-tutorial/runs")
-print("runs are kept in", runs)
+print("runs are kept in the folder", runs)
 
 # %% [markdown]
 # ## Your pieces
