@@ -48,7 +48,7 @@ def time_lesson(name: str, folder: Path, cell_timeout: int) -> float:
     notebook = jupytext.read(NOTEBOOKS / f"{name}.py")
     started = time.perf_counter()
     client = NotebookClient(notebook, timeout=cell_timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(folder)}})
+                            resources={"metadata": {"path": str(folder)}}, shutdown_kernel="immediate")
     # nbclient plays the front end of Output widgets, and then sometimes sat idle for the whole cell timeout
     # after lesson 4's training panel (2 runs in 5; nbclient 0.11, ipykernel 7.4): the lessons' widgets
     # need no front end to be timed, so their output goes to the cell

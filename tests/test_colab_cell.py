@@ -79,7 +79,8 @@ def run_in_colab(root: Path, cells: list[str], monkeypatch,
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)
                                                for source in ["import google.colab", *cells]])
     nbclient.NotebookClient(notebook, timeout=600, kernel_name="colab", allow_errors=True,
-                            resources={"metadata": {"path": str(folder or root)}}).execute()
+                            resources={"metadata": {"path": str(folder or root)}},
+                            shutdown_kernel="immediate").execute()
     return notebook
 
 

@@ -172,7 +172,8 @@ def test_a_cell_that_uses_an_undone_answer_is_skipped_with_the_reason(tmp_path):
         "def encode(text):\n    return text.upper()\ncollate = len",
         "# uses your answers: encode, collate\nprint(encode('a'), collate('ab'))",
     )
-    NotebookClient(generated, timeout=120, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(generated, timeout=120, resources={"metadata": {"path": str(tmp_path)}},
+                   shutdown_kernel="immediate").execute()
     skipped, ran = generated.cells[2].outputs[0].text, generated.cells[4].outputs[0].text
     assert skipped.startswith("Skipped: this cell uses your encode, collate, not written yet.")
     assert ran == "A 2\n"
@@ -303,7 +304,8 @@ def test_every_student_copy_runs_top_to_bottom_its_checks_saying_not_done_yet(
     lesson = sources.read_lesson(REPO / "notebooks" / f"{name}.py")
     student = nbformat.read(built / "student" / f"{name}.ipynb", as_version=4)
     client = NotebookClient(student, timeout=600, kernel_name="python3", allow_errors=True,
-                            resources={"metadata": {"path": str(tmp_path)}})
+                            resources={"metadata": {"path": str(tmp_path)}},
+                            shutdown_kernel="immediate")  # as nbval stops its kernels: 2 s sooner
     client.comm_open_handlers = {}  # no front end for Output widgets: see benchmarks/lesson_times.py
     client.execute()
     failed = [(index, output.ename, output.evalue) for index, cell in enumerate(student.cells, 1)

@@ -54,7 +54,7 @@ def test_lesson_4_runs_top_to_bottom_in_the_full_recipe(full_recipe, tmp_path):
     training panel and its run with a RoBERTa-type encoder. Lesson 0's calls are the test above's."""
     notebook = jupytext.read(NOTEBOOKS / "04_training.py")
     client = NotebookClient(notebook, timeout=900, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}})
+                            resources={"metadata": {"path": str(tmp_path)}}, shutdown_kernel="immediate")
     # no front end for Output widgets (their output goes to the cell): nbclient's own one sometimes sat idle
     # for the whole cell timeout after lesson 4's training panel (see benchmarks/lesson_times.py)
     client.comm_open_handlers = {}

@@ -78,7 +78,8 @@ print(quiz.items[1].feedback.value)
 print(quiz.score())""",
     ]
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
-    NotebookClient(notebook, timeout=120, kernel_name="python3", store_widget_state=True).execute()
+    NotebookClient(notebook, timeout=120, kernel_name="python3", store_widget_state=True,
+                   shutdown_kernel="immediate").execute()
 
     shown = notebook.cells[1].outputs[0]["data"]
     assert "application/vnd.jupyter.widget-view+json" in shown  # the quiz is displayed as a widget

@@ -143,7 +143,8 @@ def test_in_a_real_kernel_a_failed_run_is_one_status_line_and_the_last_run_survi
         "print(panel.status.value, panel.run is first, panel.output.model_id, panel.log.model_id, sep='\\n')",
     ]])
     kernel = nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
-                                     resources={"metadata": {"path": str(tmp_path)}})
+                                     resources={"metadata": {"path": str(tmp_path)}},
+                                     shutdown_kernel="immediate")
     kernel.execute()
     results = json.loads((tmp_path / "run" / "results.json").read_text())  # the first run's, still there
 
