@@ -4,6 +4,7 @@ submission) and the skipping of cells whose answers are missing. The slow cases 
 
 import csv
 import json
+import os
 import re
 import subprocess
 import sys
@@ -280,6 +281,14 @@ def test_an_answer_still_running_at_the_limit_scores_zero_and_the_answers_after_
     assert mistaken.points == 0 and "you raised the sizes to the power T" in mistaken.feedback
     assert stuck.points == 0 and "your answer was still running after 3 s" in stuck.feedback
     assert after.points == 0 and "NotImplementedError" in after.feedback  # checked by a fresh process
+
+
+def test_a_notebook_is_graded_at_the_ci_scale_and_the_callers_environment_is_left_alone(monkeypatch):
+    monkeypatch.delenv(SCALE_VARIABLE, raising=False)  # a teacher grading from a notebook of their own
+    at_the_ci_scale = cells(f"import os\nassert os.environ[{SCALE_VARIABLE!r}] == 'ci'")
+    ran = grade.run_notebook(at_the_ci_scale, grade.Limits())
+    assert ran.startswith("the notebook ran top to bottom"), ran
+    assert SCALE_VARIABLE not in os.environ  # its own lessons keep the scale they had
 
 
 def test_a_cell_still_running_at_the_limit_is_interrupted_and_named_and_the_notebook_goes_on():

@@ -101,7 +101,8 @@ def run_notebook(notebook: nbformat.NotebookNode, limits: Limits) -> str:
             shutdown_kernel="immediate",  # stopped once the last cell ran: a graceful shutdown took 2 s more
         )
         try:
-            asyncio.run(asyncio.wait_for(client.async_execute(), limits.notebook_seconds))
+            running = client.async_execute(env=grading_environment())
+            asyncio.run(asyncio.wait_for(running, limits.notebook_seconds))
         except asyncio.TimeoutError:
             return f"the notebook did not finish within {limits.notebook_seconds:.0f} s; graded as it stood"
         except DeadKernelError:
@@ -118,6 +119,12 @@ def run_notebook(notebook: nbformat.NotebookNode, limits: Limits) -> str:
     if errors:
         return f"the notebook ran in {took}, with an error in cell {', '.join(map(str, errors))}"
     return f"the notebook ran top to bottom in {took}"
+
+
+def grading_environment() -> dict[str, str]:
+    """The environment a notebook and its checks run in: this process's, at the CI scale unless it names a
+    scale. Given to the kernel and the checker; this process's own environment is left as it was."""
+    return {**os.environ, SCALE_VARIABLE: os.environ.get(SCALE_VARIABLE, "ci")}
 
 
 def dead_cell(notebook: nbformat.NotebookNode) -> int:
@@ -210,6 +217,7 @@ def check_answers(jobs: list[dict], limits: Limits) -> dict[str, dict]:
             stderr=subprocess.PIPE,
             pass_fds=[write],
             text=True,
+            env=grading_environment(),
         )
         os.close(write)
         process.stdin.write(json.dumps({"token": token, "exercises": waiting}))
@@ -333,7 +341,6 @@ def grade(
     limits = limits or Limits()
     exercises = exercises_of(key)
     submissions = submissions_in(paths, {exercise["lesson"] for exercise in exercises})
-    os.environ.setdefault(SCALE_VARIABLE, "ci")
     grades = []
     for submission in submissions:
         graded = [e for e in exercises if e["lesson"] == submission.lesson]
