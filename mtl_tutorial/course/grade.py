@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
 import csv
 import html
 import json
@@ -229,12 +230,10 @@ def check_answers(jobs: list[dict], limits: Limits) -> dict[str, dict]:
         waiting = waiting[len(lines) :]
         if waiting:
             stuck = waiting.pop(0)
-            alive = not closed  # past the limit; else the pipe closed: the process is ending (it died)
-            if closed:
-                try:
+            if closed:  # the process is ending (it died), unless it closed the pipe and went on
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     process.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    alive = True
+            alive = process.poll() is None  # else the time ran out: it is stuck past the limit
             process.kill()
             process.wait()
             verdicts[stuck["id"]] = {
