@@ -308,7 +308,8 @@ mtl.widgets.quiz([
              "Before backward there is no gradient to measure; after the step the update has already "
              "used it (the original tutorial clipped there, to no effect)."),
 ])
-#
+
+# %% [markdown]
 # ## Choose and train
 #
 # Pick one or more TweetEval tasks (Ctrl- or Cmd-click for several), the encoder, the task sampler, the
