@@ -230,8 +230,9 @@ def draw_plots(rows: pd.DataFrame, finished: dict[tuple[str, int], Path], folder
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
-    """A DataFrame as a Markdown table, numbers to one decimal."""
-    cells = [[f"{value:.1f}" if isinstance(value, float) else str(value) for value in row]
+    """A DataFrame as a Markdown table, numbers to one decimal, missing values (NaN, None) blank."""
+    cells = [["" if pd.isna(value) else f"{value:.1f}" if isinstance(value, float) else str(value)
+              for value in row]
              for row in frame.itertuples(index=False)]
     lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
@@ -247,7 +248,8 @@ def report(rows: pd.DataFrame, budget: dict, compared: Path | None = None,
             f"Common budget: `{json.dumps(shown)}`; official TweetEval test scores x 100 (emotion macro-F1, "
             "sentiment macro-recall), each from the task's own best dev epoch.", "",
             *([f"Rows without a command come from `{compared}`, an earlier report of this budget; its scores "
-               "are rounded to 0.1, so a mean or spread here can differ from its own in the last digit.", ""]
+               "are rounded to 0.1, so a mean or spread here can differ from its own in the last digit; what "
+               "it did not record is left blank.", ""]
               if compared else []),
             markdown_table(summary_table(rows).rename_axis("arm").reset_index()), "",
             "## Multi-task minus single-task, paired by seed", "",

@@ -60,10 +60,11 @@ if "google.colab" in sys.modules:
         _render_traceback_ = lambda self: [str(self)]  # shown as one line; "Run all" stops here
 
     wheels = [wheel for folder in ("", "/content/drive/MyDrive/", "/content/drive/MyDrive/*/")
-              for wheel in glob.glob(folder + "mtl_tutorial-*.whl")]  # uploaded here, or in your Drive
+              for wheel in glob.glob(folder + "mtl_tutorial-*.whl")]  # here, or in your mounted Drive
     url = "file://" + os.path.abspath(max(wheels, key=os.path.getmtime)) if wheels else PACKAGE_URL
-    fix = ("upload the course's mtl_tutorial-*.whl beside this notebook (Files panel) or to your Drive, "
-           "or set PACKAGE_URL to git+https://github.com/<owner>/mtl-tutorial; then run this cell again")
+    fix = ("upload the course's mtl_tutorial-*.whl beside this notebook (Files panel) or to your Drive and "
+           "mount it there, or set PACKAGE_URL to git+https://github.com/<owner>/mtl-tutorial; then run this "
+           "cell again")
     if "OWNER" in url:
         raise Stop(f"No mtl_tutorial wheel beside this notebook and no repository set: {fix}.")
     print(f"Installing mtl-tutorial[notebooks] from {url} ...")
@@ -242,7 +243,8 @@ mtl.plots.adamw_steps(record);
 # At the start the heads are random and Adam's running means know nothing yet, so the first steps are the
 # least reliable; a full-size step then could wreck the pre-trained encoder. **Warm-up** raises the learning
 # rate from 0 to its peak over the first 10% of the steps (`warmup_ratio`), and **linear decay** then
-# lowers it to 0 at the last step, so that the run ends with small, careful steps. The schedule below is
+# lowers it by the same amount at every step, to nearly 0 at the last step (0 itself would come one step
+# later), so that the run ends with small, careful steps. The schedule below is
 # read from the scheduler the run makes (`get_linear_schedule_with_warmup`), every step of it:
 
 # %%
@@ -299,8 +301,8 @@ mtl.widgets.quiz([
              f"{ratio.min():.2f} and {ratio.max():.2f} times the step's learning rate."),
     Question("At which step does this run's learning rate reach its peak?",
              ["step 1", f"step {peak_step}", f"step {len(record.schedule)}"], f"step {peak_step}",
-             f"Warm-up takes the first {record.warmup_steps} steps (10% of {len(record.schedule)}); the "
-             "schedule then decays linearly to 0."),
+             f"Warm-up takes the first {record.warmup_steps} steps (10% of {len(record.schedule)}, rounded "
+             "down); the schedule then decays linearly toward 0."),
     Question("Where must clip_grad_norm_ go?",
              ["before loss.backward()", "between loss.backward() and optimizer.step()",
               "after optimizer.step()"],

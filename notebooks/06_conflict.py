@@ -39,10 +39,11 @@ if "google.colab" in sys.modules:
         _render_traceback_ = lambda self: [str(self)]  # shown as one line; "Run all" stops here
 
     wheels = [wheel for folder in ("", "/content/drive/MyDrive/", "/content/drive/MyDrive/*/")
-              for wheel in glob.glob(folder + "mtl_tutorial-*.whl")]  # uploaded here, or in your Drive
+              for wheel in glob.glob(folder + "mtl_tutorial-*.whl")]  # here, or in your mounted Drive
     url = "file://" + os.path.abspath(max(wheels, key=os.path.getmtime)) if wheels else PACKAGE_URL
-    fix = ("upload the course's mtl_tutorial-*.whl beside this notebook (Files panel) or to your Drive, "
-           "or set PACKAGE_URL to git+https://github.com/<owner>/mtl-tutorial; then run this cell again")
+    fix = ("upload the course's mtl_tutorial-*.whl beside this notebook (Files panel) or to your Drive and "
+           "mount it there, or set PACKAGE_URL to git+https://github.com/<owner>/mtl-tutorial; then run this "
+           "cell again")
     if "OWNER" in url:
         raise Stop(f"No mtl_tutorial wheel beside this notebook and no repository set: {fix}.")
     print(f"Installing mtl-tutorial[notebooks] from {url} ...")

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from conftest import REPO
@@ -100,6 +101,26 @@ def test_quality_at_the_cpu_lesson_scale_trains_the_lessons_own_run():
     assert arm == lesson_config(scale="cpu", data_dir="data")
     with_irony = TrainConfig(**{**budget, **quality.ARMS["multi-task uniform + irony"][0], "seed": 77})
     assert with_irony == lesson_config(("emotion", "sentiment", "irony"), scale="cpu", data_dir="data")
+
+
+def test_runs_of_an_earlier_report_that_did_not_record_the_costs_show_them_blank(tmp_path):
+    """`--compare-with` a report written before the cost columns existed: its rows keep their scores, and
+    the costs they lack are blank cells in the new report, not "nan"."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import quality
+
+    older = tmp_path / "OLDER.md"
+    older.write_text("# Quality runs\n\n## Every run\n\n| arm | seed | task | test | dev | best epoch | "
+                     "training minutes |\n|---|---|---|---|---|---|---|\n"
+                     "| single-task emotion | 77 | emotion | 75.5 | 71.5 | 1 | 1.5 |\n")
+    newer = {"arm": "multi-task uniform", "seed": "77", "task": "emotion", "test": 77.04, "dev": 72.5,
+             "best epoch": "2", "training minutes": 4.4, "seconds per epoch": 130.2, "peak MiB": 2100.0,
+             "checkpoint MiB": 88.5, "command": "mtl-tutorial train"}
+    rows = pd.concat([quality.earlier_runs(older), pd.DataFrame([newer])], ignore_index=True)
+    lines = quality.markdown_table(rows[quality.COLUMNS[:-1]]).splitlines()
+    assert lines[2:] == [
+        "| single-task emotion | 77 | emotion | 75.5 | 71.5 | 1 | 1.5 |  |  |  |",
+        "| multi-task uniform | 77 | emotion | 77.0 | 72.5 | 2 | 4.4 | 130.2 | 2100.0 | 88.5 |"]
 
 
 def test_step_cost_measures_each_arm_against_sampling(tiny_encoder_dir, tweeteval_dir, tmp_path):
