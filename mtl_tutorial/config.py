@@ -179,7 +179,8 @@ def check_sharing(config: TrainConfig) -> None:
     for sharing, names in SHARING_SETTINGS.items():
         changed = [name for name in names if getattr(config, name) != default_of(name)]
         if changed and config.sharing != sharing:
-            raise ValueError(f"{', '.join(changed)} need sharing={sharing!r}, not {config.sharing!r}")
+            raise ValueError(f"{', '.join(changed)} {'needs' if len(changed) == 1 else 'need'} "
+                             f"sharing={sharing!r}, not {config.sharing!r}")
 
 
 def default_of(name: str):

@@ -157,12 +157,15 @@ def lesson_config(tasks=("emotion", "sentiment"), scale: str | None = None, **ch
     cpu: the packaged MiniLM on an eighth of every task (sizes keep their ratio), uniform sampling, 3 epochs.
     ci:  MiniLM on 400 training and 300 dev/test tweets per task, 2 epochs, a one-batch gradient probe: only
          proves the cells run.
-    MTL_TUTORIAL_ENCODER replaces the encoder of any scale; `changes` override any setting.
+    MTL_TUTORIAL_ENCODER replaces the encoder of any scale; `changes` override any setting (with
+    strategy="all-tasks", which samples nothing, the scale's sampler is dropped).
     """
     scale = scale or lesson_scale()
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}: choose one of {', '.join(SCALES)}")
     settings = dict(SCALES[scale].settings)
+    if changes.get("strategy", "sample") != "sample":
+        settings.pop("sampler", None)
     if SCALES[scale].precision_of_the_gpu:
         settings["mixed_precision"] = gpu_precision()
     if os.environ.get(ENCODER_VARIABLE):

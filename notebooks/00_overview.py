@@ -145,7 +145,7 @@ pd.DataFrame({sampler: mtl.task_probabilities(full_sizes, sampler) for sampler i
 
 # %%
 print(f"this scale samples with {mtl.lessons.describe_sampling(config)}; "
-      f"the run below counts how many steps each task really got")
+      f"the run below counts how many training tweets each task really got")
 
 # %% [markdown]
 # ## 4. Training

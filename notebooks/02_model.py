@@ -393,7 +393,8 @@ mtl.widgets.quiz([
 # * The task's name routes a batch to its head; a step on one task changes that head and the encoder only.
 # * A head returns logits, one per label; a softmax turns them into probabilities.
 # * The sequence representation (mean, cls, pooler) matters most for a short run: use the one the encoder
-#   was trained with (mean for the packaged MiniLM, pooler for the tutorial's RoBERTa).
+#   was trained with where it has one (mean for the packaged MiniLM); RoBERTa's pooler was never
+#   pre-trained, and the full recipe keeps it only because the tutorial did.
 #
 # **Next:** lesson 3 decides which task trains at each step.
 

@@ -23,7 +23,7 @@
 # * draw tasks in proportion to their size, and the big task takes 93% of the steps: the small task
 #   is barely trained, and may be forgotten between its rare turns;
 # * draw them uniformly, and the small task's tweets are repeated over and over: it over-fits, while
-#   most of the big task is never seen.
+#   each epoch sees only about half of the big task.
 #
 # The samplers in `mtl_tutorial.sampling` sit on this scale. With training-set sizes $n_i$:
 #
@@ -37,8 +37,9 @@
 #
 # Temperature sampling comes from multilingual translation, where it balances languages of very different
 # sizes (Arivazhagan et al., 2019); annealed sampling comes from Stickland & Murray (2019). One more sampler,
-# `adaptive`, has no fixed mix: after each epoch it moves half the steps towards the tasks whose dev score
-# lags furthest behind a target (lesson 6 shows what it did).
+# `adaptive`, has no fixed mix: after an epoch in which a task's dev score lies below its target (by default
+# its own best so far), it moves half the steps to the tasks that lag, in proportion to how far each lags
+# (lesson 6 shows what it did).
 #
 # **You will learn**
 #

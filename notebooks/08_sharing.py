@@ -173,8 +173,9 @@ results = mtl.sharing_results(experiment, seed=77)
 display(results.round(2))
 
 # %% [markdown]
-# `sharing_results` keeps one seed (77) of every arm, so that every row had the same data sample and the
-# same initial heads: like against like. The figure draws it; where an arm has other seeds, their test
+# `sharing_results` keeps one seed (77) of every arm, so that every row trained on the same data sample: like
+# against like (their new heads, though, start from the same weights only in hard, soft and single-task
+# emotion, which draw them in the same order). The figure draws it; where an arm has other seeds, their test
 # scores are the black dots. Every axis starts at 0, so a gap looks as large as it is.
 
 # %%
@@ -372,10 +373,10 @@ mtl.widgets.quiz(questions)
 #   against the seed-to-seed spread: one seed cannot rank arms that differ by less.
 #
 # **Next:** this is the last lesson. To go on, train a way of sharing yourself: in lesson 4's settings cell,
-# `mtl.lesson_config(sharing="lora")` (or `sharing="soft"`, or `lora_rank=4`), or on the command line
-# `mtl-tutorial train --tasks emotion sentiment --sharing lora`, and judge the run with lesson 5's tools
-# against the seed spread. To teach the course, `TEACHING.md` builds the student copies and grades them;
-# the README lists every lesson and module.
+# `mtl.lesson_config(sharing="lora")` (or `sharing="soft"`, or `sharing="lora", lora_rank=4`), or on the
+# command line `mtl-tutorial train --tasks emotion sentiment --sharing lora`, and judge the run with lesson
+# 5's tools against the seed spread. To teach the course, `TEACHING.md` builds the student copies and grades
+# them; the README lists every lesson and module.
 
 # %% [markdown]
 # ## References

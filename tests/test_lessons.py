@@ -86,6 +86,20 @@ def test_the_gpu_scale_is_the_tutorials_recipe_with_the_gpus_precision(no_scale_
     assert mtl.lesson_config(scale="ci").model == "distilroberta-base"
 
 
+@pytest.mark.parametrize("scale", ["ci", "cpu", "gpu"])
+def test_every_scale_trains_all_tasks_at_every_step_when_asked(no_scale_variables, scale):
+    """Lesson 6 asks for `lesson_config(strategy="all-tasks", combine=...)`: the CPU scale's uniform sampler
+    goes, since that strategy samples nothing, and the rest of the scale stays."""
+    sampling = mtl.lesson_config(scale=scale)
+    all_tasks = mtl.lesson_config(scale=scale, strategy="all-tasks", combine="pcgrad")
+    assert (all_tasks.strategy, all_tasks.combine, all_tasks.sampler) == ("all-tasks", "pcgrad",
+                                                                         TrainConfig.sampler)
+    back = dataclasses.replace(all_tasks, strategy="sample", combine=None, sampler=sampling.sampler)
+    assert back == sampling
+    with pytest.raises(ValueError, match="sampler='uniform' needs strategy='sample'"):
+        mtl.lesson_config(scale=scale, strategy="all-tasks", sampler="uniform")
+
+
 def test_the_runs_folder_is_chosen_or_named_by_the_environment(no_scale_variables, monkeypatch, tmp_path):
     assert mtl.runs_folder() == Path("runs")
     monkeypatch.setenv("MTL_TUTORIAL_RUNS", str(tmp_path / "drive"))

@@ -243,8 +243,9 @@ def test_loss_weighting_works_with_every_sharing(sharing):
     ({"sharing": "lora", "lora_target_modules": []},
      r"lora_target_modules must name at least one layer, got \[\]"),
     ({"sharing": "soft", "soft_penalty": -1.0}, "soft_penalty must be 0 or more, got -1.0"),
-    ({"lora_rank": 4}, "lora_rank need sharing='lora', not 'hard'"),
-    ({"sharing": "lora", "soft_penalty": 0.1}, "soft_penalty need sharing='soft', not 'lora'"),
+    ({"lora_rank": 4}, "lora_rank needs sharing='lora', not 'hard'"),
+    ({"lora_rank": 4, "lora_dropout": 0.0}, "lora_rank, lora_dropout need sharing='lora', not 'hard'"),
+    ({"sharing": "lora", "soft_penalty": 0.1}, "soft_penalty needs sharing='soft', not 'lora'"),
 ])
 def test_a_bad_sharing_setting_is_refused_naming_it(change, message):
     with pytest.raises(ValueError, match=f"^{message}$"):
