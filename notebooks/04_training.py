@@ -314,10 +314,10 @@ mtl.widgets.quiz([
 # %% [markdown]
 # ## Choose and train
 #
-# Pick one or more TweetEval tasks (Ctrl- or Cmd-click for several), the encoder, the task sampler, the
-# number of epochs and how many training tweets per task, then press **Train**. After every epoch the
-# dev curves of every task are redrawn. On a CPU keep to the packaged MiniLM and a few hundred tweets
-# (the run's history below says how many tweets a second it trained); `roberta-base` needs a GPU (and the
+# Pick one or more TweetEval tasks (Ctrl- or Cmd-click for several), the encoder, the task sampler, the number
+# of epochs and how many training tweets per task, then press **Train**. After every epoch the dev curves of
+# every task are redrawn. On a CPU keep to the packaged MiniLM and at most the lesson's 12.5% share of every
+# task (the run's history below says how many tweets a second it trained); `roberta-base` needs a GPU (and the
 # internet, to download it).
 #
 # Every run is written to `multitask` in the runs folder, replacing the one before once it has finished
@@ -392,9 +392,9 @@ sorted(path.name for path in run.folder.iterdir())
 # `history.csv` is written after every epoch, and `last/` holds everything needed to continue a stopped
 # run (`fit(..., resume=True)`). Lesson 5 opens this folder.
 #
-# **Things to try:** one task alone (a single-task baseline); `uniform` against `proportional` with
-# 3,000 training tweets per task; more epochs, and watch the dev loss turn upwards while the training
-# loss keeps falling.
+# **Things to try:** one task alone (a single-task baseline); `uniform` against `proportional` on a share of
+# every task (12.5% or 25%: with the same number of tweets per task the two make the same mix); more epochs,
+# and watch the dev loss turn upwards while the training loss keeps falling.
 #
 # ## Exercises
 #

@@ -247,12 +247,13 @@ mtl.plots.gradient_conflict(run.history);
 #
 # One run of one seed on a sample of the tweets cannot settle the question. `benchmarks/quality.py` repeats
 # this comparison at a larger scale on a CPU: the packaged MiniLM, all 3,257 emotion training tweets and a
-# sample of 6,000 of the 45,615 sentiment ones, full dev and test sets, four seeds, and each sampler. Its
-# report is `benchmarks/QUALITY.md`. For emotion, temperature sampling (T = 2) gained +1.2 points of test
-# macro-F1 over single-task training (77.5 ± 0.4 against 76.3 ± 1.0) and was better on every seed, yet with
-# four seeds the gain is not significant (paired t-test p = 0.14). Proportional sampling gained on two seeds
-# and lost on two (-0.2 on average). Sentiment did not change. The lesson in method: compare several seeds,
-# paired by seed, before you say that multi-task learning helped.
+# sample of 6,000 of the 45,615 sentiment ones, full dev and test sets, each sampler, and four seeds for
+# single-task emotion and the proportional and temperature samplers (one for uniform and annealed). Its report
+# is `benchmarks/QUALITY.md`. For emotion, temperature sampling (T = 2) gained +1.2 points of test macro-F1
+# over single-task training (77.5 ± 0.4 against 76.3 ± 1.0) and was better on every seed, yet with four seeds
+# the gain is not significant (paired t-test p = 0.14). Proportional sampling gained on two seeds and lost on
+# two (-0.2 on average). Sentiment did not change. The lesson in method: compare several seeds, paired by
+# seed, before you say that multi-task learning helped.
 #
 # ## Label your own tweets
 #

@@ -315,7 +315,7 @@ else:
 # heads (your `Head` starts from the weights `fit`'s heads drew), the same batches, the same tasks at each
 # step (when your `draw_schedule` draws as the package's `draw_tasks` does) and the same dropout masks;
 # every step then computes the same numbers. On a GPU the two can differ in the last digits, as lesson 4's
-# comparison did.
+# comparison can there.
 #
 # When yours differ, the columns say where. Different *tweets trained* per task mean that your
 # `draw_schedule` draws other tasks than the package's (a correct sampler may: lesson 3's check asks for
@@ -351,17 +351,19 @@ print(f"irony itself: {irony['with']:.1f}, against {irony['majority baseline']:.
 # One seed, at a small scale: the differences printed above mix what irony does with what any change of the
 # run does. Adding a task changes the schedule (a third of the steps go to irony under uniform sampling, so
 # emotion and sentiment get fewer), the random draws that follow, and the whole path of training. Seeds
-# of the *same* settings already differ by several points at this scale (in the recorded runs below,
-# emotion without irony scores 65.0, 68.4 and 70.3 over three seeds), so a difference of that size says
-# nothing yet.
+# of the *same* settings already differ by several points at these small scales (in the recorded runs
+# below, at the CPU lesson scale without the capstone's cap, emotion without irony scores 65.0, 68.4 and
+# 70.3 over three seeds), so a difference of that size says nothing yet.
 #
 # ## The answer over several seeds
 #
-# To tell an effect from the noise, the question was asked again at the CPU lesson scale (an eighth of
-# every task's training tweets, 3 epochs) with three seeds per arm, and recorded with the package
-# (`mtl_tutorial/recorded/README.md`). Each seed gives a *pair*: the run without irony and the run with it,
-# which share the seed's heads, data order and dropout. The difference within a pair removes what the seed
-# does to both, and the question becomes: are the differences clearly away from 0?
+# To tell an effect from the noise, the question was asked again at the CPU lesson scale (an eighth of every
+# task's training tweets, 3 epochs) with three seeds for each multi-task arm (one for the single-task runs),
+# and recorded with the package (`mtl_tutorial/recorded/README.md`). Each seed gives a *pair*: the run without
+# irony and the run with it, which share the seed's starting heads, training sample and each task's batch
+# order (dropout starts from the same seed too, but its masks part ways once the schedules differ). The
+# difference within a pair removes what the seed does to both, and the question becomes: are the differences
+# clearly away from 0?
 
 # %%
 experiment = mtl.third_task_experiment()
@@ -442,11 +444,11 @@ questions = [
              f"It moved by {emotion_change:+.1f} points. Either way, one seed cannot tell irony's effect "
              "from the seed's: that is what the recorded seeds are for."),
     Question("Why compare the runs with and without irony seed by seed (a paired test)?",
-             ["each pair shares its seed's heads, data order and dropout, so the difference leaves the "
-              "seed's own effect out", "a paired test needs no more than one seed",
+             ["each pair shares its seed's heads, training sample and batch order, so the difference "
+              "leaves the seed's own effect out", "a paired test needs no more than one seed",
               "pairing makes the two runs identical"],
-             "each pair shares its seed's heads, data order and dropout, so the difference leaves the "
-             "seed's own effect out",
+             "each pair shares its seed's heads, training sample and batch order, so the difference "
+             "leaves the seed's own effect out",
              "A seed that helps both arms moves both scores; their difference cancels it, so less noise "
              "is left to hide an effect. One pair has no spread to test against (the test needs two or "
              "more), and the runs of a pair differ in their tasks, so they are not identical."),

@@ -113,6 +113,15 @@ def test_the_archive_holds_every_student_notebook_and_a_wheel_of_the_whole_packa
     assert Path(imported[0]).is_relative_to(installed) and imported[1] == "True"
 
 
+def test_an_installed_package_without_the_lessons_asks_for_the_answer_key(built, monkeypatch, tmp_path):
+    """A wheel has no notebooks/ beside it (the grading container of TEACHING.md): the grader says to use
+    --key, and with the key the build wrote it finds every exercise."""
+    monkeypatch.setattr(build, "LESSONS_DIR", tmp_path / "site-packages" / "notebooks")
+    with pytest.raises(FileNotFoundError, match=r"no lessons beside this installed package.*--key"):
+        build.exercises_of()
+    assert build.exercises_of(built / "answer_key.json") == build.key_entries(build.lessons_in())
+
+
 def test_a_sealed_quiz_runs_as_the_cell_did():
     source = (
         "Question = mtl.widgets.Question\nright = 'b'\n"

@@ -305,4 +305,7 @@ def exercises_of(key: str | Path | None = None) -> list[dict]:
     """The graded exercises: from an answer_key.json the build wrote, or from this repository's lessons."""
     if key is not None:
         return json.loads(Path(key).read_text(encoding="utf-8"))
+    if not LESSONS_DIR.is_dir():  # an installed wheel: the lessons stayed in the repository
+        raise FileNotFoundError(f"{LESSONS_DIR}: no lessons beside this installed package; grade with the "
+                                "answer_key.json that `course build` wrote (--key class/answer_key.json)")
     return key_entries(lessons_in())
