@@ -334,10 +334,10 @@ class Head(nn.Module):
 mtl.exercises.check_head(Head)
 
 # %% [markdown]
-# **Exercise 3: the forward pass, routed by task.** Write `MultiTaskModel.forward` as a function of the
-# model (`self`): run the shared encoder `self.encoder`, take one vector per tweet with
-# `sequence_representation(outputs, attention_mask, self.pooling)`, and return the logits of the head of
-# `task`, `self.heads[task]`. A task without a head must raise an error.
+# **Exercise 3: the forward pass, routed by task.** Write `MultiTaskModel.forward` as a function of the model
+# (`self`): run the shared encoder `self.encoder`, take one vector per tweet with
+# `mtl.model.sequence_representation(outputs, attention_mask, self.pooling)`, and return the logits of the
+# head of `task`, `self.heads[task]`. A task without a head must raise an error.
 
 # %%
 def forward(self, input_ids, attention_mask, task):

@@ -208,11 +208,11 @@ print("at lr 2e-4:\n" + faster.to_string())
 #   tasks' encoder gradients stayed between -0.17 and +0.09 (compare the single pair above). PCGrad then
 #   changes few steps (its mean weights stayed near 1), UPGrad stays close to the plain mean, and MGDA leans
 #   towards sentiment's shorter gradient: the column `what_the_method_did`.
-# * **The adaptive sampler** (`sampler="adaptive"`; lesson 3's table leaves it out because its mix is not
-#   fixed: after an epoch in which a task's dev score lies below its target, it moves half the steps to the
-#   tasks that lag, in proportion to how far each lags), with the single-task dev scores as targets, moved
-#   most steps to emotion, which lagged its target: emotion gained and sentiment lost. It trades one task for
-#   the other.
+# * **The adaptive sampler** (`sampler="adaptive"`; lesson 3's table shows only its starting mix,
+#   temperature's, because its mix is not fixed: after an epoch in which a task's dev score lies below its
+#   target, it moves half the steps to the tasks that lag, in proportion to how far each lags), with the
+#   single-task dev scores as targets, moved most steps to emotion, which lagged its target: emotion gained
+#   and sentiment lost. It trades one task for the other.
 #
 # Gradient surgery is built for tasks that pull hard against each other; emotion and sentiment, both about
 # how a tweet feels, mostly do not. Where the plot of lesson 5 shows a cosine well below 0 for your own

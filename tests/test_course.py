@@ -39,10 +39,16 @@ def test_the_build_writes_both_copies_an_answer_key_and_the_instructors_readme(b
     readme = (built / "README.md").read_text()
     assert "| 03_sampling | 3 | 3 | 0.3 |" in readme  # 17 s at the CPU scale, from benchmarks/LESSONS.md
     assert "you raised the sizes to the power T = …" in readme  # a mistake check_temperature names
+    assert f"| all | {len(key)} | {sum(entry['points'] for entry in key)} |" in readme
+    assert "the run of 04_training (without it, it trains that run: about 00_overview's time more)" in readme
+    assert "the answers to 01_data, 02_model, 03_sampling, 04_training, pasted in and graded again" in readme
+    assert "course grade SUBMISSIONS... --key answer_key.json --out DIR" in readme
+    assert "`Head(hidden_size, num_labels, dropout=0.1)`" in readme  # the name the student writes
     assert "pd.Series(train_labels).mode()[0]" in (built / "answer_key.md").read_text()
 
 
 def test_no_solution_reaches_a_student_copy(built):
+    answers_used = 0
     for lesson in build.lessons_in():
         student = (built / "student" / f"{lesson.name}.ipynb").read_text(encoding="utf-8")
         instructor = (built / "instructor" / f"{lesson.name}.ipynb").read_text(encoding="utf-8")
@@ -59,8 +65,13 @@ def test_no_solution_reaches_a_student_copy(built):
                 assert json.dumps(line)[1:-1] not in student, (lesson.name, line)
                 assert json.dumps(line)[1:-1] in instructor
         assert "Question(" not in student  # the quiz is sealed: its answers are not in sight
+        using = [cell for cell in nbformat.reads(student, as_version=4).cells
+                 if cell.cell_type == "code" and cell.source.startswith("# uses your answers:")]
+        assert all(not cell.outputs for cell in using), lesson.name  # they showed the solved run
+        answers_used += len(using)
         if lesson.exercises:
             assert "Question(" in instructor and "mtl.course.run_sealed(" in student
+    assert answers_used >= 2  # lesson 7's run of the student's pieces and its comparison with fit's
 
 
 def test_each_copy_says_where_the_solutions_are_as_is_true_of_it(built):

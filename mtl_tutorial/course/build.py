@@ -22,6 +22,8 @@ from pathlib import Path
 
 import nbformat
 
+from ..lessons import LESSONS
+from .notebook import USES_ANSWERS
 from .sources import Lesson, is_quiz, is_solution, read_lesson
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -73,7 +75,8 @@ def sealed_quiz_cell(cell) -> nbformat.NotebookNode:
 
 
 def student_copy(lesson: Lesson) -> nbformat.NotebookNode:
-    """The lesson without its solutions: no solution cell, no exercise output, a sealed quiz, no ✅."""
+    """The lesson without its solutions: no solution cell, no output of an exercise or of a cell that uses
+    the answers (it showed the solved run), a sealed quiz, no ✅."""
     notebook = copy.deepcopy(lesson.notebook)
     notebook.metadata.pop("jupytext", None)
     stubs = {exercise.stub.strip() for exercise in lesson.exercises}
@@ -84,7 +87,9 @@ def student_copy(lesson: Lesson) -> nbformat.NotebookNode:
         if is_quiz(cell):
             cell = sealed_quiz_cell(cell)
         if cell.cell_type == "code" and (
-            cell.source.strip() in stubs or PASSED_MARK in json.dumps(cell.outputs)
+            cell.source.strip() in stubs
+            or USES_ANSWERS.match(cell.source.split("\n", 1)[0])
+            or PASSED_MARK in json.dumps(cell.outputs)
         ):
             cell.outputs, cell.execution_count = [], None
         cells.append(cell)
@@ -197,24 +202,31 @@ def instructors_readme(lessons: list[Lesson]) -> str:
         "",
         "`student/` goes to the class (no solutions, quizzes sealed); `instructor/` holds the solutions; "
         "`answer_key.md` lists every solution; grade the collected notebooks with "
-        "`mtl-tutorial course grade SUBMISSIONS... --out DIR` (see TEACHING.md in the repository).",
+        "`mtl-tutorial course grade SUBMISSIONS... --key answer_key.json --out DIR`. Grading runs the "
+        "students' code: run it where that is harmless, e.g. the container of TEACHING.md in the repository.",
         "",
         "## Schedule",
         "",
-        "| lesson | exercises | points | " + " | ".join(f"minutes at the {s} scale" for s in scales) + " |",
-        "|---|---|---|" + "---|" * len(scales),
+        "| lesson | exercises | points | "
+        + " | ".join(f"minutes at the {s} scale" for s in scales)
+        + " | takes from earlier lessons |",
+        "|---|---|---|" + "---|" * len(scales) + "---|",
     ]
     for lesson in lessons:
         times = [f"{minutes[s][lesson.name]:.1f}" if lesson.name in minutes[s] else "–" for s in scales]
         lines.append(
             f"| {lesson.name} | {len(lesson.exercises)} | {sum(e.points for e in lesson.exercises)} | "
             + " | ".join(times)
-            + " |"
+            + f" | {earlier_work(lesson, lessons)} |"
         )
+    totals = [f"{sum(minutes[s][lesson.name] for lesson in lessons):.1f}"
+              if all(lesson.name in minutes[s] for lesson in lessons) else "–" for s in scales]
     lines += [
+        f"| all | {sum(len(lesson.exercises) for lesson in lessons)} | "
+        f"{sum(e.points for lesson in lessons for e in lesson.exercises)} | " + " | ".join(totals) + " | |",
         "",
         "Times: one run of the lesson top to bottom, from benchmarks/LESSONS.md (the machines are "
-        "named there); a class needs the reading and the exercises on top.",
+        "named there; – where none was measured); a class needs the reading and the exercises on top.",
         "",
         "## The exercises",
         "",
@@ -231,6 +243,22 @@ def instructors_readme(lessons: list[Lesson]) -> str:
             ]
             lines += [f"- {mistake}" for mistake in mistakes_named(exercise.check)] + [""]
     return "\n".join(lines)
+
+
+def earlier_work(lesson: Lesson, lessons: list[Lesson]) -> str:
+    """What `lesson` takes from the lessons before it: the run it reads back, the answers it grades again."""
+    manifest, taken = {entry.stem: entry for entry in LESSONS}, []
+    if lesson.name in manifest and (read := manifest[lesson.name].reads_run_of):
+        first = read
+        while manifest[first].reads_run_of:  # the lesson that trained the run first
+            first = manifest[first].reads_run_of
+        taken.append(f"the run of {read} (without it, it trains that run: about {first}'s time more)")
+    checks = {exercise.check for exercise in lesson.exercises}
+    again = [earlier.name for earlier in lessons[: lessons.index(lesson)]
+             if any(exercise.check in checks for exercise in earlier.exercises)]
+    if again:
+        taken.append(f"the answers to {', '.join(again)}, pasted in and graded again")
+    return "; ".join(taken) or "–"
 
 
 def points(count: int) -> str:

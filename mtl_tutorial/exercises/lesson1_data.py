@@ -151,7 +151,7 @@ def baseline_cases(data_dir: str | None) -> list[tuple[str, str, list[int], list
 
 @exercise("Lesson 1, exercise 3: the majority-class baseline")
 def check_majority_baseline(majority_baseline_of, data_dir: str | None = None) -> str:
-    """`majority_baseline_of(train_labels, test_labels, num_labels) -> {"accuracy": ..., "macro_f1": ...}`:
+    """`majority_baseline(train_labels, test_labels, num_labels) -> {"accuracy": ..., "macro_f1": ...}`:
     the test scores of always answering the commonest TRAINING label."""
     found = []
     for name, which, train, test in baseline_cases(data_dir):

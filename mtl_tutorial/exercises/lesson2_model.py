@@ -57,7 +57,7 @@ def check_mean_pooling(mean_pool, data_dir: str | None = None) -> str:
 
 @exercise("Lesson 2, exercise 2: the classification head")
 def check_head(head_class, data_dir: str | None = None) -> str:
-    """`head_class(hidden_size, num_labels, dropout=0.1)`: an nn.Module, dense -> tanh -> dropout -> linear,
+    """`Head(hidden_size, num_labels, dropout=0.1)`: an nn.Module, dense -> tanh -> dropout -> linear,
     its weights drawn from N(0, 0.02) and its biases zero, like the package's `ClassificationHead`."""
     outputs, batch = encoder_outputs(data_dir, count=16)
     features = sequence_representation(outputs, batch["attention_mask"], "mean")
@@ -159,7 +159,7 @@ def check_forward(forward, data_dir: str | None = None) -> str:
             if not close(answer, expected, atol=1e-4):
                 head = model.heads[name]
                 without_mask = model.encoder(input_ids=ids)
-                use = "use sequence_representation(outputs, attention_mask, self.pooling)"
+                use = "use mtl.model.sequence_representation(outputs, attention_mask, self.pooling)"
                 mistake = name_the_mistake(answer, [
                     (expected.softmax(-1),
                      "you returned probabilities (softmax); return the logits, the loss applies the softmax"),

@@ -116,9 +116,10 @@ def largest_difference(model: nn.Module, other: nn.Module) -> float:
 
 @exercise("Lesson 4, exercise 1: one multi-task training step")
 def check_train_step(step, data_dir: str | None = None) -> str:
-    """`step(model, batch, task, optimizer, scheduler, max_grad_norm) -> loss`: forward through the task's
-    head, cross-entropy, backward, clip the gradient, optimiser step, schedule step, clear the gradients. Run
-    twice (a sentiment batch, then an emotion batch) on a tiny model, against the package's `train_step`."""
+    """`train_step(model, batch, task, optimizer, scheduler, max_grad_norm) -> loss`: forward through the
+    task's head, cross-entropy, backward, clip the gradient, optimiser step, schedule step, clear the
+    gradients. Run twice (a sentiment batch, then an emotion batch) on a tiny model, against the package's
+    `train_step`."""
     names = ("sentiment", "emotion")
     initial = tiny_model({name: task(name, data_dir).label_names for name in names})
     batches = [(name, real_batch(name, 0, 16, data_dir)) for name in names]

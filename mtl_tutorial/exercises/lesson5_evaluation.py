@@ -49,7 +49,8 @@ def check_score(score, name: str, predictions, data_dir, mistakes_of) -> str:
 def check_sentiment_score(sentiment_score, data_dir: str | None = None,
                           predictions: pd.DataFrame | None = None) -> str:
     """`sentiment_score(y_true, y_pred) -> float`: the recall of each label (negative, neutral, positive),
-    averaged with equal weight (SemEval-2017 Task 4A). `predictions`: a `predictions_on_test` table to add."""
+    averaged with equal weight (SemEval-2017 Task 4A). Given `predictions` (a `predictions_on_test` table),
+    the score is also checked on that model's test predictions."""
 
     def mistakes(truth, guess):
         return [
