@@ -107,12 +107,37 @@ def evaluate_command(args) -> None:
 
 
 def predict_command(args) -> None:
-    texts = args.texts or [line.rstrip("\r\n") for line in sys.stdin if line.strip()]
+    texts = args.texts or [line for line in standard_input_lines() if line.strip()]
     if not texts:
         raise ValueError("no text to label: give tweets after the run folder, "
                          "or one per line on standard input")
     table = predict_run(args.run, texts, args.task, args.max_length)
     print(table.to_string(index=False, float_format="%.3f", na_rep=""))
+
+
+def standard_input_lines() -> list[str]:
+    """The lines of standard input, read as UTF-8; a line that is not UTF-8 is named."""
+    if not hasattr(sys.stdin, "buffer"):  # a stream of text already (a test's, a notebook's)
+        return [line.rstrip("\r\n") for line in sys.stdin]
+    lines = []
+    for number, raw in enumerate(sys.stdin.buffer, start=1):
+        try:
+            lines.append(raw.decode("utf-8").rstrip("\r\n"))
+        except UnicodeDecodeError as error:
+            raise ValueError(f"standard input, line {number}: not UTF-8 text (byte {raw[error.start]:#04x} "
+                             f"at byte {error.start + 1} of the line); save it as UTF-8") from None
+    return lines
+
+
+def positive(kind):
+    """An argparse type: a number of `kind` above 0."""
+    def parse(word: str):
+        value = kind(word)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be above 0, got {word}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def export_command(args) -> None:
@@ -186,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("run", help="a run folder or a saved model folder")
     predict.add_argument("texts", nargs="*", help="tweets to label (default: one per line on standard input)")
     predict.add_argument("--task")
-    predict.add_argument("--max-length", type=int, default=defaults.max_length)
+    predict.add_argument("--max-length", type=positive(int), default=defaults.max_length)
     predict.set_defaults(handler=predict_command)
 
     export = commands.add_parser("export", help="each task's best checkpoint as a Hugging Face model folder "
@@ -217,8 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
     grading.add_argument("submissions", nargs="+", help="notebooks, or folders of them (one per student)")
     grading.add_argument("--out", required=True)
     grading.add_argument("--key", help="the answer_key.json of a build (default: this repository's lessons)")
-    grading.add_argument("--cell-seconds", type=float, default=120.0, help="the limit per cell and per check")
-    grading.add_argument("--notebook-seconds", type=float, default=1200.0, help="the limit per notebook")
+    grading.add_argument("--cell-seconds", type=positive(float), default=120.0,
+                         help="the limit per cell and per check")
+    grading.add_argument("--notebook-seconds", type=positive(float), default=1200.0,
+                         help="the limit per notebook")
     for action in (build, grading):
         action.set_defaults(handler=course_command)
     return parser
@@ -233,7 +260,27 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         args.handler(args)
+    except KeyboardInterrupt:
+        kept = (f"; {args.out} keeps every finished epoch: continue it with the same command and --resume"
+                if args.command == "train" else "")
+        print(f"mtl-tutorial {args.command}: interrupted{kept}", file=sys.stderr)
+        return 130
     except (DataError, MissingPackage, ValueError, KeyError, OSError) as error:
-        print(f"mtl-tutorial {args.command}: error: {error}", file=sys.stderr)
+        print(f"mtl-tutorial {args.command}: error: {file_in_the_way(error) or message_of(error)}",
+              file=sys.stderr)
         return 2
     return 0
+
+
+def file_in_the_way(error: Exception) -> str | None:
+    """For an error caused by a file where a folder must go (`--out notes.txt/run`): say so."""
+    if isinstance(error, FileExistsError | NotADirectoryError) and error.filename:
+        for path in (Path(error.filename), *Path(error.filename).parents):
+            if path.is_file():
+                return f"{path} is a file, not a folder"
+    return None
+
+
+def message_of(error: Exception) -> str:
+    """The error's words; a KeyError's without the quotes that str() puts around them."""
+    return str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)

@@ -132,11 +132,14 @@ def check_setting(item: dataclasses.Field, value) -> None:
         return
     kind = {"int": int, "float": (int, float), "bool": bool, "str": str}.get(str(item.type).split(" | ")[0])
     if kind and (not isinstance(value, kind) or (kind is not bool and isinstance(value, bool))):
-        raise ValueError(f"{name} must be a {str(item.type).split(' | ')[0]}, got {value!r}")
+        kind_name = str(item.type).split(" | ")[0]
+        raise ValueError(f"{name} must be {'an' if kind_name == 'int' else 'a'} {kind_name}, got {value!r}")
     if name in AT_LEAST_ONE and value < 1:
         raise ValueError(f"{name} must be at least 1, got {value}")
     if name in POSITIVE and not value > 0:
         raise ValueError(f"{name} must be positive, got {value}")
+    if name == "seed" and not 0 <= value < 2**32:
+        raise ValueError(f"seed must be between 0 and 2**32 - 1, got {value}")
     if name in ("weight_decay", "gradient_probe_batches", "soft_penalty") and value < 0:
         raise ValueError(f"{name} must be 0 or more, got {value}")
     if name == "train_fraction" and not 0 < value <= 1:

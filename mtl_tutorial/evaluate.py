@@ -56,8 +56,14 @@ def predict(model: MultiTaskModel, tokenizer, texts: list[str], task: str | None
     Columns: text, task, label, and one probability column per label name of that task.
     No texts give an empty table with the columns text, task and label.
     """
+    if isinstance(model, str | Path):
+        raise TypeError(f"predict takes a loaded model, not the folder {str(model)!r}: "
+                        "predict_run(folder, texts) labels with a run or saved model folder")
     if isinstance(texts, str):
         texts = [texts]
+    if not 1 <= max_length <= tokenizer.model_max_length:
+        raise ValueError(f"max_length must be between 1 and this tokenizer's {tokenizer.model_max_length} "
+                         f"tokens, got {max_length}")
     tasks = [task] if task else model.tasks
     for name in tasks:
         if name not in model.task_labels:

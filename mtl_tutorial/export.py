@@ -282,6 +282,7 @@ def export_run(run: str | Path, out: str | Path, tasks: list[str] | None = None,
                license: str | None = None) -> dict[str, Path]:
     """Export each task's best checkpoint of a finished run to `out/<task>/`: {task: folder}."""
     run, out = Path(run), Path(out)
+    load_config(run)  # a folder that is no run at all is named as such
     if not is_finished(run):
         raise OSError(f"{run} is not a finished run (it has no test scores yet): finish it with "
                       "`mtl-tutorial train ... --resume` first")

@@ -112,7 +112,11 @@ def load_config(folder: str | Path) -> TrainConfig:
     """The settings a run was trained with."""
     path = Path(folder) / CONFIG_FILE
     try:
-        return TrainConfig(**json.loads(path.read_text(encoding="utf-8")))
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(saved, dict) and "model_type" in saved:  # transformers' config.json of a saved model
+            raise OSError(f"{folder} holds a saved model, not a training run: give the run folder it is in "
+                          "(the one with history.csv)")
+        return TrainConfig(**saved)
     except FileNotFoundError:
         raise FileNotFoundError(f"{folder} is not a training run: {CONFIG_FILE} is missing") from None
     except (json.JSONDecodeError, TypeError, ValueError) as error:
@@ -156,6 +160,11 @@ def is_finished(folder: str | Path) -> bool:
 def open_run(folder: str | Path) -> TrainingRun:
     """A finished run read back from its folder: its history and its test results."""
     folder = Path(folder)
+    if not is_finished(folder):
+        load_config(folder)  # a folder that is no run at all is named as such
+        raise FileNotFoundError(f"{folder} has not finished: it has no {RESULTS_FILE} (test scores) yet; "
+                                "continue it with fit(config, folder, resume=True) or `mtl-tutorial train "
+                                "... --resume`")
     results = json.loads((folder / RESULTS_FILE).read_text(encoding="utf-8"))
     return TrainingRun(folder, load_history(folder), results)
 

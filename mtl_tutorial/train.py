@@ -124,6 +124,9 @@ def fit(config: TrainConfig, folder: str | Path, resume: bool = False, on_epoch_
     (each task's test score from its own best checkpoint). `on_epoch_end(history)` is called
     with the history so far, e.g. to redraw a plot. One process at a time may train into a folder.
     """
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"fit needs a TrainConfig, got {type(config).__name__}: e.g. "
+                        "fit(TrainConfig(tasks=[...]), folder) or fit(mtl.lesson_config(), folder)")
     check_requirements(config)  # a missing optional package stops the run here, in one line
     folder = Path(folder)
     accelerator = accelerator or make_accelerator(config.mixed_precision, config.report_to, folder)

@@ -191,23 +191,28 @@ def first_line(error: BaseException) -> str:
 
 
 def cap_label(cap: int | None = None, share: float | None = None) -> str:
+    if share and cap:
+        return f"{share:.1%} of every task, at most {cap:,} tweets each"
     if share:
         return f"{share:.1%} of every task (ratio kept)"
     return "all tweets" if cap is None else f"{cap:,} tweets per task"
 
 
 def training_caps(settings: TrainConfig) -> dict[str, dict]:
-    """The training-set sizes the panel offers, by label: shares of every task, tweets per task, or all."""
+    """The training-set sizes the panel offers, by label: shares of every task, tweets per task, or all,
+    and the caps of `settings` themselves (a share and a cap together too)."""
     shares = sorted({*TRAIN_SHARES, settings.train_fraction} - {None})
     sizes = sorted({*TRAIN_CAPS, settings.max_train_examples} - {None})
     caps = {cap_label(share=share): {"train_fraction": share, "max_train_examples": None} for share in shares}
     caps.update({cap_label(size): {"train_fraction": None, "max_train_examples": size}
                  for size in [*sizes, None]})
+    caps[chosen_cap(settings)] = {"train_fraction": settings.train_fraction,
+                                  "max_train_examples": settings.max_train_examples}
     return caps
 
 
 def chosen_cap(settings: TrainConfig) -> str:
-    """The label of the caps in `settings` (a share and a cap together show as the share)."""
+    """The label of the caps in `settings`."""
     return cap_label(settings.max_train_examples, settings.train_fraction)
 
 
@@ -219,8 +224,9 @@ def training_panel(settings: TrainConfig, folder: str | Path) -> TrainingPanel:
     replaces the one in `folder`, which the next lesson reads.
     """
     caps = training_caps(settings)
+    own_tasks = sorted(set(settings.tasks) - set(TWEETEVAL_TASKS))  # folders of the course's format
     controls = dict(
-        tasks=widgets.SelectMultiple(options=TWEETEVAL_TASKS, value=settings.tasks, rows=6,
+        tasks=widgets.SelectMultiple(options=[*TWEETEVAL_TASKS, *own_tasks], value=settings.tasks, rows=6,
                                      description="tasks", layout=WIDE, style=LABEL_STYLE),
         encoder=widgets.Combobox(options=ENCODERS, value=settings.model or PACKAGED_ENCODER,
                                  ensure_option=False, description="encoder", layout=WIDE, style=LABEL_STYLE),
@@ -228,10 +234,11 @@ def training_panel(settings: TrainConfig, folder: str | Path) -> TrainingPanel:
                                  style=LABEL_STYLE),
         sharing=widgets.Dropdown(options=list(SHARINGS), value=settings.sharing, description="sharing",
                                  style=LABEL_STYLE),
-        temperature=widgets.FloatSlider(value=settings.temperature, min=1.0, max=10.0, step=0.5,
+        temperature=widgets.FloatSlider(value=settings.temperature, min=min(1.0, settings.temperature),
+                                        max=max(10.0, settings.temperature), step=0.5,
                                         description="temperature", style=LABEL_STYLE),
-        epochs=widgets.IntSlider(value=settings.epochs, min=1, max=10, description="epochs",
-                                 style=LABEL_STYLE),
+        epochs=widgets.IntSlider(value=settings.epochs, min=1, max=max(10, settings.epochs),
+                                 description="epochs", style=LABEL_STYLE),
         train_cap=widgets.Dropdown(options=list(caps), value=chosen_cap(settings),
                                    description="training tweets", style=LABEL_STYLE),
         tensorboard=widgets.Checkbox(value=settings.report_to is not None, indent=False,

@@ -1,5 +1,6 @@
 """The command line end to end, with a tiny random encoder so that it runs in seconds."""
 
+import io
 import json
 import os
 import shlex
@@ -9,6 +10,7 @@ import sys
 import pandas as pd
 import pytest
 
+from mtl_tutorial import cli
 from mtl_tutorial.cli import build_parser, command_line, config_from_arguments, main
 from mtl_tutorial.config import TrainConfig
 
@@ -78,6 +80,50 @@ def test_errors_are_one_clear_line(tmp_path, tweeteval_dir, capsys):
     assert "unknown task 'feelings'" in capsys.readouterr().err
     assert main(["predict", str(tmp_path), "hello"]) == 2
     assert "is not a saved multi-task model" in capsys.readouterr().err
+
+
+def test_a_users_mistakes_are_each_named_in_one_line(trained_run, tmp_path, capsys, monkeypatch):
+    """What a new user got wrong, tried by hand: each ends in one line naming the value, file or line."""
+    folder, _ = trained_run
+    afile = tmp_path / "notes.txt"
+    afile.write_text("not a folder")
+    cases = [
+        (["predict", str(folder), "--max-length", "100000", "hello"],
+         "max_length must be between 1 and this tokenizer's 512 tokens, got 100000"),
+        (["predict", str(folder), "--task", "feelings", "hello"],
+         f"error: run {folder} has no task 'feelings'"),  # a KeyError's words, without its quotes
+        (["evaluate", str(folder / "best" / "emotion")], "holds a saved model, not a training run"),
+        (["export", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")],
+         "is not a training run: config.json is missing"),
+        (["train", "--tasks", "emotion", "--out", str(afile / "run")], f"{afile} is a file, not a folder"),
+        (["course", "grade", str(tmp_path), "--key", str(afile), "--out", str(tmp_path / "grades")],
+         f"{afile} is not the answer_key.json of a course build"),
+        (["course", "build", "--out", str(tmp_path)], "is not empty and holds no earlier build"),
+    ]
+    for words, message in cases:
+        assert main(words) == 2, words
+        err = capsys.readouterr().err  # after the progress bars of loading a model, if any
+        last = err.rstrip("\n").split("\n")[-1]
+        assert last.startswith(f"mtl-tutorial {words[0]}: error: ") and message in last, (words, err)
+        assert "Traceback" not in err
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"fine\ncaf\xe9\n")))
+    assert main(["predict", str(folder)]) == 2
+    assert "standard input, line 2: not UTF-8 text (byte 0xe9" in capsys.readouterr().err
+    for words in (["predict", str(folder), "--max-length", "0", "hi"],
+                  ["course", "grade", str(tmp_path), "--cell-seconds", "0", "--out", str(tmp_path / "g")]):
+        with pytest.raises(SystemExit, match="2"):
+            main(words)
+        assert "must be above 0, got 0" in capsys.readouterr().err
+
+
+def test_ctrl_c_during_training_says_how_to_go_on(tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "fit", interrupted)
+    assert main(["train", "--tasks", "emotion", "--out", str(tmp_path / "run")]) == 130
+    assert capsys.readouterr().err == (f"mtl-tutorial train: interrupted; {tmp_path / 'run'} keeps every "
+                                       "finished epoch: continue it with the same command and --resume\n")
 
 
 @pytest.mark.parametrize("config", [

@@ -17,14 +17,15 @@ from mtl_tutorial.sampling import SAMPLERS
     ({"learning_rate": 0.0}, "learning_rate must be positive, got 0.0"),
     ({"learning_rate": "1e-4"}, "learning_rate must be a float, got '1e-4'"),
     ({"epochs": 0}, "epochs must be at least 1, got 0"),
-    ({"epochs": 2.5}, "epochs must be a int, got 2.5"),
-    ({"batch_size": True}, "batch_size must be a int, got True"),
+    ({"epochs": 2.5}, "epochs must be an int, got 2.5"),
+    ({"batch_size": True}, "batch_size must be an int, got True"),
     ({"max_train_examples": 0}, "max_train_examples must be at least 1, got 0"),
     ({"max_eval_examples": -5}, "max_eval_examples must be at least 1, got -5"),
     ({"temperature": -1.0}, "temperature must be positive, got -1.0"),
     ({"warmup_ratio": 1.0}, r"warmup_ratio must be in \[0, 1\), got 1.0"),
     ({"weight_decay": -0.1}, "weight_decay must be 0 or more, got -0.1"),
     ({"max_grad_norm": 0}, "max_grad_norm must be positive, got 0"),
+    ({"seed": -1}, r"seed must be between 0 and 2\*\*32 - 1, got -1"),
 ])
 def test_a_bad_setting_is_refused_at_once_naming_the_field(change, message):
     with pytest.raises(ValueError, match=f"^{message}$"):

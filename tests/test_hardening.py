@@ -3,6 +3,7 @@ empty input, and bf16 on a CPU that only emulates it."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +15,8 @@ import pytest
 from mtl_tutorial.cli import main
 from mtl_tutorial.evaluate import predict, predict_run
 from mtl_tutorial.model import build_model
-from mtl_tutorial.runs import lock_file
+from mtl_tutorial.runs import lock_file, open_run
+from mtl_tutorial.train import fit
 from mtl_tutorial.hardware import cpu_has_native_bf16, warn_if_precision_is_emulated
 
 ENVIRONMENT = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -163,6 +165,20 @@ def test_predict_with_no_text_says_so(tiny_run, capsys, monkeypatch):
 def test_predict_on_an_empty_list_gives_an_empty_table(tiny_encoder_dir):
     model, tokenizer = build_model({"a": ["no", "yes"]}, str(tiny_encoder_dir))
     assert list(predict(model, tokenizer, []).columns) == ["text", "task", "label"]
+
+
+def test_the_python_apis_common_mistakes_say_what_to_call_instead(tiny_run, tiny_encoder_dir, tmp_path):
+    with pytest.raises(TypeError, match="fit needs a TrainConfig, got dict"):
+        fit({"tasks": ["emotion"]}, tmp_path / "run")
+    with pytest.raises(TypeError, match="predict takes a loaded model, not the folder .*predict_run"):
+        predict(str(tiny_run.folder), None, ["hi"])
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(tiny_run.folder, unfinished)
+    (unfinished / "results.json").unlink()
+    with pytest.raises(FileNotFoundError, match="has not finished: it has no results.json .*resume=True"):
+        open_run(unfinished)
+    with pytest.raises(FileNotFoundError, match="is not a training run: config.json is missing"):
+        open_run(tmp_path / "nowhere")
 
 
 @pytest.mark.parametrize("cpuinfo, native", [

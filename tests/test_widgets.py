@@ -93,6 +93,17 @@ def test_the_training_size_is_a_share_of_every_task_or_a_cap_per_task(tiny_setti
     assert (panel.config().max_train_examples, panel.config().train_fraction) == (None, None)
 
 
+def test_the_panel_starts_from_any_settings_as_they_are(tiny_settings, tmp_path):
+    """Settings beyond the sliders' usual range, a share with a cap, a task folder: the panel's first run
+    trains them unchanged (it used to clamp epochs to 10, temperature to 1-10, and drop the cap)."""
+    odd = dataclasses.replace(tiny_settings, tasks=["emotion", str(tmp_path / "my-task")], epochs=20,
+                              temperature=0.5, sampler="temperature", train_fraction=0.5,
+                              max_train_examples=32)
+    panel = widgets.training_panel(odd, tmp_path / "run")
+    assert panel.config() == odd
+    assert panel.train_cap.value == "50.0% of every task, at most 32 tweets each"
+
+
 def test_training_again_replaces_the_run_and_bad_choices_are_reported(tiny_settings, tmp_path):
     panel = widgets.training_panel(tiny_settings, tmp_path / "run")
     panel.train()

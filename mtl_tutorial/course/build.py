@@ -265,6 +265,9 @@ def points(count: int) -> str:
     return f"{count} point" + ("" if count == 1 else "s")
 
 
+KEY_FIELDS = {"lesson", "number", "title", "check", "answer", "points"}  # of each answer_key.json entry
+
+
 def key_entries(lessons: list[Lesson]) -> list[dict]:
     return [
         {
@@ -313,6 +316,9 @@ def build_course(out: str | Path, lessons_dir: str | Path = LESSONS_DIR, archive
     (and student.zip, the student notebooks with the package's wheel, if `archive`)."""
     lessons = lessons_in(lessons_dir)
     out = Path(out)
+    if out.is_dir() and any(out.iterdir()) and not (out / "answer_key.json").exists():
+        raise FileExistsError(f"{out} is not empty and holds no earlier build (no answer_key.json): choose a "
+                              "new or empty folder")
     for folder, copy_of in (("student", student_copy), ("instructor", instructor_copy)):
         (out / folder).mkdir(parents=True, exist_ok=True)
         for lesson in lessons:
@@ -332,7 +338,15 @@ def build_course(out: str | Path, lessons_dir: str | Path = LESSONS_DIR, archive
 def exercises_of(key: str | Path | None = None) -> list[dict]:
     """The graded exercises: from an answer_key.json the build wrote, or from this repository's lessons."""
     if key is not None:
-        return json.loads(Path(key).read_text(encoding="utf-8"))
+        try:
+            entries = json.loads(Path(key).read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f"{key} is not the answer_key.json of a course build: {error}") from None
+        if not isinstance(entries, list) or not all(isinstance(entry, dict) and KEY_FIELDS <= entry.keys()
+                                                    for entry in entries):
+            raise ValueError(f"{key} is not the answer_key.json of a course build: it must list exercises "
+                             f"with the fields {', '.join(sorted(KEY_FIELDS))}")
+        return entries
     if not LESSONS_DIR.is_dir():  # an installed wheel: the lessons stayed in the repository
         raise FileNotFoundError(f"{LESSONS_DIR}: no lessons beside this installed package; grade with the "
                                 "answer_key.json that `course build` wrote (--key class/answer_key.json)")

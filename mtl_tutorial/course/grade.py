@@ -338,14 +338,14 @@ def grade(
 ) -> list[Grade]:
     """Grade every submission under `paths`; write grades.csv and feedback/STUDENT.html into `out`."""
     limits = limits or Limits()
+    out = Path(out)
+    (out / "feedback").mkdir(parents=True, exist_ok=True)  # an --out that cannot be written stops here, first
     exercises = exercises_of(key)
     submissions = submissions_in(paths, {exercise["lesson"] for exercise in exercises})
     grades = []
     for submission in submissions:
         graded = [e for e in exercises if e["lesson"] == submission.lesson]
         grades += grade_submission(submission, graded, limits)
-    out = Path(out)
-    (out / "feedback").mkdir(parents=True, exist_ok=True)
     with open(out / "grades.csv", "w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
         writer.writerow(["student", "lesson", "exercise", "points", "out_of", "feedback"])
