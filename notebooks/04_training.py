@@ -62,9 +62,8 @@ if "google.colab" in sys.modules:
     wheels = [wheel for folder in ("", "/content/drive/MyDrive/", "/content/drive/MyDrive/*/")
               for wheel in glob.glob(folder + "mtl_tutorial-*.whl")]  # here, or in your mounted Drive
     url = "file://" + os.path.abspath(max(wheels, key=os.path.getmtime)) if wheels else PACKAGE_URL
-    fix = ("upload the course's mtl_tutorial-*.whl beside this notebook (Files panel) or to your Drive and "
-           "mount it there, or set PACKAGE_URL to git+https://github.com/<owner>/mtl-tutorial; then run this "
-           "cell again")
+    fix = ("put the course's mtl_tutorial-*.whl beside this notebook (Files panel) or in your mounted Drive, "
+           "or set PACKAGE_URL to git+https://github.com/<owner>/mtl-tutorial; then run this cell again")
     if "OWNER" in url:
         raise Stop(f"No mtl_tutorial wheel beside this notebook and no repository set: {fix}.")
     print(f"Installing mtl-tutorial[notebooks] from {url} ...")

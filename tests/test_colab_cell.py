@@ -149,9 +149,8 @@ def test_a_placeholder_or_unreachable_repository_stops_with_a_readable_line(cola
     finally:
         server.shutdown()
     placeholder, password, nothing_there = notebook.cells[1:]
-    fix = ("upload the course's mtl_tutorial-*.whl beside this notebook (Files panel) or to your Drive and "
-           "mount it there, or set PACKAGE_URL to git+https://github.com/<owner>/mtl-tutorial; then run this "
-           "cell again.")
+    fix = ("put the course's mtl_tutorial-*.whl beside this notebook (Files panel) or in your mounted Drive, "
+           "or set PACKAGE_URL to git+https://github.com/<owner>/mtl-tutorial; then run this cell again.")
     assert [output.output_type for output in placeholder.outputs] == ["error"]
     assert placeholder.outputs[0].traceback == [
         f"No mtl_tutorial wheel beside this notebook and no repository set: {fix}"]
